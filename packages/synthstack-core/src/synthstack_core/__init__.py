@@ -1,0 +1,80 @@
+"""SynthStack's core: the whole Generative-AI service, with no web framework.
+
+Build it from settings and use it directly, or serve it over HTTP with ``synthstack serve``::
+
+    from synthstack_core import Settings, SynthStack
+
+    async with SynthStack(Settings()) as stack:
+        batch = await stack.embeddings.batch(["a text", "another text"])
+        print(batch.dimensions, batch.usage.total_tokens)
+
+Importing this package imports no web framework, loads no model and opens no connection.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("synthstack-core")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+from synthstack_core.errors import (
+    Conflict,
+    DependencyUnavailable,
+    InvalidRequest,
+    MalformedBody,
+    MethodNotAllowed,
+    ModelNotAvailable,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    ProviderError,
+    ProviderTimeout,
+    RateLimited,
+    SynthStackError,
+    Unauthenticated,
+    UnsupportedMediaType,
+)
+from synthstack_core.http import HttpRequest, HttpResponse
+from synthstack_core.operations import OPERATIONS, Operation
+from synthstack_core.schemas.embeddings import (
+    BatchEmbeddingResponse,
+    EmbeddingModelList,
+    EmbeddingResponse,
+    SimilarityResponse,
+)
+from synthstack_core.security import Principal
+from synthstack_core.service import SynthStack
+from synthstack_core.settings import Settings
+
+__all__ = [
+    "OPERATIONS",
+    "BatchEmbeddingResponse",
+    "Conflict",
+    "DependencyUnavailable",
+    "EmbeddingModelList",
+    "EmbeddingResponse",
+    "HttpRequest",
+    "HttpResponse",
+    "InvalidRequest",
+    "MalformedBody",
+    "MethodNotAllowed",
+    "ModelNotAvailable",
+    "NotFound",
+    "Operation",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "Principal",
+    "ProviderError",
+    "ProviderTimeout",
+    "RateLimited",
+    "Settings",
+    "SimilarityResponse",
+    "SynthStack",
+    "SynthStackError",
+    "Unauthenticated",
+    "UnsupportedMediaType",
+    "__version__",
+]

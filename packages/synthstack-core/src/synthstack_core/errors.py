@@ -1,0 +1,258 @@
+"""The one exception tree of SynthStack, and its rendering as RFC 9457 problem details.
+
+Every error a caller can see is one of these; each leaf knows its HTTP status and its stable
+machine-readable ``code``::
+
+    SynthStackError                      500 internal_error
+    ├── MalformedBody                    400 malformed_body
+    ├── Unauthenticated                  401 unauthenticated
+    ├── PermissionDenied                 403 permission_denied
+    ├── NotFound                         404 not_found
+    ├── MethodNotAllowed                 405 method_not_allowed
+    ├── Conflict                         409 conflict
+    ├── PayloadTooLarge                  413 payload_too_large
+    ├── UnsupportedMediaType             415 unsupported_media_type
+    ├── InvalidRequest                   422 invalid_request
+    │   └── ModelNotAvailable            422 model_not_available
+    ├── RateLimited                      429 rate_limited
+    ├── ProviderError                    502 provider_error
+    │   └── ProviderTimeout              504 provider_timeout
+    └── DependencyUnavailable            503 dependency_unavailable
+
+A problem body never carries a stack trace, a provider's raw message or a secret: ``detail`` is
+written by SynthStack, and unexpected exceptions are rendered as a bare ``internal_error``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+__all__ = [
+    "PROBLEM_CONTENT_TYPE",
+    "Conflict",
+    "DependencyUnavailable",
+    "FieldError",
+    "InvalidRequest",
+    "MalformedBody",
+    "MethodNotAllowed",
+    "ModelNotAvailable",
+    "NotFound",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "Problem",
+    "ProviderError",
+    "ProviderTimeout",
+    "RateLimited",
+    "SynthStackError",
+    "Unauthenticated",
+    "UnsupportedMediaType",
+    "problem_for",
+]
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://synthstack.dev/problems/"
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One invalid field: where (``loc``), what is wrong (``msg``) and its kind (``type``)."""
+
+    loc: tuple[str | int, ...]
+    msg: str
+    type: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form of the field error."""
+        return {"loc": list(self.loc), "msg": self.msg, "type": self.type}
+
+
+class SynthStackError(Exception):
+    """Base of every error SynthStack reports to a caller."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    title: ClassVar[str] = "Internal Server Error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.detail = detail or self.title
+        self.instance_code = code or self.code
+        self.headers: dict[str, str] = dict(headers or {})
+        super().__init__(self.detail)
+
+
+class MalformedBody(SynthStackError):
+    """The request body cannot be parsed (not JSON, not UTF-8)."""
+
+    status = 400
+    code = "malformed_body"
+    title = "Malformed Request Body"
+
+
+class Unauthenticated(SynthStackError):
+    """No API key, or an unknown or revoked one."""
+
+    status = 401
+    code = "unauthenticated"
+    title = "Unauthenticated"
+
+    def __init__(self, detail: str | None = None, *, code: str | None = None) -> None:
+        super().__init__(detail, code=code, headers={"WWW-Authenticate": 'Bearer realm="synthstack"'})
+
+
+class PermissionDenied(SynthStackError):
+    """The key is valid but may not do this."""
+
+    status = 403
+    code = "permission_denied"
+    title = "Forbidden"
+
+
+class NotFound(SynthStackError):
+    """No such resource (also for another tenant's resources)."""
+
+    status = 404
+    code = "not_found"
+    title = "Not Found"
+
+
+class MethodNotAllowed(SynthStackError):
+    """The path exists but not with this method."""
+
+    status = 405
+    code = "method_not_allowed"
+    title = "Method Not Allowed"
+
+    def __init__(self, method: str, allowed: Sequence[str]) -> None:
+        allow = ", ".join(sorted({m.upper() for m in allowed}))
+        super().__init__(
+            f"{method.upper()} is not allowed here; allowed: {allow}.",
+            headers={"Allow": allow},
+        )
+
+
+class Conflict(SynthStackError):
+    """The request conflicts with the current state of a resource."""
+
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class PayloadTooLarge(SynthStackError):
+    """The body is larger than the configured limit."""
+
+    status = 413
+    code = "payload_too_large"
+    title = "Payload Too Large"
+
+
+class UnsupportedMediaType(SynthStackError):
+    """The body's content type is not one the operation accepts."""
+
+    status = 415
+    code = "unsupported_media_type"
+    title = "Unsupported Media Type"
+
+
+class InvalidRequest(SynthStackError):
+    """Fields are missing, of the wrong type, out of range or unknown."""
+
+    status = 422
+    code = "invalid_request"
+    title = "Invalid Request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: Sequence[FieldError] = (),
+        code: str | None = None,
+    ) -> None:
+        super().__init__(detail, code=code)
+        self.errors = list(errors)
+
+
+class ModelNotAvailable(InvalidRequest):
+    """The requested model is unknown, or its provider is not configured here."""
+
+    code = "model_not_available"
+
+
+class RateLimited(SynthStackError):
+    """Too many requests; ``Retry-After`` says when to try again."""
+
+    status = 429
+    code = "rate_limited"
+    title = "Too Many Requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after: float = 1.0) -> None:
+        seconds = max(1, int(retry_after + 0.999))
+        super().__init__(detail, headers={"Retry-After": str(seconds)})
+
+
+class ProviderError(SynthStackError):
+    """A model provider failed or answered something unusable."""
+
+    status = 502
+    code = "provider_error"
+    title = "Bad Gateway"
+
+
+class ProviderTimeout(ProviderError):
+    """A model provider did not answer in time."""
+
+    status = 504
+    code = "provider_timeout"
+    title = "Gateway Timeout"
+
+
+class DependencyUnavailable(SynthStackError):
+    """A dependency the call needs (database, model files) is down."""
+
+    status = 503
+    code = "dependency_unavailable"
+    title = "Service Unavailable"
+
+
+@dataclass
+class Problem:
+    """A rendered problem: status, headers and the ``application/problem+json`` body."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        """The body as compact UTF-8 JSON."""
+        return json.dumps(self.body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def problem_for(error: BaseException, *, request_id: str, instance: str | None) -> Problem:
+    """Render any exception as problem details.
+
+    A :class:`SynthStackError` keeps its status, code, detail and headers; anything else becomes a
+    bare 500 ``internal_error`` whose detail reveals nothing of the exception.
+    """
+    if not isinstance(error, SynthStackError):
+        error = SynthStackError("An unexpected error occurred; it has been logged.")
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + error.instance_code.replace("_", "-"),
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+        "instance": instance,
+        "code": error.instance_code,
+        "request_id": request_id,
+    }
+    if isinstance(error, InvalidRequest):
+        body["errors"] = [e.as_dict() for e in error.errors]
+    return Problem(status=error.status, body=body, headers=dict(error.headers))

@@ -1,0 +1,1 @@
+"""The features: one module each, holding all of its behaviour."""

@@ -1,0 +1,260 @@
+"""Embeddings: generate, batch, similarity and the list of servable models.
+
+Vectors are cached by (model, dimensions, SHA-256 of the text), so a repeated text is never embedded
+twice — within a request (duplicates are embedded once) and across requests. Misses go to the
+provider in batches of its size; the answer keeps the order of the texts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from synthstack_core.errors import FieldError, ModelNotAvailable
+from synthstack_core.providers.embedding import EmbeddingModelSpec, EmbeddingProvider
+from synthstack_core.schemas.common import Limits, Usage
+from synthstack_core.schemas.embeddings import (
+    BatchEmbeddingRequest,
+    BatchEmbeddingResponse,
+    EmbeddingModel,
+    EmbeddingModelList,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    SimilarityRequest,
+    SimilarityResponse,
+)
+from synthstack_core.stores.cache import Cache
+from synthstack_core.validation import validate_data
+
+__all__ = ["EmbeddingModelRegistry", "EmbeddingService", "Embeddings"]
+
+_CACHE_PREFIX = "synthstack:emb:v1:"
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """Vectors (float32, unit length, one row per text) with the model and tokens used."""
+
+    vectors: npt.NDArray[np.float32]
+    model: EmbeddingModelSpec
+    dimensions: int
+    token_counts: list[int]
+
+    @property
+    def total_tokens(self) -> int:
+        """Tokens of every text together."""
+        return sum(self.token_counts)
+
+
+class EmbeddingModelRegistry:
+    """Which model ids this deployment serves, through which provider, and the default."""
+
+    def __init__(self, providers: Sequence[EmbeddingProvider], default_model: str) -> None:
+        self._models: dict[str, tuple[EmbeddingModelSpec, EmbeddingProvider]] = {}
+        for provider in providers:
+            for spec in provider.models():
+                self._models.setdefault(spec.id, (spec, provider))
+        if default_model not in self._models:
+            known = ", ".join(sorted(self._models))
+            raise ValueError(
+                f"EMBEDDING_MODEL={default_model!r} cannot be served here (available: {known}); "
+                "OpenAI models need OPENAI_API_KEY or OPENAI_BASE_URL."
+            )
+        self.default = self._models[default_model][0]
+
+    @property
+    def providers(self) -> list[EmbeddingProvider]:
+        """Each provider once."""
+        unique: dict[int, EmbeddingProvider] = {}
+        for _, provider in self._models.values():
+            unique[id(provider)] = provider
+        return list(unique.values())
+
+    def specs(self) -> list[EmbeddingModelSpec]:
+        """Every servable model, the default first."""
+        others = [spec for spec, _ in self._models.values() if spec.id != self.default.id]
+        return [self.default, *others]
+
+    def resolve(
+        self, model: str | None, dimensions: int | None
+    ) -> tuple[EmbeddingModelSpec, EmbeddingProvider, int]:
+        """The model, its provider and the output size a request asks for.
+
+        Raises :class:`ModelNotAvailable` for an unknown model and for dimensions it cannot give.
+        """
+        spec, provider = self._models.get(model or self.default.id, (None, None))
+        if spec is None or provider is None:
+            raise ModelNotAvailable(
+                f"Model {model!r} is not available here; see GET /api/v1/embeddings/models.",
+                errors=[FieldError(("model",), "Unknown or unavailable model", "model_not_available")],
+            )
+        if dimensions is None or dimensions == spec.dimensions:
+            return spec, provider, spec.dimensions
+        if not spec.supports_dimensions:
+            raise ModelNotAvailable(
+                f"Model {spec.id!r} always returns {spec.dimensions} dimensions.",
+                errors=[
+                    FieldError(
+                        ("dimensions",),
+                        f"Model {spec.id} does not support `dimensions`",
+                        "dimensions_not_supported",
+                    )
+                ],
+                code="dimensions_not_supported",
+            )
+        if dimensions > spec.dimensions:
+            raise ModelNotAvailable(
+                f"Model {spec.id!r} returns at most {spec.dimensions} dimensions.",
+                errors=[
+                    FieldError(
+                        ("dimensions",),
+                        f"Input should be less than or equal to {spec.dimensions}",
+                        "dimensions_not_supported",
+                    )
+                ],
+                code="dimensions_not_supported",
+            )
+        return spec, provider, dimensions
+
+
+class EmbeddingService:
+    """The embeddings feature; reachable as ``SynthStack.embeddings``."""
+
+    def __init__(
+        self, registry: EmbeddingModelRegistry, cache: Cache, *, limits: Limits, ttl_seconds: int
+    ) -> None:
+        self.registry = registry
+        self._cache = cache
+        self._limits = limits
+        self._ttl = ttl_seconds
+
+    async def embed(
+        self, texts: Sequence[str], *, model: str | None = None, dimensions: int | None = None
+    ) -> Embeddings:
+        """Embed ``texts`` (already validated) with caching and batching; order is kept."""
+        spec, provider, size = self.registry.resolve(model, dimensions)
+        keys = [_cache_key(spec.id, size, text) for text in texts]
+        vectors = np.empty((len(texts), size), dtype=np.float32)
+        counts = [0] * len(texts)
+        missing: dict[str, list[int]] = {}
+        for index, (key, cached) in enumerate(zip(keys, await self._cache.get_many(keys), strict=True)):
+            decoded = _decode(cached, size) if cached is not None else None
+            if decoded is None:
+                missing.setdefault(key, []).append(index)
+            else:
+                vectors[index], counts[index] = decoded
+        if missing:
+            unique = list(missing)
+            fresh: dict[str, bytes] = {}
+            for start in range(0, len(unique), provider.batch_size):
+                batch_keys = unique[start : start + provider.batch_size]
+                batch_texts = [texts[missing[k][0]] for k in batch_keys]
+                result = await provider.embed_batch(
+                    batch_texts, model=spec, dimensions=None if size == spec.dimensions else size
+                )
+                for row, key in enumerate(batch_keys):
+                    for index in missing[key]:
+                        vectors[index] = result.vectors[row]
+                        counts[index] = result.token_counts[row]
+                    fresh[key] = _encode(result.vectors[row], result.token_counts[row])
+            await self._cache.set_many(fresh, self._ttl)
+        return Embeddings(vectors=vectors, model=spec, dimensions=size, token_counts=counts)
+
+    async def generate(
+        self, text: str, *, model: str | None = None, dimensions: int | None = None
+    ) -> EmbeddingResponse:
+        """Embed one text (validated as the HTTP API would)."""
+        request = validate_data(
+            EmbeddingRequest, {"text": text, "model": model, "dimensions": dimensions}, self._limits
+        )
+        return await self.generate_request(request)
+
+    async def batch(
+        self, texts: Sequence[str], *, model: str | None = None, dimensions: int | None = None
+    ) -> BatchEmbeddingResponse:
+        """Embed several texts (validated as the HTTP API would), in order."""
+        request = validate_data(
+            BatchEmbeddingRequest,
+            {"texts": list(texts), "model": model, "dimensions": dimensions},
+            self._limits,
+        )
+        return await self.batch_request(request)
+
+    async def similarity(
+        self, text1: str, text2: str, *, model: str | None = None
+    ) -> SimilarityResponse:
+        """Cosine similarity of two texts."""
+        request = validate_data(
+            SimilarityRequest, {"text1": text1, "text2": text2, "model": model}, self._limits
+        )
+        return await self.similarity_request(request)
+
+    async def generate_request(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """``POST /api/v1/embeddings/generate``."""
+        result = await self.embed([request.text], model=request.model, dimensions=request.dimensions)
+        return EmbeddingResponse(
+            embedding=result.vectors[0].tolist(),
+            model=result.model.id,
+            dimensions=result.dimensions,
+            usage=_usage(result.total_tokens),
+        )
+
+    async def batch_request(self, request: BatchEmbeddingRequest) -> BatchEmbeddingResponse:
+        """``POST /api/v1/embeddings/batch``."""
+        result = await self.embed(request.texts, model=request.model, dimensions=request.dimensions)
+        return BatchEmbeddingResponse(
+            embeddings=result.vectors.tolist(),
+            model=result.model.id,
+            dimensions=result.dimensions,
+            count=len(request.texts),
+            usage=_usage(result.total_tokens),
+        )
+
+    async def similarity_request(self, request: SimilarityRequest) -> SimilarityResponse:
+        """``POST /api/v1/embeddings/similarity``."""
+        result = await self.embed([request.text1, request.text2], model=request.model)
+        cosine = float(np.dot(result.vectors[0], result.vectors[1]))
+        return SimilarityResponse(similarity=min(1.0, max(-1.0, cosine)), model=result.model.id)
+
+    def models(self) -> EmbeddingModelList:
+        """``GET /api/v1/embeddings/models``."""
+        default = self.registry.default.id
+        return EmbeddingModelList(
+            data=[
+                EmbeddingModel(
+                    id=spec.id,
+                    provider=spec.provider,
+                    dimensions=spec.dimensions,
+                    max_input_tokens=spec.max_input_tokens,
+                    supports_dimensions=spec.supports_dimensions,
+                    default=spec.id == default,
+                )
+                for spec in self.registry.specs()
+            ],
+            default_model=default,
+        )
+
+
+def _usage(tokens: int) -> Usage:
+    return Usage(prompt_tokens=tokens, total_tokens=tokens)
+
+
+def _cache_key(model: str, dimensions: int, text: str) -> str:
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{_CACHE_PREFIX}{model}:{dimensions}:{digest}"
+
+
+def _encode(vector: npt.NDArray[np.float32], tokens: int) -> bytes:
+    return struct.pack("<I", tokens) + np.asarray(vector, dtype="<f4").tobytes()
+
+
+def _decode(value: bytes, dimensions: int) -> tuple[npt.NDArray[np.float32], int] | None:
+    if len(value) != 4 + 4 * dimensions:
+        return None  # a foreign or corrupt entry is a miss, not an error
+    (tokens,) = struct.unpack_from("<I", value)
+    return np.frombuffer(value, dtype="<f4", offset=4).astype(np.float32), tokens

@@ -1,0 +1,77 @@
+"""Liveness and readiness.
+
+Readiness really connects: ``SELECT 1`` on PostgreSQL, ``PING`` on Redis, and the default embedding
+model is loaded and run once. The checks run concurrently, each timed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+from synthstack_core.features.embeddings import EmbeddingService
+from synthstack_core.schemas.health import (
+    DependencyCheck,
+    HealthResponse,
+    ReadinessChecks,
+    ReadinessResponse,
+)
+from synthstack_core.stores.cache import Cache
+from synthstack_core.stores.database import Database
+
+__all__ = ["check_embedding_model", "liveness", "readiness"]
+
+
+def liveness(version: str, backend: str) -> HealthResponse:
+    """The process is alive."""
+    return HealthResponse(version=version, backend=backend)  # type: ignore[arg-type]
+
+
+async def check_embedding_model(embeddings: EmbeddingService) -> DependencyCheck:
+    """Load the default model (first call) and embed a probe text with it."""
+    spec = embeddings.registry.default
+    start = time.perf_counter()
+    try:
+        _, provider, _ = embeddings.registry.resolve(spec.id, None)
+        kind = await provider.check(spec)
+        if spec.provider == "local":
+            await embeddings.embed(["readiness probe"], model=spec.id)
+    except Exception as exc:
+        return DependencyCheck(
+            status="error",
+            required=True,
+            latency_ms=round((time.perf_counter() - start) * 1000, 3),
+            kind=spec.id,
+            detail=f"cannot run ({type(exc).__name__})",
+        )
+    return DependencyCheck(
+        status="ok",
+        required=True,
+        latency_ms=round((time.perf_counter() - start) * 1000, 3),
+        kind=kind,
+    )
+
+
+async def readiness(
+    database: Database, cache: Cache, embeddings: EmbeddingService
+) -> ReadinessResponse:
+    """Every dependency checked concurrently; ready when each required one is ok."""
+    results: dict[str, DependencyCheck] = {}
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(_store, results, "database", database.check)
+        group.start_soon(_store, results, "cache", cache.check)
+        group.start_soon(_store, results, "embedding_model", lambda: check_embedding_model(embeddings))
+    checks = ReadinessChecks(**results)
+    ready = all(c.status == "ok" for c in results.values() if c.required)
+    return ReadinessResponse(status="ready" if ready else "not_ready", checks=checks)
+
+
+async def _store(
+    results: dict[str, DependencyCheck],
+    name: str,
+    check: Callable[[], Awaitable[DependencyCheck]],
+) -> None:
+    results[name] = await check()

@@ -1,0 +1,145 @@
+"""The framework-free HTTP pipeline both adapters call.
+
+An adapter turns its framework's request into an :class:`HttpRequest` (reading at most
+``max_body_bytes + 1`` bytes of body), calls :meth:`SynthStack.handle`, and writes the
+:class:`HttpResponse` back as it is. Everything in between — request ids, authentication, body
+limits, content types, parsing, validation, the handler, problem rendering — happens here, once,
+which is what makes the two backends byte-for-byte identical.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from synthstack_core.errors import (
+    PROBLEM_CONTENT_TYPE,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    SynthStackError,
+    UnsupportedMediaType,
+    problem_for,
+)
+
+__all__ = [
+    "HttpRequest",
+    "HttpResponse",
+    "error_response",
+    "method_not_allowed_response",
+    "not_found_response",
+    "request_id_of",
+]
+
+logger = logging.getLogger("synthstack.http")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+JSON_CONTENT_TYPE = "application/json"
+#: Headers every API response carries, on both backends.
+BASE_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Cache-Control", "no-store"),
+    ("X-Content-Type-Options", "nosniff"),
+)
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """What the pipeline needs of a request. Header names are lower-case."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes = b""
+
+
+@dataclass
+class HttpResponse:
+    """What an adapter writes back: status, headers (in order) and body."""
+
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    @property
+    def content_type(self) -> str:
+        """The ``Content-Type`` header."""
+        for name, value in self.headers:
+            if name.lower() == "content-type":
+                return value
+        return ""
+
+    def header_dict(self) -> dict[str, str]:
+        """Headers as a dict (last one wins)."""
+        return dict(self.headers)
+
+
+def request_id_of(headers: Mapping[str, str]) -> str:
+    """The caller's ``X-Request-ID`` when it is a safe token, else a new id."""
+    given = headers.get("x-request-id", "")
+    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+def json_response(model: BaseModel, *, status: int, request_id: str) -> HttpResponse:
+    """A model rendered as compact JSON."""
+    return HttpResponse(
+        status=status,
+        headers=[
+            ("Content-Type", JSON_CONTENT_TYPE),
+            ("X-Request-ID", request_id),
+            *BASE_HEADERS,
+        ],
+        body=model.__pydantic_serializer__.to_json(model),
+    )
+
+
+def error_response(error: BaseException, *, request_id: str, path: str | None) -> HttpResponse:
+    """Any exception as a problem+json response (a bare 500 for an unexpected one)."""
+    if not isinstance(error, SynthStackError):
+        logger.error("unhandled error in request %s", request_id, exc_info=error)
+    problem = problem_for(error, request_id=request_id, instance=path)
+    return HttpResponse(
+        status=problem.status,
+        headers=[
+            ("Content-Type", PROBLEM_CONTENT_TYPE),
+            ("X-Request-ID", request_id),
+            *BASE_HEADERS,
+            *problem.headers.items(),
+        ],
+        body=problem.to_bytes(),
+    )
+
+
+def not_found_response(path: str, headers: Mapping[str, str]) -> HttpResponse:
+    """The 404 of a path no operation serves (used by both adapters' routers)."""
+    return error_response(
+        NotFound(f"No endpoint at {path}."), request_id=request_id_of(headers), path=path
+    )
+
+
+def method_not_allowed_response(
+    method: str, path: str, allowed: list[str], headers: Mapping[str, str]
+) -> HttpResponse:
+    """The 405 of a known path with another method (with ``Allow``)."""
+    return error_response(
+        MethodNotAllowed(method, allowed), request_id=request_id_of(headers), path=path
+    )
+
+
+def check_json_body(request: HttpRequest, max_body_bytes: int) -> None:
+    """Raise 413 for a body over the limit and 415 for one that is not JSON."""
+    declared = request.headers.get("content-length", "")
+    if len(request.body) > max_body_bytes or (declared.isdigit() and int(declared) > max_body_bytes):
+        raise PayloadTooLarge(f"The request body is larger than {max_body_bytes} bytes.")
+    media_type, _, params = request.headers.get("content-type", "").partition(";")
+    charset = ""
+    for param in params.split(";"):
+        name, _, value = param.strip().partition("=")
+        if name.lower() == "charset":
+            charset = value.strip().strip('"').lower()
+    if media_type.strip().lower() != JSON_CONTENT_TYPE or charset not in ("", "utf-8", "utf8"):
+        raise UnsupportedMediaType("Send the request body as `application/json` (UTF-8).")

