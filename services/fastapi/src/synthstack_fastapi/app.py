@@ -101,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        # Paths are exact, as on the Django backend: no redirect from `/path/` to `/path`.
+        redirect_slashes=False,
     )
     app.state.stack = stack
 

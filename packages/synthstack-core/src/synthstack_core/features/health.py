@@ -26,7 +26,7 @@ __all__ = ["check_embedding_model", "liveness", "readiness"]
 
 def liveness(version: str, backend: str) -> HealthResponse:
     """The process is alive."""
-    return HealthResponse(version=version, backend=backend)  # type: ignore[arg-type]
+    return HealthResponse(status="ok", version=version, backend=backend)  # type: ignore[arg-type]
 
 
 async def check_embedding_model(embeddings: EmbeddingService) -> DependencyCheck:

@@ -14,7 +14,7 @@ __all__ = ["DependencyCheck", "HealthResponse", "ReadinessChecks", "ReadinessRes
 class HealthResponse(ResponseModel):
     """Liveness: the process serves HTTP."""
 
-    status: Literal["ok"] = "ok"
+    status: Literal["ok"]
     version: str
     backend: Literal["fastapi", "django"]
 

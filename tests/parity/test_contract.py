@@ -1,0 +1,103 @@
+"""The code matches ``contracts/openapi.yaml``: the registry, FastAPI's generated schema, and what
+both backends serve as their schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from synthstack_core.contract import load_contract
+from synthstack_core.operations import OPERATIONS
+
+IGNORED_KEYS = {"title", "description", "default", "examples", "summary"}
+
+
+def _resolve(node: Any, document: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        if "$ref" in node:
+            target: Any = document
+            for part in node["$ref"].removeprefix("#/").split("/"):
+                target = target[part]
+            return _resolve(target, document)
+        return {k: _resolve(v, document) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve(item, document) for item in node]
+    return node
+
+
+def _canonical(node: Any) -> Any:
+    """One spelling per meaning: ``type: [a, null]`` = ``anyOf``, no titles or defaults."""
+    if isinstance(node, list):
+        return [_canonical(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: v for k, v in node.items() if k not in IGNORED_KEYS}
+    if isinstance(node.get("type"), list):
+        types = node.pop("type")
+        rest = dict(node)
+        node = {"anyOf": [{**rest, "type": t} if t != "null" else {"type": "null"} for t in types]}
+    out = {k: _canonical(v) for k, v in node.items()}
+    for key in ("required", "enum"):
+        if key in out:
+            out[key] = sorted(out[key], key=str)
+    if "anyOf" in out:
+        variants = sorted(out["anyOf"], key=repr)
+        out["anyOf"] = variants
+        if len(variants) == 1:
+            return variants[0]
+    if "const" in out and "enum" not in out:
+        out.setdefault("type", "string" if isinstance(out["const"], str) else out.get("type"))
+    return out
+
+
+def _operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (path, method.upper()): spec
+        for path, item in document["paths"].items()
+        for method, spec in item.items()
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
+
+
+def _body_schema(spec: dict[str, Any], document: dict[str, Any]) -> Any:
+    body = spec.get("requestBody")
+    if body is None:
+        return None
+    return _canonical(_resolve(body["content"]["application/json"]["schema"], document))
+
+
+def _ok_schema(spec: dict[str, Any], document: dict[str, Any]) -> Any:
+    return _canonical(_resolve(spec["responses"]["200"]["content"]["application/json"]["schema"], document))
+
+
+def test_registry_matches_contract() -> None:
+    contract = _operations(load_contract())
+    registry = {(op.path, op.method): op for op in OPERATIONS}
+    assert set(registry) == set(contract)
+    for key, op in registry.items():
+        assert contract[key]["operationId"] == op.operation_id
+        assert op.authenticated == (contract[key].get("security") != [])
+
+
+def test_fastapi_generated_schema_matches_contract(fastapi_app: Any) -> None:
+    contract_doc = load_contract()
+    generated_doc = fastapi_app.openapi()
+    contract = _operations(contract_doc)
+    generated = _operations(generated_doc)
+    assert set(generated) == set(contract)
+    for key, spec in contract.items():
+        assert generated[key]["operationId"] == spec["operationId"], key
+        assert _body_schema(generated[key], generated_doc) == _body_schema(spec, contract_doc), key
+        assert _ok_schema(generated[key], generated_doc) == _ok_schema(spec, contract_doc), key
+
+
+def test_both_backends_serve_the_contract(clients: dict[str, httpx.Client]) -> None:
+    served = {
+        "fastapi": clients["fastapi"].get("/openapi.json"),
+        "django": clients["django"].get("/api/v1/schema/"),
+    }
+    for response in served.values():
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("application/json")
+        assert response.json() == load_contract()
