@@ -15,6 +15,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,23 +46,37 @@ def postgres_server_url() -> Iterator[str]:
     embedded.stop()
 
 
-@pytest.fixture(scope="session")
-def database_url(postgres_server_url: str) -> Iterator[str]:
-    """A fresh, migrated database for this session, dropped at the end."""
+@contextmanager
+def _fresh_database(admin_url: str) -> Iterator[str]:
     import psycopg
 
     from synthstack_core.stores.database import migrate
 
     name = f"synthstack_test_{uuid.uuid4().hex[:10]}"
-    admin_url = postgres_server_url
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     base, _, query = admin_url.partition("?")
     url = base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
     migrate(url)
-    yield url
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield url
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, migrated database for this session, dropped at the end."""
+    with _fresh_database(postgres_server_url) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_database_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, migrated database for one test (no tenants, no keys)."""
+    with _fresh_database(postgres_server_url) as url:
+        yield url
 
 
 class RedisServer:
