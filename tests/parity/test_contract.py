@@ -68,7 +68,9 @@ def _body_schema(spec: dict[str, Any], document: dict[str, Any]) -> Any:
 
 
 def _ok_schema(spec: dict[str, Any], document: dict[str, Any]) -> Any:
-    return _canonical(_resolve(spec["responses"]["200"]["content"]["application/json"]["schema"], document))
+    return _canonical(
+        _resolve(spec["responses"]["200"]["content"]["application/json"]["schema"], document)
+    )
 
 
 def test_registry_matches_contract() -> None:

@@ -28,7 +28,9 @@ JSON = {"Content-Type": "application/json"}
 LONG = "word " * 4001  # 20,005 characters: over the default text limit
 
 
-def _req(method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any) -> dict[str, Any]:
+def _req(
+    method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+) -> dict[str, Any]:
     return {"method": method, "url": path, "headers": headers or {}, **kwargs}
 
 
@@ -101,7 +103,9 @@ CASES: dict[str, dict[str, Any]] = {
         "POST", "/api/v1/embeddings/generate", headers=AUTH, json={"text": 5}
     ),
     "empty-text": _req("POST", "/api/v1/embeddings/generate", headers=AUTH, json={"text": ""}),
-    "nul-text": _req("POST", "/api/v1/embeddings/generate", headers=AUTH, json={"text": "a\u0000b"}),
+    "nul-text": _req(
+        "POST", "/api/v1/embeddings/generate", headers=AUTH, json={"text": "a\u0000b"}
+    ),
     "too-long-text": _req("POST", "/api/v1/embeddings/generate", headers=AUTH, json={"text": LONG}),
     "unknown-field": _req(
         "POST", "/api/v1/embeddings/generate", headers=AUTH, json={"text": "a", "extra": 1}
@@ -230,4 +234,6 @@ def test_status_and_problem_shape(name: str, backend: str, request: pytest.Fixtu
 
 def test_keys_of_two_tenants_both_work(clients: dict[str, httpx.Client]) -> None:
     for client in clients.values():
-        assert client.get("/api/v1/embeddings/models", headers={"X-API-Key": KEY_B}).status_code == 200
+        assert (
+            client.get("/api/v1/embeddings/models", headers={"X-API-Key": KEY_B}).status_code == 200
+        )

@@ -24,7 +24,9 @@ LEAVES = [
 
 
 @pytest.mark.parametrize(("cls", "status"), LEAVES)
-def test_each_leaf_knows_its_status_and_code(cls: type[errors.SynthStackError], status: int) -> None:
+def test_each_leaf_knows_its_status_and_code(
+    cls: type[errors.SynthStackError], status: int
+) -> None:
     problem = problem_for(cls("something"), request_id="r1", instance="/x")
     assert problem.status == status
     assert problem.body["code"] == cls.code
@@ -42,7 +44,9 @@ def test_unexpected_exception_reveals_nothing() -> None:
 
 
 def test_validation_errors_are_listed() -> None:
-    error = InvalidRequest("bad", errors=[FieldError(("texts", 1), "too short", "string_too_short")])
+    error = InvalidRequest(
+        "bad", errors=[FieldError(("texts", 1), "too short", "string_too_short")]
+    )
     body = problem_for(error, request_id="r", instance=None).body
     assert body["errors"] == [{"loc": ["texts", 1], "msg": "too short", "type": "string_too_short"}]
 

@@ -28,7 +28,8 @@ def test_all_is_complete() -> None:
     public = {
         name
         for name, value in vars(synthstack_core).items()
-        if not name.startswith("_") and getattr(value, "__module__", "").startswith("synthstack_core")
+        if not name.startswith("_")
+        and getattr(value, "__module__", "").startswith("synthstack_core")
     }
     assert public <= set(synthstack_core.__all__), public - set(synthstack_core.__all__)
     for name in synthstack_core.__all__:

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import openai
 import pytest
+
 from synthstack_core.testing import OpenAIStub, expected_embedding
 
 SMALL = "text-embedding-3-small"

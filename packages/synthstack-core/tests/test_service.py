@@ -48,7 +48,9 @@ def _settings(database_url: str, **overrides: Any) -> Settings:
 
 
 @pytest.fixture(scope="module")
-async def stack(database_url: str, redis_server: Any, stub: OpenAIStub) -> AsyncIterator[SynthStack]:
+async def stack(
+    database_url: str, redis_server: Any, stub: OpenAIStub
+) -> AsyncIterator[SynthStack]:
     settings = _settings(
         database_url,
         REDIS_URL=redis_server.url,
@@ -123,7 +125,7 @@ async def test_openai_models_through_the_real_sdk(stack: SynthStack, stub: OpenA
     sent = stub.requests[-1]
     assert sent[1]["model"] == "text-embedding-3-small" and sent[1]["dimensions"] == 64
     models = stack.embeddings.models()
-    assert [m.id for m in models.data][0] == models.default_model == "all-MiniLM-L6-v2"
+    assert models.data[0].id == models.default_model == "all-MiniLM-L6-v2"
     assert {"text-embedding-3-small", "text-embedding-3-large"} <= {m.id for m in models.data}
 
 

@@ -70,7 +70,10 @@ def _server_command(args: argparse.Namespace) -> list[str]:
 def _serve(args: argparse.Namespace) -> int:
     module = {"fastapi": "synthstack_fastapi", "django": "synthstack_django"}[args.backend]
     if importlib.util.find_spec(module) is None:
-        print(f"error: install synthstack-{args.backend} to serve with {args.backend}", file=sys.stderr)
+        print(
+            f"error: install synthstack-{args.backend} to serve with {args.backend}",
+            file=sys.stderr,
+        )
         return 2
     settings = Settings(SYNTHSTACK_HOST=args.host)
     from synthstack_core.stores.database import migrate
@@ -123,7 +126,9 @@ async def _keys(args: argparse.Namespace, url: str) -> int:
         elif args.keys_command == "list":
             for record in await repository.list(args.tenant):
                 state = "active" if record.active else f"revoked {record.revoked_at:%Y-%m-%d}"
-                print(f"{record.id}  {record.tenant:<20} ssk_{record.prefix}_…  {state}  {record.name}")
+                print(
+                    f"{record.id}  {record.tenant:<20} ssk_{record.prefix}_…  {state}  {record.name}"
+                )
         else:
             record = await repository.revoke(args.key_id)
             print(f"revoked {record.id} (tenant {record.tenant})")

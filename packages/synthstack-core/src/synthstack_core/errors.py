@@ -105,7 +105,9 @@ class Unauthenticated(SynthStackError):
     title = "Unauthenticated"
 
     def __init__(self, detail: str | None = None, *, code: str | None = None) -> None:
-        super().__init__(detail, code=code, headers={"WWW-Authenticate": 'Bearer realm="synthstack"'})
+        super().__init__(
+            detail, code=code, headers={"WWW-Authenticate": 'Bearer realm="synthstack"'}
+        )
 
 
 class PermissionDenied(SynthStackError):

@@ -133,7 +133,9 @@ def method_not_allowed_response(
 def check_json_body(request: HttpRequest, max_body_bytes: int) -> None:
     """Raise 413 for a body over the limit and 415 for one that is not JSON."""
     declared = request.headers.get("content-length", "")
-    if len(request.body) > max_body_bytes or (declared.isdigit() and int(declared) > max_body_bytes):
+    if len(request.body) > max_body_bytes or (
+        declared.isdigit() and int(declared) > max_body_bytes
+    ):
         raise PayloadTooLarge(f"The request body is larger than {max_body_bytes} bytes.")
     media_type, _, params = request.headers.get("content-type", "").partition(";")
     charset = ""

@@ -24,7 +24,13 @@ from synthstack_core.errors import Unauthenticated
 from synthstack_core.settings import DEFAULT_TENANT, Settings
 from synthstack_core.stores.api_keys import ApiKeyRepository
 
-__all__ = ["ApiKeyAuthenticator", "ConfigurationError", "Principal", "is_loopback", "key_from_headers"]
+__all__ = [
+    "ApiKeyAuthenticator",
+    "ConfigurationError",
+    "Principal",
+    "is_loopback",
+    "key_from_headers",
+]
 
 logger = logging.getLogger(__name__)
 

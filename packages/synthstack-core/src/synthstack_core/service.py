@@ -197,7 +197,9 @@ class SynthStack:
         started = time.perf_counter()
         request_id = request_id_of(request.headers)
         try:
-            principal = await self.auth.authenticate(request.headers) if operation.authenticated else None
+            principal = (
+                await self.auth.authenticate(request.headers) if operation.authenticated else None
+            )
             body = None
             if operation.request_model is not None:
                 check_json_body(request, self.settings.max_body_bytes)

@@ -70,7 +70,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1_048_576, ge=1024, validation_alias=_env("SYNTHSTACK_MAX_BODY_BYTES")
     )
-    max_batch_size: int = Field(128, ge=1, le=2048, validation_alias=_env("SYNTHSTACK_MAX_BATCH_SIZE"))
+    max_batch_size: int = Field(
+        128, ge=1, le=2048, validation_alias=_env("SYNTHSTACK_MAX_BATCH_SIZE")
+    )
     max_text_chars: int = Field(
         20_000, ge=1, le=1_000_000, validation_alias=_env("SYNTHSTACK_MAX_TEXT_CHARS")
     )

@@ -37,7 +37,9 @@ _ASSETS = Path(drf_spectacular_sidecar.__file__).parent / "static" / "drf_specta
 
 
 def _to_response(response: HttpResponse) -> Response:
-    return Response(content=response.body, status_code=response.status, headers=dict(response.headers))
+    return Response(
+        content=response.body, status_code=response.status, headers=dict(response.headers)
+    )
 
 
 def _headers(request: Request) -> dict[str, str]:

@@ -91,7 +91,9 @@ class EmbeddingModelRegistry:
         if spec is None or provider is None:
             raise ModelNotAvailable(
                 f"Model {model!r} is not available here; see GET /api/v1/embeddings/models.",
-                errors=[FieldError(("model",), "Unknown or unavailable model", "model_not_available")],
+                errors=[
+                    FieldError(("model",), "Unknown or unavailable model", "model_not_available")
+                ],
             )
         if dimensions is None or dimensions == spec.dimensions:
             return spec, provider, spec.dimensions
@@ -142,7 +144,9 @@ class EmbeddingService:
         vectors = np.empty((len(texts), size), dtype=np.float32)
         counts = [0] * len(texts)
         missing: dict[str, list[int]] = {}
-        for index, (key, cached) in enumerate(zip(keys, await self._cache.get_many(keys), strict=True)):
+        for index, (key, cached) in enumerate(
+            zip(keys, await self._cache.get_many(keys), strict=True)
+        ):
             decoded = _decode(cached, size) if cached is not None else None
             if decoded is None:
                 missing.setdefault(key, []).append(index)
@@ -196,7 +200,9 @@ class EmbeddingService:
 
     async def generate_request(self, request: EmbeddingRequest) -> EmbeddingResponse:
         """``POST /api/v1/embeddings/generate``."""
-        result = await self.embed([request.text], model=request.model, dimensions=request.dimensions)
+        result = await self.embed(
+            [request.text], model=request.model, dimensions=request.dimensions
+        )
         return EmbeddingResponse(
             embedding=result.vectors[0].tolist(),
             model=result.model.id,

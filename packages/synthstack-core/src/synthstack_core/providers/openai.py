@@ -110,7 +110,9 @@ class OpenAIEmbeddingProvider(EmbeddingProvider):
             ) from exc
         except (openai.APIError, ValueError) as exc:  # ValueError: a body that is not JSON
             logger.warning("embedding provider failed: %s", type(exc).__name__)
-            raise ProviderError("The embedding provider could not be reached or answered badly.") from exc
+            raise ProviderError(
+                "The embedding provider could not be reached or answered badly."
+            ) from exc
         data = sorted(response.data, key=lambda item: item.index)
         if len(data) != len(texts):
             raise ProviderError("The embedding provider returned a wrong number of embeddings.")

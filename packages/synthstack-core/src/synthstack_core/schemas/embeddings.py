@@ -88,8 +88,12 @@ class EmbeddingModel(ResponseModel):
     id: str
     provider: Literal["local", "openai"]
     dimensions: int = Field(ge=1, description="The native output size.")
-    max_input_tokens: int = Field(ge=1, description="Longer inputs are truncated to this many tokens.")
-    supports_dimensions: bool = Field(description="Whether `dimensions` may ask for a shorter vector.")
+    max_input_tokens: int = Field(
+        ge=1, description="Longer inputs are truncated to this many tokens."
+    )
+    supports_dimensions: bool = Field(
+        description="Whether `dimensions` may ask for a shorter vector."
+    )
     default: bool
 
 

@@ -79,7 +79,9 @@ class ApiKeyRepository:
     async def ensure_tenant(self, name: str) -> uuid.UUID:
         """The id of tenant ``name``, creating it if needed (safe under concurrency)."""
         async with self._db.session() as session:
-            found = await session.scalar(select(Tenant.id).where(Tenant.name == name))
+            found: uuid.UUID | None = await session.scalar(
+                select(Tenant.id).where(Tenant.name == name)
+            )
             if found is not None:
                 return found
             tenant = Tenant(name=name)

@@ -92,7 +92,9 @@ class RedisCache(Cache):
 
     kind = "redis"
 
-    def __init__(self, url: str, *, timeout_seconds: float = 0.5, pause_seconds: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, timeout_seconds: float = 0.5, pause_seconds: float = 5.0
+    ) -> None:
         import redis.asyncio as aioredis
 
         self._client: redis.asyncio.Redis = aioredis.Redis.from_url(
@@ -139,7 +141,7 @@ class RedisCache(Cache):
         """PING, timed."""
         start = time.perf_counter()
         try:
-            await self._client.ping()
+            await self._client.ping()  # type: ignore[misc]  # redis-py types ping as sync|async
         except Exception as exc:
             self._failed(exc)
             return DependencyCheck(
