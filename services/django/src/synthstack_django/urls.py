@@ -1,0 +1,46 @@
+"""Routes: one per operation of the core's registry, the API docs, and the Django admin.
+
+The API paths are the contract's exactly (no trailing slash, and no ``CommonMiddleware`` to add
+one); the docs pages keep the seed's trailing-slash paths. Any other path gets the core's 404
+problem, whatever ``DEBUG`` says, through the final catch-all route.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.contrib import admin
+from django.urls import URLPattern, URLResolver, path, re_path
+
+from synthstack_core.operations import OPERATIONS
+from synthstack_django import views
+
+__all__ = ["django_route", "handler404", "urlpatterns"]
+
+_TEMPLATE_PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def django_route(contract_path: str) -> str:
+    """A contract path as a Django route: no leading slash, ``{name}`` as ``<str:name>``."""
+    return _TEMPLATE_PARAMETER.sub(r"<str:\1>", contract_path.removeprefix("/"))
+
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    *(
+        path(
+            django_route(op.path),
+            views.OperationView.as_view(operation=op),
+            name=op.operation_id,
+        )
+        for op in OPERATIONS
+    ),
+    path("api/v1/schema/", views.schema, name="synthstack-schema"),
+    path("api/v1/docs/", views.swagger_ui, name="synthstack-docs"),
+    path("api/v1/redoc/", views.redoc, name="synthstack-redoc"),
+    path("admin/", admin.site.urls),
+    # Last: with DEBUG on, Django would answer an unknown path with its own HTML page instead of
+    # calling handler404, and the API's 404 must not depend on DEBUG.
+    re_path(r"", views.not_found),
+]
+
+handler404 = "synthstack_django.views.not_found"

@@ -1,0 +1,240 @@
+"""The Django views: a thin translation between Django and the core's HTTP pipeline.
+
+Each API operation is served by :class:`OperationView`, configured with one
+:class:`~synthstack_core.operations.Operation`. The view hands the request, untouched, to
+:meth:`SynthStack.handle <synthstack_core.service.SynthStack.handle>` and writes back what the core
+returns; authentication, body limits, content types, validation, the handler and problem rendering
+all happen in the core, which is what makes this backend answer exactly like the FastAPI one.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpRequest as DjangoRequest
+from django.http import HttpResponse as DjangoResponse
+from django.shortcuts import render
+from django.urls import reverse
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from synthstack_core.contract import contract_json, load_contract
+from synthstack_core.http import (
+    HttpRequest,
+    HttpResponse,
+    error_response,
+    method_not_allowed_response,
+    not_found_response,
+    request_id_of,
+)
+from synthstack_core.operations import Operation
+from synthstack_django.middleware import CORE_HEADERS_ATTRIBUTE
+from synthstack_django.service import get_stack
+
+__all__ = [
+    "OperationView",
+    "exception_handler",
+    "headers_of",
+    "not_found",
+    "read_body",
+    "redoc",
+    "schema",
+    "swagger_ui",
+    "to_django_response",
+]
+
+
+def headers_of(request: DjangoRequest) -> dict[str, str]:
+    """The request's headers with lower-case names, as the core expects them."""
+    return {name.lower(): value for name, value in request.headers.items()}
+
+
+def read_body(request: DjangoRequest, limit: int) -> bytes:
+    """At most ``limit`` bytes of the request's body.
+
+    Django reads no body from a WSGI request without ``Content-Length`` (a chunked upload), so when
+    the server terminates the input stream itself (``wsgi.input_terminated``, as gunicorn does),
+    the body is read from that stream, to its end or to the limit.
+    """
+    meta = request.META
+    if (
+        not meta.get("CONTENT_LENGTH")
+        and meta.get("wsgi.input_terminated")
+        and "wsgi.input" in meta
+    ):
+        data: bytes = meta["wsgi.input"].read(limit)
+        return data
+    return request.read(limit)
+
+
+def to_django_response(response: HttpResponse) -> DjangoResponse:
+    """The core's response as a Django response: same status, body and headers, in order.
+
+    ``Content-Length`` is added unless the core set it (a WSGI server would otherwise chunk the
+    body). A header name the
+    core repeats is sent once with its values joined by ``", "`` (RFC 9110, section 5.3), since a
+    Django response holds one value per name.
+    """
+    merged: dict[str, tuple[str, str]] = {}
+    for name, value in response.headers:
+        key = name.lower()
+        merged[key] = (name, f"{merged[key][1]}, {value}") if key in merged else (name, value)
+    if "content-length" not in merged:
+        merged["content-length"] = ("Content-Length", str(len(response.body)))
+    headers = list(merged.values())
+    django_response = DjangoResponse(
+        response.body, status=response.status, content_type=response.content_type or None
+    )
+    for name, value in headers:
+        django_response.headers[name] = value
+    # CoreResponseMiddleware restores exactly these headers after Django's own middleware ran.
+    setattr(django_response, CORE_HEADERS_ATTRIBUTE, headers)
+    return django_response
+
+
+class OperationView(APIView):
+    """One operation of the contract, served by the core.
+
+    Configure it per operation: ``OperationView.as_view(operation=op)``. Only the operation's method
+    is dispatched; any other one (OPTIONS and HEAD included) gets the core's 405.
+    """
+
+    operation: Operation | None = None
+
+    # The core authenticates (and will rate-limit) every request itself, so DRF must do none of it:
+    # then a missing or revoked key gets the core's 401, byte-for-byte the FastAPI backend's.
+    authentication_classes: list[type[Any]] = []
+    permission_classes: list[type[Any]] = []
+    throttle_classes: list[type[Any]] = []
+    # No browsable API, no parsing by DRF: the core renders and parses.
+    renderer_classes: list[type[BaseRenderer]] = [JSONRenderer]
+    parser_classes: list[type[Any]] = []
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Callable[..., Any]:
+        """The view of ``operation=...``, dispatching only that operation's method."""
+        operation = initkwargs.get("operation")
+        if not isinstance(operation, Operation):
+            raise TypeError("OperationView.as_view() needs operation=<an Operation>")
+        initkwargs.setdefault("http_method_names", [operation.method.lower()])
+        return super().as_view(**initkwargs)  # type: ignore[no-any-return]
+
+    @property
+    def default_response_headers(self) -> dict[str, str]:
+        """None: DRF would add ``Allow`` and ``Vary`` to every response; the core's stand alone."""
+        return {}
+
+    def perform_content_negotiation(
+        self, request: Request, force: bool = False
+    ) -> tuple[BaseRenderer, str]:
+        """Always JSON: the core ignores ``Accept`` (DRF would answer 406 to some)."""
+        renderer = self.get_renderers()[0]
+        return renderer, renderer.media_type
+
+    def _operation(self) -> Operation:
+        if self.operation is None:  # pragma: no cover - as_view() refuses this
+            raise RuntimeError("OperationView has no operation")
+        return self.operation
+
+    def serve(self, request: Request, *args: Any, **kwargs: Any) -> DjangoResponse:
+        """Pass the request to the core and its answer back."""
+        operation = self._operation()
+        django_request: DjangoRequest = request._request
+        stack = get_stack()
+        body = b""
+        if operation.request_model is not None:
+            # One byte over the limit is enough for the core to answer 413.
+            body = read_body(django_request, stack.stack.settings.max_body_bytes + 1)
+        core_request = HttpRequest(
+            method=django_request.method or "",
+            path=django_request.path,
+            headers=headers_of(django_request),
+            body=body,
+        )
+        return to_django_response(stack.call(stack.stack.handle, operation, core_request))
+
+    # Whatever the operation's method, the same view serves it (only that one is dispatched).
+    get = post = put = patch = delete = serve
+
+    def http_method_not_allowed(
+        self, request: Request, *args: Any, **kwargs: Any
+    ) -> DjangoResponse:
+        """The core's 405, with ``Allow`` naming the operation's method."""
+        django_request: DjangoRequest = request._request
+        return to_django_response(
+            method_not_allowed_response(
+                django_request.method or "",
+                django_request.path,
+                [self._operation().method],
+                headers_of(django_request),
+            )
+        )
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> DjangoResponse:
+    """DRF's exception handler: any exception rendered as the core's problem+json.
+
+    The core already turns its own errors into responses, so this only sees what escapes it (a
+    service that cannot start, say): a bare 500 ``internal_error`` that reveals nothing.
+    """
+    request = context.get("request")
+    django_request: DjangoRequest | None = getattr(request, "_request", request)
+    headers = headers_of(django_request) if django_request is not None else {}
+    path = django_request.path if django_request is not None else None
+    return to_django_response(error_response(exc, request_id=request_id_of(headers), path=path))
+
+
+def not_found(request: DjangoRequest, exception: Exception | None = None) -> DjangoResponse:
+    """The core's 404 problem for a path nothing serves (``handler404`` and the catch-all route)."""
+    return to_django_response(not_found_response(request.path, headers_of(request)))
+
+
+# -- API documentation: the contract itself, with Swagger UI and ReDoc served locally ------------
+
+_DOCS_METHODS = ("GET", "HEAD")
+
+
+def _docs_page(
+    view: Callable[[DjangoRequest], DjangoResponse],
+) -> Callable[[DjangoRequest], DjangoResponse]:
+    """Serve ``view`` for GET and HEAD; any other method gets the core's 405."""
+
+    @functools.wraps(view)
+    def wrapper(request: DjangoRequest) -> DjangoResponse:
+        if request.method not in _DOCS_METHODS:
+            return to_django_response(
+                method_not_allowed_response(
+                    request.method or "", request.path, list(_DOCS_METHODS), headers_of(request)
+                )
+            )
+        return view(request)
+
+    return wrapper
+
+
+def _title() -> str:
+    title = load_contract().get("info", {}).get("title", "SynthStack")
+    return str(title)
+
+
+@_docs_page
+def schema(request: DjangoRequest) -> DjangoResponse:
+    """``/api/v1/schema/``: the contract (``contracts/openapi.yaml``) as JSON."""
+    return DjangoResponse(contract_json(), content_type="application/json")
+
+
+@_docs_page
+def swagger_ui(request: DjangoRequest) -> DjangoResponse:
+    """``/api/v1/docs/``: Swagger UI over the contract, its assets served by this process."""
+    context = {"title": _title(), "schema_url": reverse("synthstack-schema")}
+    return render(request, "synthstack_django/swagger_ui.html", context)
+
+
+@_docs_page
+def redoc(request: DjangoRequest) -> DjangoResponse:
+    """``/api/v1/redoc/``: ReDoc over the contract, its assets served by this process."""
+    context = {"title": _title(), "schema_url": reverse("synthstack-schema")}
+    return render(request, "synthstack_django/redoc.html", context)
