@@ -232,3 +232,28 @@ def test_cli_manages_keys(database_url: str) -> None:
     listed = subprocess.run([*run, "list", "--tenant", "cli-tenant"], env=env,
                             capture_output=True, text=True, check=True)  # fmt: skip
     assert "revoked" in listed.stdout
+
+
+async def test_revoking_through_the_service_takes_effect_at_once(empty_database_url: str) -> None:
+    settings = _settings(empty_database_url, SYNTHSTACK_KEY_CACHE_SECONDS=60)
+    async with SynthStack(settings) as stack:
+        created = await stack.create_api_key("fast-revoke")
+        headers = {"authorization": f"Bearer {created.secret}"}
+        assert (await stack.auth.authenticate(headers)).tenant == "fast-revoke"
+        await stack.revoke_api_key(created.record.prefix)
+        with pytest.raises(Unauthenticated):
+            await stack.auth.authenticate(headers)
+
+
+async def test_first_key_turns_development_auth_on(empty_database_url: str) -> None:
+    async with SynthStack(_settings(empty_database_url, SYNTHSTACK_API_KEYS="")) as stack:
+        assert (await stack.auth.authenticate({})).source == "anonymous"
+        await stack.create_api_key("dev")
+        with pytest.raises(Unauthenticated):
+            await stack.auth.authenticate({})
+
+
+@pytest.mark.parametrize("name", ["", "a:b", "a,b", "-lead", "x" * 65, "space here"])
+async def test_tenant_names_are_checked(stack: SynthStack, name: str) -> None:
+    with pytest.raises(InvalidRequest):
+        await stack.create_api_key(name)

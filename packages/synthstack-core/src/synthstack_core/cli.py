@@ -64,6 +64,7 @@ def _server_command(args: argparse.Namespace) -> list[str]:
         "--bind", f"{args.host}:{args.port}", "--workers", str(args.workers),
         "--worker-class", "gthread", "--threads", str(args.threads),
         "--graceful-timeout", "10", "--timeout", "120",
+        "--config", "python:synthstack_django.gunicorn_conf",
     ]  # fmt: skip
 
 

@@ -113,6 +113,15 @@ class ApiKeyAuthenticator:
             DEFAULT_TENANT,
         )
 
+    def key_created(self) -> None:
+        """A key was created in this process: authentication is on from now, nothing stale."""
+        self.enabled = True
+        self._remembered.clear()
+
+    def key_revoked(self) -> None:
+        """A key was revoked in this process: forget remembered lookups so it stops at once."""
+        self._remembered.clear()
+
     async def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """The caller of a request with these (lower-cased) headers."""
         if not self.enabled:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from types import TracebackType
 from typing import TypeVar
 
@@ -41,7 +42,7 @@ from synthstack_core.schemas.common import Limits
 from synthstack_core.schemas.health import HealthResponse, ReadinessResponse
 from synthstack_core.security import ApiKeyAuthenticator
 from synthstack_core.settings import Settings
-from synthstack_core.stores.api_keys import ApiKeyRepository
+from synthstack_core.stores.api_keys import ApiKeyRecord, ApiKeyRepository, CreatedApiKey
 from synthstack_core.stores.cache import Cache, MemoryCache, RedisCache
 from synthstack_core.stores.database import Database, migrate
 from synthstack_core.stores.embedded import EmbeddedPostgres
@@ -179,6 +180,21 @@ class SynthStack:
     def auth(self) -> ApiKeyAuthenticator:
         """The authenticator both adapters go through."""
         return self._require(self._auth)
+
+    # -- API keys --------------------------------------------------------------------------
+
+    async def create_api_key(self, tenant: str, name: str = "") -> CreatedApiKey:
+        """A new database key for ``tenant``; its secret is in the result, and nowhere else."""
+        created = await self.api_keys.create(tenant, name)
+        self.auth.key_created()
+        return created
+
+    async def revoke_api_key(self, key_id: uuid.UUID | str) -> ApiKeyRecord:
+        """Revoke a key by id or prefix; this process refuses it at once, others within
+        ``SYNTHSTACK_KEY_CACHE_SECONDS``."""
+        record = await self.api_keys.revoke(key_id)
+        self.auth.key_revoked()
+        return record
 
     # -- features --------------------------------------------------------------------------
 

@@ -7,15 +7,19 @@ The variable names of the seed's Configuration section (``OPENAI_API_KEY``, ``DA
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ApiKeyEntry", "Settings"]
+__all__ = ["DEFAULT_TENANT", "TENANT_NAME_PATTERN", "ApiKeyEntry", "Settings"]
 
 DEFAULT_TENANT = "default"
+#: What a tenant name may be: what ``SYNTHSTACK_API_KEYS`` can spell (no `:` or `,`).
+TENANT_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+_TENANT_NAME = re.compile(TENANT_NAME_PATTERN)
 
 
 class ApiKeyEntry:
@@ -143,9 +147,10 @@ class Settings(BaseSettings):
             if not sep:
                 tenant, key = DEFAULT_TENANT, item
             tenant, key = tenant.strip(), key.strip()
-            if not tenant or len(key) < 8:
+            if not _TENANT_NAME.fullmatch(tenant) or len(key) < 8:
                 raise ValueError(
-                    "SYNTHSTACK_API_KEYS entries are `key` or `tenant:key`, keys of 8+ characters"
+                    "SYNTHSTACK_API_KEYS entries are `key` or `tenant:key`: keys of 8+ characters, "
+                    "tenants of 1-64 letters, digits, `.`, `_` or `-`"
                 )
             entries.append(ApiKeyEntry(tenant, key))
         return entries

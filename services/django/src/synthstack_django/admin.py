@@ -138,7 +138,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if change:  # pragma: no cover - has_change_permission() forbids it
             return
         stack = get_stack()
-        created = stack.call(stack.stack.api_keys.create, obj.tenant.name, obj.name)
+        created = stack.call(stack.stack.create_api_key, obj.tenant.name, obj.name)
         record = created.record
         # The core inserted the row: give the admin (its log, its redirect) the real key.
         obj.id = record.id
@@ -158,7 +158,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         stack = get_stack()
         to_revoke = list(queryset.filter(revoked_at__isnull=True).values_list("id", flat=True))
         for key_id in to_revoke:
-            stack.call(stack.stack.api_keys.revoke, key_id)
+            stack.call(stack.stack.revoke_api_key, key_id)
         skipped = queryset.count() - len(to_revoke)
         text = f"Revoked {len(to_revoke)} API key{'s' if len(to_revoke) != 1 else ''}."
         if skipped:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
+
+from synthstack_core.settings import TENANT_NAME_PATTERN
 
 __all__ = ["ApiKey", "Tenant"]
 
@@ -21,7 +24,16 @@ class Tenant(models.Model):
 
     # The database's own defaults are not applied by Django's inserts, so Django supplies them.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=64, unique=True)
+    name = models.CharField(
+        max_length=64,
+        unique=True,
+        validators=[
+            RegexValidator(
+                f"^{TENANT_NAME_PATTERN}$",
+                "1-64 letters, digits, `.`, `_` or `-`, starting with a letter or digit.",
+            )
+        ],
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -17,13 +18,21 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from synthstack_core.errors import NotFound
+from synthstack_core.errors import FieldError, InvalidRequest, NotFound
+from synthstack_core.settings import TENANT_NAME_PATTERN
 from synthstack_core.stores.database import Database
 from synthstack_core.stores.models import ApiKey, Tenant
 
-__all__ = ["ApiKeyRecord", "ApiKeyRepository", "CreatedApiKey", "hash_key"]
+__all__ = [
+    "ApiKeyRecord",
+    "ApiKeyRepository",
+    "CreatedApiKey",
+    "check_tenant_name",
+    "hash_key",
+]
 
 KEY_PREFIX = "ssk_"
+TENANT_NAME = re.compile(TENANT_NAME_PATTERN)
 
 
 def hash_key(key: str) -> str:
@@ -60,6 +69,16 @@ def _record(key: ApiKey, tenant: str) -> ApiKeyRecord:
     return ApiKeyRecord(key.id, tenant, key.name, key.prefix, key.created_at, key.revoked_at)
 
 
+def check_tenant_name(name: str) -> str:
+    """``name`` if it is a valid tenant name (as ``SYNTHSTACK_API_KEYS`` can spell it)."""
+    if not TENANT_NAME.fullmatch(name):
+        raise InvalidRequest(
+            "A tenant name is 1-64 letters, digits, `.`, `_` or `-`, starting with a letter or digit.",
+            errors=[FieldError(("tenant",), "Invalid tenant name", "tenant_name")],
+        )
+    return name
+
+
 def parse_prefix(key: str) -> str | None:
     """The lookup prefix of a database key, or ``None`` if ``key`` is not shaped like one."""
     if not key.startswith(KEY_PREFIX):
@@ -78,6 +97,7 @@ class ApiKeyRepository:
 
     async def ensure_tenant(self, name: str) -> uuid.UUID:
         """The id of tenant ``name``, creating it if needed (safe under concurrency)."""
+        check_tenant_name(name)
         async with self._db.session() as session:
             found: uuid.UUID | None = await session.scalar(
                 select(Tenant.id).where(Tenant.name == name)

@@ -8,6 +8,7 @@ leaves an unmanaged model's relations out of its migrations, hence no ``tenant``
 import uuid
 
 import django.utils.timezone
+import django.core.validators
 from django.db import migrations, models
 
 
@@ -52,7 +53,19 @@ class Migration(migrations.Migration):
                         default=uuid.uuid4, editable=False, primary_key=True, serialize=False
                     ),
                 ),
-                ("name", models.CharField(max_length=64, unique=True)),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=64,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+                                "1-64 letters, digits, `.`, `_` or `-`, starting with a letter or digit.",
+                            )
+                        ],
+                    ),
+                ),
                 (
                     "created_at",
                     models.DateTimeField(default=django.utils.timezone.now, editable=False),
