@@ -23,6 +23,8 @@ from synthstack_core import (
     SynthStack,
     Unauthenticated,
 )
+from synthstack_core.http import HttpRequest
+from synthstack_core.operations import operation
 from synthstack_core.security import ConfigurationError
 from synthstack_core.stores.embedded import EmbeddedPostgres
 from synthstack_core.testing import OpenAIStub
@@ -214,6 +216,11 @@ async def test_database_down_makes_readiness_fail() -> None:
         assert report.status == "not_ready"
         assert report.checks.database.status == "error"
         assert report.checks.embedding_model.status == "ok"
+        response = await stack.handle(
+            operation("health-readiness"), HttpRequest("GET", "/ready", {})
+        )
+        assert response.status == 503
+        assert b'"database":{"status":"error"' in response.body
     finally:
         await stack.aclose()
 
@@ -257,3 +264,10 @@ async def test_first_key_turns_development_auth_on(empty_database_url: str) -> N
 async def test_tenant_names_are_checked(stack: SynthStack, name: str) -> None:
     with pytest.raises(InvalidRequest):
         await stack.create_api_key(name)
+
+
+async def test_openai_models_need_a_key_or_url(empty_database_url: str) -> None:
+    async with SynthStack(_settings(empty_database_url)) as stack:
+        assert [m.id for m in stack.embeddings.models().data] == ["all-MiniLM-L6-v2"]
+        with pytest.raises(ModelNotAvailable):
+            await stack.embeddings.generate("x", model="text-embedding-3-small")

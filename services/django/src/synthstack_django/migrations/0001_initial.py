@@ -7,8 +7,8 @@ leaves an unmanaged model's relations out of its migrations, hence no ``tenant``
 
 import uuid
 
-import django.utils.timezone
 import django.core.validators
+import django.utils.timezone
 from django.db import migrations, models
 
 
