@@ -77,6 +77,10 @@ CASES: dict[str, dict[str, Any]] = {
     "unknown-path-trailing-slash": _req("GET", "/api/v1/embeddings/models/", headers=AUTH),
     "wrong-method": _req("DELETE", "/api/v1/embeddings/generate", headers=AUTH),
     "wrong-method-get": _req("GET", "/api/v1/embeddings/batch", headers=AUTH),
+    "wrong-method-no-key": _req("PATCH", "/api/v1/embeddings/batch"),
+    "unknown-path-no-key": _req("POST", "/api/v1/embeddings/nothing", json={"text": "a"}),
+    "options": _req("OPTIONS", "/api/v1/embeddings/generate", headers=AUTH),
+    "head-on-get": _req("HEAD", "/api/v1/embeddings/models", headers=AUTH),
     "put-health": _req("PUT", "/health"),
     "too-large": _req(
         "POST",
@@ -208,7 +212,8 @@ EXPECTED_STATUS = {
     "generate-openai-dims": 200, "batch": 200, "similarity": 200, "malformed-json": 400,
     "not-utf8": 400, "no-key": 401, "wrong-key": 401, "basic-auth-scheme": 401,
     "unknown-path": 404, "unknown-path-trailing-slash": 404, "wrong-method": 405,
-    "wrong-method-get": 405, "put-health": 405, "too-large": 413, "wrong-content-type": 415,
+    "wrong-method-get": 405, "put-health": 405, "wrong-method-no-key": 405,
+    "unknown-path-no-key": 404, "options": 405, "head-on-get": 405, "too-large": 413, "wrong-content-type": 415,
     "form-content-type": 415, "latin1-charset": 415, "number-for-string": 422,
     "empty-text": 422, "nul-text": 422, "too-long-text": 422, "unknown-field": 422,
     "missing-field": 422, "array-body": 422, "string-dimensions": 422, "batch-empty-list": 422,
@@ -224,7 +229,10 @@ def test_status_and_problem_shape(name: str, backend: str, request: pytest.Fixtu
     client: httpx.Client = request.getfixturevalue(f"{backend}_client")
     response = _send(client, CASES[name], f"shape-{name}")
     assert response.status_code == EXPECTED_STATUS[name], response.text[:500]
-    if response.status_code >= 400:
+    if response.status_code >= 400 and CASES[name]["method"] == "HEAD":
+        assert response.content == b""  # HEAD: the headers of the problem, no body
+        assert response.headers["content-type"] == "application/problem+json"
+    elif response.status_code >= 400:
         assert response.headers["content-type"] == "application/problem+json"
         problem = response.json()
         assert problem["status"] == response.status_code

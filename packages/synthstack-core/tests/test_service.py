@@ -271,3 +271,26 @@ async def test_openai_models_need_a_key_or_url(empty_database_url: str) -> None:
         assert [m.id for m in stack.embeddings.models().data] == ["all-MiniLM-L6-v2"]
         with pytest.raises(ModelNotAvailable):
             await stack.embeddings.generate("x", model="text-embedding-3-small")
+
+
+async def test_limits_follow_the_settings(empty_database_url: str) -> None:
+    settings = _settings(
+        empty_database_url,
+        SYNTHSTACK_MAX_TEXT_CHARS=10,
+        SYNTHSTACK_MAX_BATCH_SIZE=2,
+        SYNTHSTACK_MAX_BODY_BYTES=1024,
+    )
+    auth = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
+    async with SynthStack(settings) as stack:
+        with pytest.raises(InvalidRequest) as too_long:
+            await stack.embeddings.generate("eleven char")
+        assert too_long.value.errors[0].type == "string_too_long"
+        with pytest.raises(InvalidRequest) as too_many:
+            await stack.embeddings.batch(["a", "b", "c"])
+        assert too_many.value.errors[0].type == "too_long"
+        assert (await stack.embeddings.batch(["a", "b"])).count == 2
+        generate = operation("embeddings-generate")
+        big = HttpRequest("POST", generate.path, auth, b'{"text": "' + b"x" * 1100 + b'"}')
+        assert (await stack.handle(generate, big)).status == 413
+        ok = HttpRequest("POST", generate.path, auth, b'{"text": "ten chars!"}')
+        assert (await stack.handle(generate, ok)).status == 200

@@ -17,6 +17,7 @@ from django.http import HttpRequest as DjangoRequest
 from django.http import HttpResponse as DjangoResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -187,6 +188,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> DjangoResponse
     return to_django_response(error_response(exc, request_id=request_id_of(headers), path=path))
 
 
+@csrf_exempt  # an API 404 must not turn into Django's CSRF 403 for a POST
 def not_found(request: DjangoRequest, exception: Exception | None = None) -> DjangoResponse:
     """The core's 404 problem for a path nothing serves (``handler404`` and the catch-all route)."""
     return to_django_response(not_found_response(request.path, headers_of(request)))
@@ -202,6 +204,7 @@ def _docs_page(
 ) -> Callable[[DjangoRequest], DjangoResponse]:
     """Serve ``view`` for GET and HEAD; any other method gets the core's 405."""
 
+    @csrf_exempt  # read-only pages: a POST gets the core's 405, not Django's CSRF 403
     @functools.wraps(view)
     def wrapper(request: DjangoRequest) -> DjangoResponse:
         if request.method not in _DOCS_METHODS:
