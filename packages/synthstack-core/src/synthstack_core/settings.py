@@ -81,8 +81,10 @@ class Settings(BaseSettings):
         20_000, ge=1, le=1_000_000, validation_alias=_env("SYNTHSTACK_MAX_TEXT_CHARS")
     )
 
+    # 32 measured ~12% faster than 64 on 2 cores (less padding once texts are sorted by length) and
+    # keeps ONNX Runtime's memory arena ~85 MB smaller (docs/benchmarks.md).
     embedding_batch_size: int = Field(
-        64, ge=1, le=1024, validation_alias=_env("SYNTHSTACK_EMBEDDING_BATCH_SIZE")
+        32, ge=1, le=1024, validation_alias=_env("SYNTHSTACK_EMBEDDING_BATCH_SIZE")
     )
     embedding_threads: int = Field(
         0,

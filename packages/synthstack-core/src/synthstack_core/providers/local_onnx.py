@@ -62,9 +62,11 @@ class LocalOnnxEmbeddingProvider(EmbeddingProvider):
     """all-MiniLM-L6-v2 on ONNX Runtime: loaded once per process, lazily, on first use."""
 
     name = "local"
-    batch_size: ClassVar[int] = 64
+    # Texts per call: a whole request, so that sorting by length spans all of it; inference then
+    # runs in sub-batches of ``SYNTHSTACK_EMBEDDING_BATCH_SIZE``.
+    batch_size: ClassVar[int] = 256
 
-    def __init__(self, *, batch_size: int = 64, threads: int = 0) -> None:
+    def __init__(self, *, batch_size: int = 32, threads: int = 0) -> None:
         self._batch_size = batch_size
         self._threads = threads or (os.cpu_count() or 1)
         self._lock = threading.Lock()
