@@ -72,6 +72,13 @@ def database_url(postgres_server_url: str) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module")
+def module_database_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, migrated database for one test module."""
+    with _fresh_database(postgres_server_url) as url:
+        yield url
+
+
 @pytest.fixture
 def empty_database_url(postgres_server_url: str) -> Iterator[str]:
     """A fresh, migrated database for one test (no tenants, no keys)."""

@@ -3,6 +3,7 @@ both backends serve as their schema."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -42,7 +43,13 @@ def _canonical(node: Any) -> Any:
         if key in out:
             out[key] = sorted(out[key], key=str)
     if "anyOf" in out:
-        variants = sorted(out["anyOf"], key=repr)
+        flat: list[Any] = []
+        for variant in out["anyOf"]:  # anyOf[anyOf[a, b], c] is anyOf[a, b, c]
+            nested = (
+                variant.get("anyOf") if isinstance(variant, dict) and len(variant) == 1 else None
+            )
+            flat.extend(nested if nested is not None else [variant])
+        variants = sorted(flat, key=lambda v: json.dumps(v, sort_keys=True))
         out["anyOf"] = variants
         if len(variants) == 1:
             return variants[0]
@@ -68,8 +75,9 @@ def _body_schema(spec: dict[str, Any], document: dict[str, Any]) -> Any:
 
 
 def _ok_schema(spec: dict[str, Any], document: dict[str, Any]) -> Any:
+    success = next(code for code in spec["responses"] if str(code).startswith("2"))
     return _canonical(
-        _resolve(spec["responses"]["200"]["content"]["application/json"]["schema"], document)
+        _resolve(spec["responses"][success]["content"]["application/json"]["schema"], document)
     )
 
 

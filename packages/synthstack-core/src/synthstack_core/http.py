@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
@@ -55,6 +55,10 @@ class HttpRequest:
     path: str
     headers: Mapping[str, str]
     body: bytes = b""
+    #: Values of the path template's parameters (``{name}``), as the router matched them.
+    path_params: Mapping[str, str] = field(default_factory=dict)
+    #: Query parameters (the last value of a repeated one, as both frameworks give it).
+    query: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -122,11 +126,15 @@ def not_found_response(path: str, headers: Mapping[str, str]) -> HttpResponse:
 
 
 def method_not_allowed_response(
-    method: str, path: str, allowed: list[str], headers: Mapping[str, str]
+    method: str, path: str, headers: Mapping[str, str], allowed: Sequence[str] | None = None
 ) -> HttpResponse:
-    """The 405 of a known path with another method (with ``Allow``)."""
+    """The 405 of a known path with another method; ``Allow`` names the contract's methods there
+    (or ``allowed``, for pages outside the contract)."""
+    from synthstack_core.operations import allowed_methods
+
+    methods = allowed_methods(path) if allowed is None else allowed
     return error_response(
-        MethodNotAllowed(method, allowed), request_id=request_id_of(headers), path=path
+        MethodNotAllowed(method, methods), request_id=request_id_of(headers), path=path
     )
 
 

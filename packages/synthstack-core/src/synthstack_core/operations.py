@@ -7,6 +7,7 @@ appears in both; a test checks the registry against the contract.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -23,12 +24,28 @@ from synthstack_core.schemas.embeddings import (
     SimilarityResponse,
 )
 from synthstack_core.schemas.health import HealthResponse, ReadinessResponse
+from synthstack_core.schemas.rag import (
+    Collection,
+    CollectionList,
+    CreateCollectionRequest,
+    DeletedCollection,
+    DeletedDocument,
+    Document,
+    DocumentParams,
+    IndexRequest,
+    IndexResponse,
+    NamedCollectionParams,
+    ProjectDocumentRequest,
+    RagStats,
+    SearchRequest,
+    SearchResponse,
+)
 
 if TYPE_CHECKING:
     from synthstack_core.security import Principal
     from synthstack_core.service import SynthStack
 
-__all__ = ["OPERATIONS", "Operation", "Reply", "operation"]
+__all__ = ["OPERATIONS", "Operation", "Reply", "allowed_methods", "operation", "routes"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +56,7 @@ class Reply:
     status: int = 200
 
 
-Handler = Callable[["SynthStack", "Principal", Any], Awaitable[BaseModel | Reply]]
+Handler = Callable[["SynthStack", "Principal", Any, Any], Awaitable[BaseModel | Reply]]
 
 
 @dataclass(frozen=True)
@@ -52,34 +69,92 @@ class Operation:
     response_model: type[BaseModel]
     handler: Handler
     request_model: type[BaseModel] | None = None
+    #: Path and query parameters, validated together (``None``: the operation takes none).
+    params_model: type[BaseModel] | None = None
+    #: The status of a successful answer.
+    status: int = 200
     authenticated: bool = True
     tags: tuple[str, ...] = field(default_factory=tuple)
     summary: str = ""
 
 
-async def _liveness(service: SynthStack, _: Principal, __: None) -> BaseModel:
+async def _liveness(service: SynthStack, _: Principal, __: None, ___: None) -> BaseModel:
     return service.liveness()
 
 
-async def _readiness(service: SynthStack, _: Principal, __: None) -> Reply:
+async def _readiness(service: SynthStack, _: Principal, __: None, ___: None) -> Reply:
     report = await service.readiness()
     return Reply(report, status=200 if report.status == "ready" else 503)
 
 
-async def _embed_one(service: SynthStack, _: Principal, body: EmbeddingRequest) -> BaseModel:
+async def _embed_one(
+    service: SynthStack, _: Principal, body: EmbeddingRequest, __: None
+) -> BaseModel:
     return await service.embeddings.generate_request(body)
 
 
-async def _embed_batch(service: SynthStack, _: Principal, body: BatchEmbeddingRequest) -> BaseModel:
+async def _embed_batch(
+    service: SynthStack, _: Principal, body: BatchEmbeddingRequest, __: None
+) -> BaseModel:
     return await service.embeddings.batch_request(body)
 
 
-async def _similarity(service: SynthStack, _: Principal, body: SimilarityRequest) -> BaseModel:
+async def _similarity(
+    service: SynthStack, _: Principal, body: SimilarityRequest, __: None
+) -> BaseModel:
     return await service.embeddings.similarity_request(body)
 
 
-async def _models(service: SynthStack, _: Principal, __: None) -> BaseModel:
+async def _models(service: SynthStack, _: Principal, __: None, ___: None) -> BaseModel:
     return service.embeddings.models()
+
+
+async def _list_collections(service: SynthStack, caller: Principal, _: None, __: None) -> BaseModel:
+    return await service.rag.list_collections(caller.tenant)
+
+
+async def _create_collection(
+    service: SynthStack, caller: Principal, body: CreateCollectionRequest, _: None
+) -> BaseModel:
+    return await service.rag.create_collection(caller.tenant, body)
+
+
+async def _delete_collection(
+    service: SynthStack, caller: Principal, _: None, params: NamedCollectionParams
+) -> BaseModel:
+    return await service.rag.delete_collection(caller.tenant, params.name)
+
+
+async def _rag_stats(service: SynthStack, caller: Principal, _: None, __: None) -> BaseModel:
+    return await service.rag.stats(caller.tenant)
+
+
+async def _index(service: SynthStack, caller: Principal, body: IndexRequest, _: None) -> BaseModel:
+    return await service.rag.index(caller.tenant, body)
+
+
+async def _index_project_document(
+    service: SynthStack, caller: Principal, body: ProjectDocumentRequest, _: None
+) -> BaseModel:
+    return await service.rag.index_project_document(caller.tenant, body)
+
+
+async def _get_document(
+    service: SynthStack, caller: Principal, _: None, params: DocumentParams
+) -> BaseModel:
+    return await service.rag.get_document(caller.tenant, params.collection, params.document_id)
+
+
+async def _delete_document(
+    service: SynthStack, caller: Principal, _: None, params: DocumentParams
+) -> BaseModel:
+    return await service.rag.delete_document(caller.tenant, params.collection, params.document_id)
+
+
+async def _search(
+    service: SynthStack, caller: Principal, body: SearchRequest, _: None
+) -> BaseModel:
+    return await service.rag.search(caller.tenant, body)
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -109,7 +184,65 @@ OPERATIONS: tuple[Operation, ...] = (
         "embeddings-models", "GET", "/api/v1/embeddings/models", EmbeddingModelList, _models,
         tags=("embeddings",), summary="Embedding models this deployment can serve",
     ),
+    Operation(
+        "rag-list-collections", "GET", "/api/v1/rag/collections", CollectionList,
+        _list_collections, tags=("rag",), summary="List the caller's collections",
+    ),
+    Operation(
+        "rag-create-collection", "POST", "/api/v1/rag/collections", Collection,
+        _create_collection, request_model=CreateCollectionRequest, status=201, tags=("rag",),
+        summary="Create a collection",
+    ),
+    Operation(
+        "rag-delete-collection", "DELETE", "/api/v1/rag/collections/{name}", DeletedCollection,
+        _delete_collection, params_model=NamedCollectionParams, tags=("rag",),
+        summary="Delete a collection and everything in it",
+    ),
+    Operation(
+        "rag-stats", "GET", "/api/v1/rag/stats", RagStats, _rag_stats, tags=("rag",),
+        summary="Per-collection counts",
+    ),
+    Operation(
+        "rag-index", "POST", "/api/v1/rag/index", IndexResponse, _index,
+        request_model=IndexRequest, tags=("rag",), summary="Index a text document",
+    ),
+    Operation(
+        "rag-index-project-document", "POST", "/api/v1/rag/index-project-document",
+        IndexResponse, _index_project_document, request_model=ProjectDocumentRequest,
+        tags=("rag",), summary="Index a project's document (the gateway's call)",
+    ),
+    Operation(
+        "rag-get-document", "GET", "/api/v1/rag/documents/{document_id}", Document,
+        _get_document, params_model=DocumentParams, tags=("rag",),
+        summary="A document, with its chunk count and status",
+    ),
+    Operation(
+        "rag-delete-document", "DELETE", "/api/v1/rag/documents/{document_id}", DeletedDocument,
+        _delete_document, params_model=DocumentParams, tags=("rag",),
+        summary="Delete a document, its chunks and vectors",
+    ),
+    Operation(
+        "rag-search", "POST", "/api/v1/rag/search", SearchResponse, _search,
+        request_model=SearchRequest, tags=("rag",), summary="Search a collection",
+    ),
 )  # fmt: skip
+
+
+def routes() -> dict[str, dict[str, Operation]]:
+    """The operations grouped by path template, then by method (what a router needs)."""
+    grouped: dict[str, dict[str, Operation]] = {}
+    for op in OPERATIONS:
+        grouped.setdefault(op.path, {})[op.method] = op
+    return grouped
+
+
+def allowed_methods(path: str) -> list[str]:
+    """The methods the contract allows at a concrete ``path`` (empty for an unknown path)."""
+    for template, by_method in routes().items():
+        pattern = re.sub(r"\\{[A-Za-z_][A-Za-z0-9_]*\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            return sorted(by_method)
+    return []
 
 
 def operation(operation_id: str) -> Operation:

@@ -26,6 +26,7 @@ from synthstack_core import __version__
 from synthstack_core.errors import DependencyUnavailable, SynthStackError
 from synthstack_core.features.embeddings import EmbeddingModelRegistry, EmbeddingService
 from synthstack_core.features.health import liveness, readiness
+from synthstack_core.features.rag import RagService
 from synthstack_core.http import (
     HttpRequest,
     HttpResponse,
@@ -46,7 +47,8 @@ from synthstack_core.stores.api_keys import ApiKeyRecord, ApiKeyRepository, Crea
 from synthstack_core.stores.cache import Cache, MemoryCache, RedisCache
 from synthstack_core.stores.database import Database, migrate
 from synthstack_core.stores.embedded import EmbeddedPostgres
-from synthstack_core.validation import parse_json_body
+from synthstack_core.stores.rag import RagRepository
+from synthstack_core.validation import parse_json_body, parse_params
 
 __all__ = ["SynthStack"]
 
@@ -72,6 +74,7 @@ class SynthStack:
         self._embeddings: EmbeddingService | None = None
         self._api_keys: ApiKeyRepository | None = None
         self._auth: ApiKeyAuthenticator | None = None
+        self._rag: RagService | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -113,6 +116,7 @@ class SynthStack:
             registry, self._cache, limits=self.limits, ttl_seconds=settings.cache_ttl_seconds
         )
         self._api_keys = ApiKeyRepository(self._database)
+        self._rag = RagService(RagRepository(self._database), self._embeddings, self._api_keys)
         self._auth = ApiKeyAuthenticator(settings, self._api_keys)
         try:
             for tenant in sorted(self._auth.settings_tenants):
@@ -135,6 +139,7 @@ class SynthStack:
             await anyio.to_thread.run_sync(self._embedded.stop)
         self._database = self._cache = self._embeddings = None
         self._api_keys = self._auth = None
+        self._rag = None
         self._embedded = None
 
     async def __aenter__(self) -> SynthStack:
@@ -170,6 +175,11 @@ class SynthStack:
     def embeddings(self) -> EmbeddingService:
         """The embeddings feature."""
         return self._require(self._embeddings)
+
+    @property
+    def rag(self) -> RagService:
+        """Collections, indexing and search."""
+        return self._require(self._rag)
 
     @property
     def api_keys(self) -> ApiKeyRepository:
@@ -216,12 +226,15 @@ class SynthStack:
             principal = (
                 await self.auth.authenticate(request.headers) if operation.authenticated else None
             )
+            params = None
+            if operation.params_model is not None:
+                params = parse_params(operation.params_model, request.path_params, request.query)
             body = None
             if operation.request_model is not None:
                 check_json_body(request, self.settings.max_body_bytes)
                 body = parse_json_body(operation.request_model, request.body, self.limits)
-            result = await operation.handler(self, principal, body)  # type: ignore[arg-type]
-            reply = result if isinstance(result, Reply) else Reply(result)
+            result = await operation.handler(self, principal, body, params)  # type: ignore[arg-type]
+            reply = result if isinstance(result, Reply) else Reply(result, operation.status)
             response = json_response(reply.body, status=reply.status, request_id=request_id)
         except SQLAlchemyError as exc:
             logger.warning("database error in request %s: %s", request_id, type(exc).__name__)

@@ -7,14 +7,15 @@ not fit the model. Types are strict: ``"5"`` is not a number and ``5`` is not a 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from synthstack_core.errors import FieldError, InvalidRequest, MalformedBody
+from synthstack_core.errors import FieldError, InvalidRequest, MalformedBody, NotFound
 from synthstack_core.schemas.common import Limits
 
-__all__ = ["parse_json_body", "validate_data"]
+__all__ = ["parse_json_body", "parse_params", "validate_data"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -42,6 +43,22 @@ def parse_json_body(model: type[M], body: bytes, limits: Limits) -> M:
         raise _invalid(exc) from None
     except UnicodeDecodeError:
         raise MalformedBody("The request body is not UTF-8.") from None
+
+
+def parse_params(model: type[M], path_params: Mapping[str, str], query: Mapping[str, str]) -> M:
+    """Validate path and query parameters (strings, converted where the model says).
+
+    A path parameter that cannot name anything is a 404 (there is no such resource); an invalid
+    query parameter is a 422.
+    """
+    try:
+        return model.model_validate({**query, **path_params})
+    except ValidationError as exc:
+        errors = _field_errors(exc)
+        if any(e.loc and e.loc[0] in path_params for e in errors):
+            raise NotFound("No such resource.") from None
+        located = [FieldError(("query", *e.loc), e.msg, e.type) for e in errors]
+        raise InvalidRequest("The request has invalid query parameters.", errors=located) from None
 
 
 def validate_data(model: type[M], data: dict[str, Any], limits: Limits) -> M:

@@ -165,6 +165,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             text += f" {skipped} already revoked."
         self.message_user(request, text, messages.SUCCESS)
 
+
 admin.site.site_header = "SynthStack administration"
 admin.site.site_title = "SynthStack admin"
 admin.site.index_title = "Tenants and API keys"

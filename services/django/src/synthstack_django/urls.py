@@ -12,7 +12,7 @@ import re
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, path, re_path
 
-from synthstack_core.operations import OPERATIONS
+from synthstack_core.operations import routes
 from synthstack_django import views
 
 __all__ = ["django_route", "handler404", "urlpatterns"]
@@ -27,12 +27,8 @@ def django_route(contract_path: str) -> str:
 
 urlpatterns: list[URLPattern | URLResolver] = [
     *(
-        path(
-            django_route(op.path),
-            views.OperationView.as_view(operation=op),
-            name=op.operation_id,
-        )
-        for op in OPERATIONS
+        path(django_route(template), views.OperationView.as_view(operations=by_method))
+        for template, by_method in routes().items()
     ),
     path("api/v1/schema/", views.schema, name="synthstack-schema"),
     path("api/v1/docs/", views.swagger_ui, name="synthstack-docs"),

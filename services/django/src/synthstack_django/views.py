@@ -97,13 +97,13 @@ def to_django_response(response: HttpResponse) -> DjangoResponse:
 
 
 class OperationView(APIView):
-    """One operation of the contract, served by the core.
+    """The operations of one contract path, served by the core.
 
-    Configure it per operation: ``OperationView.as_view(operation=op)``. Only the operation's method
-    is dispatched; any other one (OPTIONS and HEAD included) gets the core's 405.
+    Configure it per path: ``OperationView.as_view(operations={"GET": op, ...})``. Only those
+    methods are dispatched; any other one (OPTIONS and HEAD included) gets the core's 405.
     """
 
-    operation: Operation | None = None
+    operations: dict[str, Operation] | None = None
 
     # The core authenticates (and will rate-limit) every request itself, so DRF must do none of it:
     # then a missing or revoked key gets the core's 401, byte-for-byte the FastAPI backend's.
@@ -116,11 +116,11 @@ class OperationView(APIView):
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Callable[..., Any]:
-        """The view of ``operation=...``, dispatching only that operation's method."""
-        operation = initkwargs.get("operation")
-        if not isinstance(operation, Operation):
-            raise TypeError("OperationView.as_view() needs operation=<an Operation>")
-        initkwargs.setdefault("http_method_names", [operation.method.lower()])
+        """The view of ``operations={method: operation}``, dispatching only those methods."""
+        operations = initkwargs.get("operations")
+        if not operations or not all(isinstance(op, Operation) for op in operations.values()):
+            raise TypeError("OperationView.as_view() needs operations={method: Operation}")
+        initkwargs.setdefault("http_method_names", [method.lower() for method in operations])
         return super().as_view(**initkwargs)  # type: ignore[no-any-return]
 
     @property
@@ -135,42 +135,38 @@ class OperationView(APIView):
         renderer = self.get_renderers()[0]
         return renderer, renderer.media_type
 
-    def _operation(self) -> Operation:
-        if self.operation is None:  # pragma: no cover - as_view() refuses this
-            raise RuntimeError("OperationView has no operation")
-        return self.operation
-
     def serve(self, request: Request, *args: Any, **kwargs: Any) -> DjangoResponse:
         """Pass the request to the core and its answer back."""
-        operation = self._operation()
         django_request: DjangoRequest = request._request
+        method = django_request.method or ""
+        assert self.operations is not None  # as_view() refuses a view without operations
+        operation = self.operations[method]
         stack = get_stack()
         body = b""
         if operation.request_model is not None:
             # One byte over the limit is enough for the core to answer 413.
             body = read_body(django_request, stack.stack.settings.max_body_bytes + 1)
         core_request = HttpRequest(
-            method=django_request.method or "",
+            method=method,
             path=django_request.path,
             headers=headers_of(django_request),
             body=body,
+            path_params={name: str(value) for name, value in kwargs.items()},
+            query={name: django_request.GET[name] for name in django_request.GET},
         )
         return to_django_response(stack.call(stack.stack.handle, operation, core_request))
 
-    # Whatever the operation's method, the same view serves it (only that one is dispatched).
+    # Whatever the path's methods, the same view serves them (only those are dispatched).
     get = post = put = patch = delete = serve
 
     def http_method_not_allowed(
         self, request: Request, *args: Any, **kwargs: Any
     ) -> DjangoResponse:
-        """The core's 405, with ``Allow`` naming the operation's method."""
+        """The core's 405, with ``Allow`` naming the path's methods."""
         django_request: DjangoRequest = request._request
         return to_django_response(
             method_not_allowed_response(
-                django_request.method or "",
-                django_request.path,
-                [self._operation().method],
-                headers_of(django_request),
+                django_request.method or "", django_request.path, headers_of(django_request)
             )
         )
 
@@ -210,7 +206,7 @@ def _docs_page(
         if request.method not in _DOCS_METHODS:
             return to_django_response(
                 method_not_allowed_response(
-                    request.method or "", request.path, list(_DOCS_METHODS), headers_of(request)
+                    request.method or "", request.path, headers_of(request), list(_DOCS_METHODS)
                 )
             )
         return view(request)

@@ -64,7 +64,12 @@ def _endpoint(stack: SynthStack, operation: Operation) -> Callable[[Request], Aw
         if operation.request_model is not None:
             body = await _read_body(request, stack.settings.max_body_bytes)
         core_request = HttpRequest(
-            method=request.method, path=request.url.path, headers=_headers(request), body=body
+            method=request.method,
+            path=request.url.path,
+            headers=_headers(request),
+            body=body,
+            path_params={name: str(value) for name, value in request.path_params.items()},
+            query=dict(request.query_params.items()),
         )
         return _to_response(await stack.handle(operation, core_request))
 
@@ -72,10 +77,23 @@ def _endpoint(stack: SynthStack, operation: Operation) -> Callable[[Request], Aw
     return endpoint
 
 
+def _inline_definitions(node: Any, definitions: dict[str, Any]) -> Any:
+    """``node`` with every ``#/$defs/...`` reference replaced by its definition (none recurse)."""
+    if isinstance(node, dict):
+        reference = node.get("$ref")
+        if isinstance(reference, str) and reference.startswith("#/$defs/"):
+            return _inline_definitions(definitions[reference.removeprefix("#/$defs/")], definitions)
+        return {key: _inline_definitions(value, definitions) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inline_definitions(item, definitions) for item in node]
+    return node
+
+
 def _request_body_schema(operation: Operation) -> dict[str, Any] | None:
     if operation.request_model is None:
         return None
-    schema = operation.request_model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema = operation.request_model.model_json_schema()
+    schema = _inline_definitions(schema, schema.pop("$defs", {}))
     return {
         "requestBody": {
             "required": True,
@@ -115,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             methods=[operation.method],
             operation_id=operation.operation_id,
             response_model=operation.response_model,
+            status_code=operation.status,
             tags=list(operation.tags),
             summary=operation.summary,
             openapi_extra=_request_body_schema(operation),
@@ -126,9 +145,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if exc.status_code == 404:
             return _to_response(not_found_response(request.url.path, headers))
         if exc.status_code == 405:
-            allowed = [m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m]
             return _to_response(
-                method_not_allowed_response(request.method, request.url.path, allowed, headers)
+                method_not_allowed_response(request.method, request.url.path, headers)
             )
         return _to_response(
             error_response(exc, request_id=request_id_of(headers), path=request.url.path)

@@ -5,10 +5,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from synthstack_core.features.chunking import TokenCounter
 
 __all__ = ["EmbeddingBatch", "EmbeddingModelSpec", "EmbeddingProvider"]
 
@@ -50,6 +53,10 @@ class EmbeddingProvider(ABC):
         self, texts: Sequence[str], *, model: EmbeddingModelSpec, dimensions: int | None
     ) -> EmbeddingBatch:
         """Embed at most :attr:`batch_size` texts with ``model``, in order."""
+
+    @abstractmethod
+    def token_counter(self, model: EmbeddingModelSpec) -> TokenCounter:
+        """Counts tokens as ``model`` sees them (chunk sizes are measured with it)."""
 
     async def check(self, model: EmbeddingModelSpec) -> str:
         """Make sure ``model`` can run now (load it if needed); return a short description."""

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     import onnxruntime
     import tokenizers
 
+    from synthstack_core.features.chunking import TokenCounter
+
 __all__ = ["LOCAL_MODEL", "LocalOnnxEmbeddingProvider"]
 
 #: The local model; 256 word pieces is the sequence length it was trained with.
@@ -72,6 +74,7 @@ class LocalOnnxEmbeddingProvider(EmbeddingProvider):
         self._lock = threading.Lock()
         self._session: onnxruntime.InferenceSession | None = None
         self._tokenizer: tokenizers.Tokenizer | None = None
+        self._counter: TokenCounter | None = None
         # One inference at a time: a second concurrent run only fights for the same cores.
         self._limiter = anyio.CapacityLimiter(1)
 
@@ -130,6 +133,14 @@ class LocalOnnxEmbeddingProvider(EmbeddingProvider):
     ) -> EmbeddingBatch:
         """Embed ``texts`` in a worker thread."""
         return await anyio.to_thread.run_sync(self._embed_sync, list(texts), limiter=self._limiter)
+
+    def token_counter(self, model: EmbeddingModelSpec) -> TokenCounter:
+        """The model's own WordPiece tokenizer, special tokens counted (loaded once)."""
+        if self._counter is None:
+            from synthstack_core.features.chunking import WordPieceTokenCounter
+
+            self._counter = WordPieceTokenCounter.from_file(_tokenizer_path())
+        return self._counter
 
     async def check(self, model: EmbeddingModelSpec) -> str:
         """Load the model (first call only) and say which it is."""

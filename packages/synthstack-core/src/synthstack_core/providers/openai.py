@@ -24,6 +24,8 @@ from synthstack_core.providers.embedding import (
 if TYPE_CHECKING:
     import openai
 
+    from synthstack_core.features.chunking import TokenCounter
+
 __all__ = ["OPENAI_MODELS", "OpenAIEmbeddingProvider", "count_cl100k_tokens"]
 
 logger = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ class OpenAIEmbeddingProvider(EmbeddingProvider):
         self._timeout = timeout
         self._max_retries = max_retries
         self._client: openai.AsyncOpenAI | None = None
+        self._counter: TokenCounter | None = None
 
     def models(self) -> Sequence[EmbeddingModelSpec]:
         """OpenAI's embedding models."""
@@ -126,6 +129,14 @@ class OpenAIEmbeddingProvider(EmbeddingProvider):
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)
         return EmbeddingBatch(vectors=vectors, token_counts=[count_cl100k_tokens(t) for t in texts])
+
+    def token_counter(self, model: EmbeddingModelSpec) -> TokenCounter:
+        """OpenAI's ``cl100k_base`` vocabulary, counted offline."""
+        if self._counter is None:
+            from synthstack_core.features.chunking import Cl100kTokenCounter
+
+            self._counter = Cl100kTokenCounter()
+        return self._counter
 
     async def check(self, model: EmbeddingModelSpec) -> str:
         """Remote models are checked when used; readiness does not spend tokens."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "AS_INTEGER",
     "DEFAULT_MAX_BATCH_SIZE",
     "DEFAULT_MAX_TEXT_CHARS",
     "Limits",
@@ -65,6 +66,18 @@ def _check_batch(value: list[str], info: ValidationInfo) -> list[str]:
         )
     return value
 
+
+def _integral(value: object) -> object:
+    # JSON Schema's `integer` includes 5.0; strict validation would refuse it.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: Put last in ``Annotated[int, Field(ge=..., le=...), AS_INTEGER]``: an integer as JSON Schema
+#: means it (``5`` or ``5.0``; never ``"5"`` or ``true``). Constraints must come before it, or they
+#: vanish from the JSON schema.
+AS_INTEGER = BeforeValidator(_integral)
 
 #: A non-empty text without NUL characters, at most ``Limits.max_text_chars`` long.
 Text = Annotated[

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from synthstack_core.schemas.common import (
+    AS_INTEGER,
     ModelName,
     RequestModel,
     ResponseModel,
@@ -32,10 +33,8 @@ class EmbeddingRequest(RequestModel):
 
     text: Text
     model: ModelName | None = None
-    dimensions: int | None = Field(
+    dimensions: Annotated[int, Field(ge=1, le=3072), AS_INTEGER] | None = Field(
         None,
-        ge=1,
-        le=3072,
         description="Output size, for models that support shortening (OpenAI `text-embedding-3-*`).",
     )
 
@@ -54,7 +53,7 @@ class BatchEmbeddingRequest(RequestModel):
 
     texts: TextBatch
     model: ModelName | None = None
-    dimensions: int | None = Field(None, ge=1, le=3072)
+    dimensions: Annotated[int, Field(ge=1, le=3072), AS_INTEGER] | None = None
 
 
 class BatchEmbeddingResponse(ResponseModel):

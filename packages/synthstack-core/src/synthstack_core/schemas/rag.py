@@ -1,0 +1,254 @@
+"""Models of ``/api/v1/rag/*``: collections, indexing, documents and search."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from synthstack_core.schemas.common import AS_INTEGER, ModelName, RequestModel, ResponseModel
+
+__all__ = [
+    "Collection",
+    "CollectionList",
+    "CollectionName",
+    "CollectionStats",
+    "CreateCollectionRequest",
+    "DeletedCollection",
+    "DeletedDocument",
+    "Document",
+    "DocumentId",
+    "DocumentParams",
+    "InFilter",
+    "IndexRequest",
+    "IndexResponse",
+    "Metadata",
+    "NamedCollectionParams",
+    "ProjectDocumentRequest",
+    "RagStats",
+    "SearchRequest",
+    "SearchResponse",
+    "SearchResult",
+    "Span",
+]
+
+CollectionName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Letters, digits, `.`, `_` and `-`, starting with a letter or digit.",
+    ),
+]
+DocumentId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=256,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+        description="The caller's id of a document (generated when omitted at indexing).",
+    ),
+]
+MetadataKey = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+MetadataValue = (
+    Annotated[str, Field(max_length=1000, pattern=r"^[^\x00]*$")] | int | float | bool | None
+)
+Metadata = Annotated[
+    dict[MetadataKey, MetadataValue],
+    Field(
+        max_length=64,
+        description="Flat key/value metadata (strings, numbers, booleans, null), "
+        "searchable with `filter`.",
+        json_schema_extra={"additionalProperties": False},
+    ),
+]
+
+
+class CreateCollectionRequest(RequestModel):
+    """A new collection."""
+
+    name: CollectionName
+    embedding_model: ModelName | None = None
+    description: str = Field("", max_length=1000, pattern=r"^[^\x00]*$")
+
+
+class Collection(ResponseModel):
+    """A collection and its size."""
+
+    name: str
+    description: str
+    embedding_model: str
+    dimensions: int = Field(ge=1)
+    created_at: datetime
+    documents: int = Field(ge=0)
+    chunks: int = Field(ge=0)
+
+
+class CollectionList(ResponseModel):
+    """The caller's collections."""
+
+    collections: list[Collection]
+
+
+class NamedCollectionParams(BaseModel):
+    """Path parameters of ``/collections/{name}``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: CollectionName
+
+
+class DeletedCollection(ResponseModel):
+    """What deleting a collection removed."""
+
+    name: str
+    documents_deleted: int = Field(ge=0)
+    chunks_deleted: int = Field(ge=0)
+
+
+class CollectionStats(ResponseModel):
+    """Counts of one collection."""
+
+    name: str
+    documents: int = Field(ge=0)
+    chunks: int = Field(ge=0)
+    vectors: int = Field(ge=0)
+    embedding_model: str
+    dimensions: int = Field(ge=1)
+    store: Literal["pgvector"]
+
+
+class RagStats(ResponseModel):
+    """Counts of every collection of the caller."""
+
+    collections: list[CollectionStats]
+
+
+class IndexRequest(RequestModel):
+    """A text document to index."""
+
+    content: Annotated[str, Field(min_length=1, max_length=1_000_000, pattern=r"^[^\x00]*$")]
+    source: Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\x00]*$")]
+    source_type: Literal["text", "markdown", "html"] = "text"
+    metadata: Metadata = Field(default_factory=dict)
+    collection: CollectionName | None = None
+    document_id: DocumentId | None = None
+    chunk_size: Annotated[int, Field(ge=16, le=4096), AS_INTEGER] = Field(
+        256, description="Tokens per chunk, at most the model's input window."
+    )
+    chunk_overlap: Annotated[int, Field(ge=0, le=2047), AS_INTEGER] = Field(
+        32,
+        description="Tokens repeated between neighbouring chunks; less than half of `chunk_size`.",
+    )
+
+
+class ProjectDocumentRequest(RequestModel):
+    """The gateway's call: a project's document, indexed into ``project_<project_id>``."""
+
+    document_id: DocumentId
+    project_id: Annotated[str, Field(min_length=1, max_length=56, pattern=r"^[A-Za-z0-9._-]+$")]
+    filename: Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\x00]*$")]
+    content: Annotated[str, Field(min_length=1, max_length=1_000_000, pattern=r"^[^\x00]*$")]
+    file_type: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^\x00]*$",
+        description="A file type or extension (`md`, `markdown`, `html`, `txt`, ...); "
+        "others are indexed as text.",
+    )
+    chunk_size: Annotated[int, Field(ge=16, le=4096), AS_INTEGER] = 1000
+    chunk_overlap: Annotated[int, Field(ge=0, le=2047), AS_INTEGER] = 200
+
+
+class IndexResponse(ResponseModel):
+    """The indexed document."""
+
+    document_id: str
+    collection: str
+    chunks_created: int = Field(ge=1)
+
+
+class DocumentParams(BaseModel):
+    """Path and query parameters of ``/documents/{document_id}``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    document_id: DocumentId
+    collection: CollectionName = "default"
+
+
+class Document(ResponseModel):
+    """A stored document."""
+
+    document_id: str
+    collection: str
+    source: str
+    source_type: str
+    metadata: Metadata
+    chunks: int = Field(ge=0)
+    characters: int = Field(ge=0)
+    content_sha256: str
+    status: Literal["indexed"]
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeletedDocument(ResponseModel):
+    """What deleting a document removed."""
+
+    document_id: str
+    collection: str
+    chunks_deleted: int = Field(ge=0)
+
+
+class InFilter(RequestModel):
+    """Membership: the metadata value is one of these."""
+
+    in_: list[MetadataValue] = Field(alias="in", min_length=1, max_length=100)
+
+
+FilterCondition = MetadataValue | InFilter
+
+
+class SearchRequest(RequestModel):
+    """A search in one collection."""
+
+    query: Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^[^\x00]*$")]
+    collection: CollectionName | None = None
+    limit: Annotated[int, Field(ge=1, le=100), AS_INTEGER] = 5
+    min_score: float | None = None
+    mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    filter: Annotated[
+        dict[MetadataKey, FilterCondition],
+        Field(max_length=16, json_schema_extra={"additionalProperties": False}),
+    ] = Field(default_factory=dict)
+
+
+class Span(ResponseModel):
+    """Character offsets of a chunk in its document."""
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+
+class SearchResult(ResponseModel):
+    """One chunk found."""
+
+    chunk_id: str
+    document_id: str
+    content: str
+    source: str
+    score: float
+    metadata: Metadata
+    span: Span
+    page: int | None = None
+
+
+class SearchResponse(ResponseModel):
+    """The best chunks, best first."""
+
+    results: list[SearchResult]
+    query: str
+    total_found: int = Field(ge=0)

@@ -1,0 +1,223 @@
+"""RAG on real PostgreSQL + pgvector: isolation, deletion, atomicity, concurrency, retrieval."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from synthstack_core import InvalidRequest, NotFound, ProviderError, Settings, SynthStack
+from synthstack_core.errors import Conflict
+from synthstack_core.schemas.rag import CreateCollectionRequest, IndexRequest, SearchRequest
+from synthstack_core.testing import OpenAIStub
+
+KEY = "rag-test-key-0001"
+CATS = "Cats are small carnivorous felines. A cat purrs when it is content and sleeps a lot."
+MARKETS = "Stock markets fell sharply on Monday as investors worried about interest rates."
+DOGS = "Dogs are loyal companions; a dog barks at strangers and loves long walks."
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[OpenAIStub]:
+    with OpenAIStub() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def stack(module_database_url: str, stub: OpenAIStub) -> AsyncIterator[SynthStack]:
+    settings = Settings(
+        DATABASE_URL=module_database_url,
+        SYNTHSTACK_API_KEYS=f"alpha:{KEY}",
+        SYNTHSTACK_MIGRATE_ON_START=False,
+        OPENAI_API_KEY=stub.api_key,
+        OPENAI_BASE_URL=stub.base_url,
+        SYNTHSTACK_PROVIDER_MAX_RETRIES=0,
+        SYNTHSTACK_CACHE_MAX_ENTRIES=0,
+    )
+    async with SynthStack(settings) as started:
+        yield started
+
+
+def _index(content: str, collection: str, document_id: str, **extra: Any) -> IndexRequest:
+    return IndexRequest.model_validate(
+        {
+            "content": content,
+            "source": f"{document_id}.txt",
+            "collection": collection,
+            "document_id": document_id,
+            **extra,
+        }
+    )
+
+
+def _search(query: str, collection: str, **extra: Any) -> SearchRequest:
+    return SearchRequest.model_validate({"query": query, "collection": collection, **extra})
+
+
+async def test_index_and_search_in_every_mode(stack: SynthStack) -> None:
+    rag = stack.rag
+    for number, content in enumerate((CATS, MARKETS, DOGS)):
+        meta = {"topic": ["animals", "finance", "animals"][number], "rank": number}
+        done = await rag.index("alpha", _index(content, "modes", f"doc-{number}", metadata=meta))
+        assert done.chunks_created == 1
+    for mode in ("lexical", "dense", "hybrid"):
+        found = await rag.search("alpha", _search("why does my cat purr", "modes", mode=mode))
+        assert found.results[0].document_id == "doc-0", mode
+        assert found.total_found == len(found.results)
+        first = found.results[0]
+        assert first.content == CATS and (first.span.start, first.span.end) == (0, len(CATS))
+    filtered = await rag.search(
+        "alpha", _search("animals", "modes", filter={"topic": {"in": ["finance"]}})
+    )
+    assert [r.document_id for r in filtered.results] == ["doc-1"]
+    by_number = await rag.search("alpha", _search("animals", "modes", filter={"rank": 2}))
+    assert [r.document_id for r in by_number.results] == ["doc-2"]
+    strict = await rag.search("alpha", _search("cat", "modes", mode="dense", min_score=0.99))
+    assert strict.results == []
+
+
+async def test_tenants_never_see_each_other(stack: SynthStack) -> None:
+    rag = stack.rag
+    await rag.index("alpha", _index(CATS, "shared-name", "secret-doc"))
+    await rag.index("beta", _index(MARKETS, "shared-name", "their-doc"))
+    beta = await rag.search("beta", _search("cat purrs markets", "shared-name", mode="lexical"))
+    assert {r.document_id for r in beta.results} == {"their-doc"}
+    with pytest.raises(NotFound):
+        await rag.get_document("beta", "shared-name", "secret-doc")
+    with pytest.raises(NotFound):
+        await rag.delete_document("beta", "shared-name", "secret-doc")
+    with pytest.raises(NotFound):
+        await rag.search("gamma", _search("cat", "shared-name"))
+    with pytest.raises(NotFound):
+        await rag.delete_collection("gamma", "shared-name")
+    assert (await rag.get_document("alpha", "shared-name", "secret-doc")).chunks == 1
+    assert [c.name for c in (await rag.list_collections("beta")).collections] == ["shared-name"]
+
+
+async def test_deleting_removes_chunks_vectors_and_postings(stack: SynthStack) -> None:
+    rag = stack.rag
+    await rag.index("alpha", _index(CATS, "deletions", "gone"))
+    await rag.index("alpha", _index(DOGS, "deletions", "stays"))
+    deleted = await rag.delete_document("alpha", "deletions", "gone")
+    assert deleted.chunks_deleted == 1
+    for mode in ("lexical", "dense", "hybrid"):
+        found = await rag.search("alpha", _search("cat purrs", "deletions", mode=mode))
+        assert "gone" not in {r.document_id for r in found.results}, mode
+    removed = await rag.delete_collection("alpha", "deletions")
+    assert (removed.documents_deleted, removed.chunks_deleted) == (1, 1)
+    async with stack.database.session() as session:
+        orphans = await session.scalar(
+            text(
+                "SELECT count(*) FROM rag_postings p LEFT JOIN rag_chunks c ON c.id = p.chunk_id"
+                " WHERE c.id IS NULL"
+            )
+        )
+    assert orphans == 0
+    with pytest.raises(NotFound):
+        await rag.search("alpha", _search("cat", "deletions"))
+
+
+async def test_reindex_replaces_and_identical_content_is_not_embedded_again(
+    stack: SynthStack, stub: OpenAIStub
+) -> None:
+    rag = stack.rag
+    await rag.create_collection(
+        "alpha",
+        CreateCollectionRequest(name="remote", embedding_model="text-embedding-3-small"),
+    )
+    with pytest.raises(Conflict):
+        await rag.create_collection("alpha", CreateCollectionRequest(name="remote"))
+    stub.reset()
+    long_text = " ".join(f"Sentence number {i} talks about topic {i % 7}." for i in range(400))
+    first = await rag.index(
+        "alpha", _index(long_text, "remote", "doc", chunk_size=64, chunk_overlap=8)
+    )
+    assert first.chunks_created > 5
+    calls = len(stub.requests)
+    again = await rag.index(
+        "alpha", _index(long_text, "remote", "doc", chunk_size=64, chunk_overlap=8)
+    )
+    assert again.chunks_created == first.chunks_created
+    assert len(stub.requests) == calls, "identical content was embedded again"
+    replaced = await rag.index("alpha", _index(MARKETS, "remote", "doc"))
+    assert replaced.chunks_created == 1
+    document = await rag.get_document("alpha", "remote", "doc")
+    assert document.chunks == 1 and document.characters == len(MARKETS)
+    found = await rag.search("alpha", _search("Sentence number topic", "remote", mode="lexical"))
+    assert found.results == [] or found.results[0].content == MARKETS
+
+
+async def test_a_failed_ingestion_leaves_nothing_behind(
+    stack: SynthStack, stub: OpenAIStub
+) -> None:
+    rag = stack.rag
+    await rag.create_collection(
+        "alpha", CreateCollectionRequest(name="atomic", embedding_model="text-embedding-3-large")
+    )
+    await rag.index("alpha", _index(CATS, "atomic", "kept"))
+    stub.reset()
+    stub.fail_next(500)
+    with pytest.raises(ProviderError):
+        await rag.index("alpha", _index(DOGS, "atomic", "kept"))
+    with pytest.raises(ProviderError):
+        stub.fail_next(500)
+        await rag.index("alpha", _index(DOGS, "atomic", "new-one"))
+    stub.reset()
+    document = await rag.get_document("alpha", "atomic", "kept")
+    assert document.characters == len(CATS), "the previous version must survive"
+    with pytest.raises(NotFound):
+        await rag.get_document("alpha", "atomic", "new-one")
+
+
+async def test_concurrent_reindexing_never_mixes_chunk_sets(stack: SynthStack) -> None:
+    rag = stack.rag
+    versions = {
+        "a": " ".join(f"Alpha version paragraph {i}." for i in range(120)),
+        "b": " ".join(f"Bravo edition section {i}." for i in range(90)),
+    }
+    for _ in range(3):
+        await asyncio.gather(
+            *(
+                rag.index(
+                    "alpha", _index(body, "race", "contested", chunk_size=32, chunk_overlap=0)
+                )
+                for body in (versions["a"], versions["b"], versions["a"], versions["b"])
+            )
+        )
+        async with stack.database.session() as session:
+            contents = (
+                (
+                    await session.execute(
+                        text(
+                            "SELECT c.content FROM rag_chunks c JOIN rag_documents d"
+                            " ON d.id = c.document_id WHERE d.external_id = 'contested'"
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        words = {"Alpha" in content for content in contents}
+        assert len(words) == 1, "the chunk set mixes two versions"
+        document = await rag.get_document("alpha", "race", "contested")
+        assert document.chunks == len(contents)
+
+
+async def test_bad_documents_are_rejected(stack: SynthStack) -> None:
+    with pytest.raises(InvalidRequest) as overlap:
+        await stack.rag.index("alpha", _index(CATS, "bad", "x", chunk_size=64, chunk_overlap=40))
+    assert overlap.value.errors[0].loc == ("chunk_overlap",)
+    with pytest.raises(InvalidRequest) as empty:
+        await stack.rag.index("alpha", _index(" \n\t ", "bad", "blank"))
+    assert empty.value.instance_code == "empty_document"
+    html = (
+        "<html><body><script>alert('x')</script><h1>Title</h1><p>Real words here.</p></body></html>"
+    )
+    await stack.rag.index("alpha", _index(html, "bad", "page", source_type="html"))
+    found = await stack.rag.search("alpha", _search("real words", "bad", mode="lexical"))
+    assert (
+        "alert" not in found.results[0].content and "Real words here." in found.results[0].content
+    )
