@@ -221,3 +221,29 @@ async def test_bad_documents_are_rejected(stack: SynthStack) -> None:
     assert (
         "alert" not in found.results[0].content and "Real words here." in found.results[0].content
     )
+
+
+async def test_extractive_answers_quote_and_cite_their_sources(stack: SynthStack) -> None:
+    from synthstack_core.schemas.rag import QueryRequest
+
+    rag = stack.rag
+    for name, content in {"cats": CATS, "markets": MARKETS, "dogs": DOGS}.items():
+        await rag.index("alpha", _index(content, "answers", name))
+    answer = await rag.query(
+        "alpha", QueryRequest(query="Why does a cat purr?", collection="answers")
+    )
+    assert answer.answer_mode == "extractive" and answer.model == "all-MiniLM-L6-v2"
+    assert answer.citations, answer
+    assert answer.citations[0].document_id == "cats"
+    sources = {source.index: source for source in answer.sources}
+    for citation in answer.citations:
+        source = sources[citation.index]
+        offset = citation.span.start - source.span.start
+        assert source.content[offset : offset + len(citation.quote)] == citation.quote
+        assert f"{citation.quote} [{citation.index}]" in answer.answer
+    # Every sentence of the answer is a cited quote: nothing is invented.
+    rebuilt = " ".join(f"{c.quote} [{c.index}]" for c in answer.citations)
+    assert answer.answer == rebuilt
+    assert answer.usage.total_tokens == answer.usage.prompt_tokens > 0
+    with pytest.raises(NotFound):
+        await rag.query("alpha", QueryRequest(query="cat", collection="no-such"))

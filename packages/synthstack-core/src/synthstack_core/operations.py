@@ -36,6 +36,8 @@ from synthstack_core.schemas.rag import (
     IndexResponse,
     NamedCollectionParams,
     ProjectDocumentRequest,
+    QueryRequest,
+    QueryResponse,
     RagStats,
     SearchRequest,
     SearchResponse,
@@ -157,6 +159,10 @@ async def _search(
     return await service.rag.search(caller.tenant, body)
 
 
+async def _query(service: SynthStack, caller: Principal, body: QueryRequest, _: None) -> BaseModel:
+    return await service.rag.query(caller.tenant, body)
+
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "health-liveness", "GET", "/health", HealthResponse, _liveness,
@@ -224,6 +230,11 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "rag-search", "POST", "/api/v1/rag/search", SearchResponse, _search,
         request_model=SearchRequest, tags=("rag",), summary="Search a collection",
+    ),
+    Operation(
+        "rag-query", "POST", "/api/v1/rag/query", QueryResponse, _query,
+        request_model=QueryRequest, tags=("rag",),
+        summary="Answer a question from a collection, with citations",
     ),
 )  # fmt: skip
 

@@ -26,9 +26,18 @@ from synthstack_core.errors import (
     NotFound,
 )
 from synthstack_core.features.chunking import split_text, validate_chunk_params
-from synthstack_core.features.embeddings import EmbeddingService
+from synthstack_core.features.embeddings import Embeddings, EmbeddingService
+from synthstack_core.features.extractive import (
+    MIN_SENTENCE_CHARS,
+    Candidate,
+    Selected,
+    select_sentences,
+    sentence_spans,
+)
 from synthstack_core.providers.embedding import EmbeddingModelSpec
 from synthstack_core.schemas.rag import (
+    AnswerUsage,
+    Citation,
     Collection,
     CollectionList,
     CollectionStats,
@@ -40,6 +49,9 @@ from synthstack_core.schemas.rag import (
     IndexResponse,
     InFilter,
     ProjectDocumentRequest,
+    QueryRequest,
+    QueryResponse,
+    QuerySource,
     RagStats,
     SearchRequest,
     SearchResponse,
@@ -348,31 +360,44 @@ class RagService:
 
     # -- search ------------------------------------------------------------------------------
 
+    async def _retrieve(
+        self,
+        record: CollectionRecord,
+        query: str,
+        *,
+        mode: str,
+        limit: int,
+        filters: dict[str, Any],
+    ) -> tuple[list[ScoredChunk], Embeddings | None]:
+        """The best ``limit`` chunks for ``query``, and the query's embedding if one was made."""
+        if mode == "lexical":
+            lexical = await self._repository.search_lexical(
+                record, query, limit=limit, filters=filters
+            )
+            return lexical, None
+        spec = self._model_of(record)
+        embedded = await self._embeddings.embed([query], model=spec.id)
+        pool = limit if mode == "dense" else max(limit, HYBRID_CANDIDATES)
+        found = await self._repository.search_dense(
+            record, embedded.vectors[0], limit=pool, filters=filters
+        )
+        if mode == "hybrid":
+            lexical = await self._repository.search_lexical(
+                record, query, limit=pool, filters=filters
+            )
+            found = reciprocal_rank_fusion([lexical, found])[:limit]
+        return found, embedded
+
     async def search(self, tenant: str, request: SearchRequest) -> SearchResponse:
         """``POST /api/v1/rag/search``."""
         record = await self._existing(tenant, request.collection or DEFAULT_COLLECTION)
-        filters: dict[str, Any] = {
-            key: condition.in_ if isinstance(condition, InFilter) else condition
-            for key, condition in request.filter.items()
-        }
-        pool = max(request.limit, HYBRID_CANDIDATES)
-        found: list[ScoredChunk]
-        if request.mode == "lexical":
-            found = await self._repository.search_lexical(
-                record, request.query, limit=request.limit, filters=filters
-            )
-        else:
-            spec = self._model_of(record)
-            vector = (await self._embeddings.embed([request.query], model=spec.id)).vectors[0]
-            limit = request.limit if request.mode == "dense" else pool
-            found = await self._repository.search_dense(
-                record, vector, limit=limit, filters=filters
-            )
-            if request.mode == "hybrid":
-                lexical = await self._repository.search_lexical(
-                    record, request.query, limit=pool, filters=filters
-                )
-                found = reciprocal_rank_fusion([lexical, found])[: request.limit]
+        found, _ = await self._retrieve(
+            record,
+            request.query,
+            mode=request.mode,
+            limit=request.limit,
+            filters=_filters(request.filter),
+        )
         if request.min_score is not None:
             found = [chunk for chunk in found if chunk.score >= request.min_score]
         results = [
@@ -389,6 +414,79 @@ class RagService:
             for chunk in found
         ]
         return SearchResponse(results=results, query=request.query, total_found=len(results))
+
+    async def query(self, tenant: str, request: QueryRequest) -> QueryResponse:
+        """``POST /api/v1/rag/query``: an extractive answer with citations."""
+        record = await self._existing(tenant, request.collection or DEFAULT_COLLECTION)
+        spec = self._model_of(record)
+        found, embedded = await self._retrieve(
+            record,
+            request.query,
+            mode="hybrid",
+            limit=request.context_limit,
+            filters=_filters(request.filter),
+        )
+        assert embedded is not None  # hybrid retrieval embeds the query
+        candidates = [
+            Candidate(index, index - 1, chunk.content[start:end], start, end)
+            for index, chunk in enumerate(found, start=1)
+            for start, end in sentence_spans(chunk.content)
+            if end - start >= MIN_SENTENCE_CHARS
+        ]
+        tokens = embedded.total_tokens
+        selected: list[Selected] = []
+        if candidates:
+            sentences = await self._embeddings.embed([c.text for c in candidates], model=spec.id)
+            tokens += sentences.total_tokens
+            selected = select_sentences(
+                request.query, embedded.vectors[0], candidates, sentences.vectors
+            )
+        citations = []
+        for item in selected:
+            chunk = found[item.candidate.source_index - 1]
+            citations.append(
+                Citation(
+                    index=item.candidate.source_index,
+                    chunk_id=str(chunk.chunk_id),
+                    document_id=chunk.document_id,
+                    source=chunk.source,
+                    span=Span(
+                        start=chunk.start + item.candidate.start,
+                        end=chunk.start + item.candidate.end,
+                    ),
+                    quote=item.candidate.text,
+                )
+            )
+        answer = " ".join(f"{c.quote} [{c.index}]" for c in citations)
+        sources = [
+            QuerySource(
+                index=index,
+                chunk_id=str(chunk.chunk_id),
+                document_id=chunk.document_id,
+                content=chunk.content,
+                source=chunk.source,
+                score=chunk.score,
+                metadata=chunk.metadata,
+                span=Span(start=chunk.start, end=chunk.end),
+                page=chunk.page,
+            )
+            for index, chunk in enumerate(found, start=1)
+        ]
+        return QueryResponse(
+            answer=answer,
+            citations=citations,
+            sources=sources,
+            model=spec.id,
+            answer_mode="extractive",
+            usage=AnswerUsage(prompt_tokens=tokens, completion_tokens=0, total_tokens=tokens),
+        )
+
+
+def _filters(conditions: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        key: condition.in_ if isinstance(condition, InFilter) else condition
+        for key, condition in conditions.items()
+    }
 
 
 def _plain_text(content: str, source_type: str) -> str:

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from synthstack_core.schemas.common import AS_INTEGER, ModelName, RequestModel, ResponseModel
 
 __all__ = [
+    "AnswerUsage",
+    "Citation",
     "Collection",
     "CollectionList",
     "CollectionName",
@@ -26,6 +28,9 @@ __all__ = [
     "Metadata",
     "NamedCollectionParams",
     "ProjectDocumentRequest",
+    "QueryRequest",
+    "QueryResponse",
+    "QuerySource",
     "RagStats",
     "SearchRequest",
     "SearchResponse",
@@ -252,3 +257,65 @@ class SearchResponse(ResponseModel):
     results: list[SearchResult]
     query: str
     total_found: int = Field(ge=0)
+
+
+class QueryRequest(RequestModel):
+    """A question to answer from a collection."""
+
+    query: Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^[^\x00]*$")]
+    collection: CollectionName | None = None
+    context_limit: Annotated[int, Field(ge=1, le=20), AS_INTEGER] = Field(
+        5, description="How many retrieved chunks the answer may draw on."
+    )
+    filter: Annotated[
+        dict[MetadataKey, FilterCondition],
+        Field(max_length=16, json_schema_extra={"additionalProperties": False}),
+    ] = Field(default_factory=dict)
+
+
+class Citation(ResponseModel):
+    """A cited sentence: where it is, and which source ``[n]`` it belongs to."""
+
+    index: int = Field(
+        ge=1, description="The `[n]` in the answer, and the `index` of the cited source."
+    )
+    chunk_id: str
+    document_id: str
+    source: str
+    span: Span
+    quote: str = Field(description="The cited sentence, exactly as in the document at `span`.")
+
+
+class QuerySource(ResponseModel):
+    """A retrieved chunk the answer may cite, numbered from 1."""
+
+    index: int = Field(ge=1)
+    chunk_id: str
+    document_id: str
+    content: str
+    source: str
+    score: float
+    metadata: Metadata
+    span: Span
+    page: int | None = None
+
+
+class AnswerUsage(ResponseModel):
+    """Tokens of a generated or extracted answer."""
+
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+    total_tokens: int = Field(ge=0)
+
+
+class QueryResponse(ResponseModel):
+    """An answer grounded in numbered sources."""
+
+    answer: str
+    citations: list[Citation]
+    sources: list[QuerySource]
+    model: str = Field(
+        description="What produced the answer (the embedding model, for an extractive answer)."
+    )
+    answer_mode: Literal["extractive"]
+    usage: AnswerUsage
