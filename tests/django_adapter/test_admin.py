@@ -3,6 +3,9 @@
 - the admin: a superuser logs in, adds a tenant and an API key (created by the core, its secret
   shown once and stored nowhere), the key authenticates API calls, and the admin's revoke action
   (through the core) makes the next call a 401;
+- the RAG admin: documents indexed through the API are browsable and searchable (collections,
+  documents, chunks; read-only), and deleting a document or a collection in the admin goes through
+  the core: chunks, vectors and postings go too, and the search API no longer finds them;
 - the docs pages render with local assets, the schema page serves the contract;
 - the API's 404 and 405 are the core's problem documents, with exactly the core's headers.
 """
@@ -255,6 +258,234 @@ def test_unmanaged_models_match_their_migration(django_env: dict[str, str]) -> N
 
     # Exits with status 1 when the models and migrations differ.
     call_command("makemigrations", "synthstack_django", "--check", "--dry-run", verbosity=0)
+
+
+# ------------------------------------------------------------------------------- the RAG admin
+
+RAG_COLLECTION = "admin-docs"
+RAG_DOCS = {
+    "cats": "Cats are small felines. A cat purrs when content.\n\nKittens play with yarn.",
+    "markets": "# Markets\n\nStock markets fell sharply on Monday.\n\n## Rates\n\nRates rose.",
+}
+RAG_ADMIN = "/admin/synthstack_django"
+
+
+def _api(client: Any, method: str, path: str, body: Any = None) -> Any:
+    """A call of the API as tenant ``tenant-a``."""
+    auth = {"Authorization": f"Bearer {SETTINGS_KEY}"}
+    if body is None:
+        return client.generic(method, path, headers=auth)
+    return client.generic(
+        method, path, json.dumps(body), content_type="application/json", headers=auth
+    )
+
+
+def _index(client: Any, collection: str, docs: dict[str, str]) -> None:
+    for name, text in docs.items():
+        response = _api(
+            client,
+            "POST",
+            "/api/v1/rag/index",
+            {
+                "content": text,
+                "source": f"{name}.md",
+                "source_type": "markdown",
+                "collection": collection,
+                "document_id": name,
+                "metadata": {"topic": name},
+                "chunk_size": 16,
+                "chunk_overlap": 4,
+            },
+        )
+        assert response.status_code == 200, response.content
+        assert json.loads(response.content)["chunks_created"] >= 2  # several chunks each
+
+
+def _found(client: Any, collection: str, query: str) -> set[str]:
+    """The document ids a hybrid search finds."""
+    response = _api(
+        client,
+        "POST",
+        "/api/v1/rag/search",
+        {"query": query, "collection": collection, "limit": 100},
+    )
+    assert response.status_code == 200, response.content
+    return {result["document_id"] for result in json.loads(response.content)["results"]}
+
+
+@pytest.fixture
+def core_deletes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any, ...]]]:
+    """The calls of the core's ``rag.delete_collection`` / ``rag.delete_document`` (still made)."""
+    from synthstack_core.features.rag import RagService
+
+    calls: list[tuple[str, tuple[Any, ...]]] = []
+    for name in ("delete_collection", "delete_document"):
+        original = getattr(RagService, name)
+
+        async def spy(self: Any, *args: Any, _name: str = name, _original: Any = original) -> Any:
+            calls.append((_name, args))
+            return await _original(self, *args)
+
+        monkeypatch.setattr(RagService, name, spy)
+    return calls
+
+
+def _count(sql: str, *params: Any) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.fetchone()[0])
+
+
+def test_rag_admin_browses_searches_and_deletes_through_the_core(
+    admin_client: Any, client: Any, core_deletes: list[tuple[str, tuple[Any, ...]]]
+) -> None:
+    from synthstack_django.models import Chunk, Collection, Document
+
+    _index(client, RAG_COLLECTION, RAG_DOCS)
+    collection = Collection.objects.get(tenant__name="tenant-a", name=RAG_COLLECTION)
+    cats = Document.objects.get(collection=collection, external_id="cats")
+    markets = Document.objects.get(collection=collection, external_id="markets")
+    assert cats.metadata == {"topic": "cats"}
+    assert cats.chunk_count == Chunk.objects.filter(document=cats).count() >= 2
+
+    # The change lists render, filter and search.
+    pages = {
+        "collection/": [RAG_COLLECTION, "tenant-a"],
+        f"collection/?q={RAG_COLLECTION}": [RAG_COLLECTION],
+        "collection/?q=tenant-a": [RAG_COLLECTION],
+        f"collection/?tenant__id__exact={collection.tenant_id}": [RAG_COLLECTION],
+        f"collection/?embedding_model={collection.embedding_model}": [RAG_COLLECTION],
+        "document/": ["cats", "markets", "cats.md"],
+        "document/?q=cats": ["cats.md"],
+        "document/?q=markets.md": ["markets.md"],
+        f"document/?collection__id__exact={collection.pk}": ["cats.md", "markets.md"],
+        "chunk/": ["cats", "markets"],
+        "chunk/?q=purrs": ["A cat purrs"],
+        f"chunk/?document__id__exact={cats.pk}": ["Kittens"],
+        f"chunk/?collection__id__exact={collection.pk}": ["Kittens", "Stock markets"],
+    }
+    for page, expected in pages.items():
+        response = admin_client.get(f"{RAG_ADMIN}/{page}")
+        assert response.status_code == 200, page
+        text = html.unescape(response.content.decode())
+        for fragment in expected:
+            assert fragment in text, (page, fragment)
+    searched = html.unescape(admin_client.get(f"{RAG_ADMIN}/document/?q=cats").content.decode())
+    assert "markets.md" not in searched
+    chunks_found = admin_client.get(f"{RAG_ADMIN}/chunk/?q=purrs").content.decode()
+    assert "Stock markets" not in chunks_found
+    assert f"{RAG_ADMIN}/document/{cats.pk}/change/" in chunks_found  # the document, linked
+    assert (
+        RAG_COLLECTION
+        not in admin_client.get(f"{RAG_ADMIN}/collection/?q=nothing").content.decode()
+    )
+
+    # Read-only: the pages render without fields, nothing can be added, chunks not deleted.
+    chunk = Chunk.objects.filter(document=cats).first()
+    assert chunk is not None
+    for page in (
+        f"collection/{collection.pk}/change/",
+        f"document/{cats.pk}/change/",
+        f"chunk/{chunk.pk}/change/",
+    ):
+        response = admin_client.get(f"{RAG_ADMIN}/{page}")
+        assert response.status_code == 200, page
+        assert _inputs(response) <= {"csrfmiddlewaretoken"}, page
+    for kind in ("collection", "document", "chunk"):
+        assert admin_client.get(f"{RAG_ADMIN}/{kind}/add/").status_code == 403
+    assert admin_client.get(f"{RAG_ADMIN}/chunk/{chunk.pk}/delete/").status_code == 403
+    assert (
+        admin_client.post(f"{RAG_ADMIN}/chunk/{chunk.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
+    assert Chunk.objects.filter(pk=chunk.pk).exists()
+
+    # A tenant with collections cannot be deleted here (the database would cascade around the core).
+    page = admin_client.get(f"{RAG_ADMIN}/tenant/{collection.tenant_id}/delete/")
+    assert page.status_code == 200
+    assert "Cannot delete tenant" in page.content.decode()
+    assert f"tenant-a / {RAG_COLLECTION}" in html.unescape(page.content.decode())
+
+    # Deleting a document: the confirmation page counts its chunks (no walk over them)...
+    assert _found(client, RAG_COLLECTION, "cat purrs yarn") >= {"cats"}
+    cat_chunks = [
+        str(pk) for pk in Chunk.objects.filter(document=cats).values_list("pk", flat=True)
+    ]
+    postings = "SELECT count(*) FROM rag_postings WHERE chunk_id = ANY(%s::uuid[])"
+    assert _count(postings, cat_chunks) > 0
+    page = admin_client.get(f"{RAG_ADMIN}/document/{cats.pk}/delete/")
+    assert page.status_code == 200
+    text = html.unescape(page.content.decode())
+    assert "Are you sure" in text
+    assert f"{len(cat_chunks)} chunks with their vectors and search postings" in text
+    # ...and the delete goes through the core: chunks, vectors and postings go with it.
+    response = admin_client.post(f"{RAG_ADMIN}/document/{cats.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302, response.content
+    assert not Document.objects.filter(pk=cats.pk).exists()
+    assert _count("SELECT count(*) FROM rag_chunks WHERE document_id = %s", cats.pk) == 0
+    assert _count(postings, cat_chunks) == 0
+    assert core_deletes == [("delete_document", ("tenant-a", RAG_COLLECTION, "cats"))]
+    assert "cats" not in _found(client, RAG_COLLECTION, "cat purrs yarn")
+    assert _found(client, RAG_COLLECTION, "stock markets") == {"markets"}
+    gone = _api(client, "GET", f"/api/v1/rag/documents/cats?collection={RAG_COLLECTION}")
+    assert gone.status_code == 404
+    markets.refresh_from_db()  # the other document is untouched
+
+    # Deleting a collection (the bulk action: confirmation page, then delete) removes everything.
+    _index(client, RAG_COLLECTION, {"cats": RAG_DOCS["cats"]})
+    collection_chunks = _count(
+        "SELECT count(*) FROM rag_chunks WHERE collection_id = %s", collection.pk
+    )
+    assert collection_chunks > 0
+    action = {"action": "delete_selected", "_selected_action": [str(collection.pk)], "index": "0"}
+    page = admin_client.post(f"{RAG_ADMIN}/collection/", action)
+    assert page.status_code == 200
+    text = html.unescape(page.content.decode())
+    assert f"tenant-a / {RAG_COLLECTION}" in text
+    assert f"{collection_chunks} chunks with their vectors and search postings" in text
+    response = admin_client.post(f"{RAG_ADMIN}/collection/", {**action, "post": "yes"}, follow=True)
+    assert response.status_code == 200
+    assert "Successfully deleted 1 collection." in _messages(response)
+    assert core_deletes[1:] == [("delete_collection", ("tenant-a", RAG_COLLECTION))]
+    assert not Collection.objects.filter(pk=collection.pk).exists()
+    for table in ("rag_documents", "rag_chunks", "rag_postings"):
+        sql = f"SELECT count(*) FROM {table} WHERE collection_id = %s"
+        assert _count(sql, collection.pk) == 0, table
+    search = _api(
+        client, "POST", "/api/v1/rag/search", {"query": "cat", "collection": RAG_COLLECTION}
+    )
+    _problem(search, 404, "not_found")
+    listed = json.loads(_api(client, "GET", "/api/v1/rag/collections").content)
+    assert RAG_COLLECTION not in {c["name"] for c in listed["collections"]}
+
+
+def test_rag_admin_deletes_documents_in_bulk_through_the_core(
+    admin_client: Any, client: Any, core_deletes: list[tuple[str, tuple[Any, ...]]]
+) -> None:
+    from synthstack_django.models import Chunk, Document
+
+    collection = "admin-bulk"
+    _index(client, collection, RAG_DOCS)
+    documents = Document.objects.filter(
+        collection__name=collection, collection__tenant__name="tenant-a"
+    )
+    ids = [str(pk) for pk in documents.values_list("pk", flat=True)]
+    assert len(ids) == 2
+    action = {"action": "delete_selected", "_selected_action": ids, "index": "0"}
+    page = admin_client.post(f"{RAG_ADMIN}/document/", action)
+    assert page.status_code == 200
+    assert "Document: cats" in page.content.decode()
+    response = admin_client.post(f"{RAG_ADMIN}/document/", {**action, "post": "yes"}, follow=True)
+    assert "Successfully deleted 2 documents." in _messages(response)
+    assert sorted(core_deletes) == [
+        ("delete_document", ("tenant-a", collection, "cats")),
+        ("delete_document", ("tenant-a", collection, "markets")),
+    ]
+    assert not documents.exists()
+    assert not Chunk.objects.filter(collection__name=collection).exists()
+    assert _found(client, collection, "cat markets") == set()  # the collection itself stays
 
 
 # ----------------------------------------------------------------------------------- the API

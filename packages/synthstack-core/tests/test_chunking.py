@@ -373,8 +373,10 @@ def test_pages_are_the_pages_of_chunk_starts(text: str, data: st.DataObject) -> 
         text, chunk_size=24, chunk_overlap=4, counter=CharCounter(), page_breaks=breaks
     )
     check_invariants(text, chunks, 24, CharCounter())
+    # Every listed page counts, empty ones too; page 1 starts at 0 whether listed or not.
+    numbered = sorted(breaks) if breaks and min(breaks) == 0 else [0, *sorted(breaks)]
     for chunk in chunks:
-        assert chunk.page == 1 + len({b for b in breaks if 0 < b <= chunk.start})
+        assert chunk.page == len([b for b in numbered if b <= chunk.start])
 
 
 # --------------------------------------------------------------------------------------------
@@ -638,3 +640,20 @@ def test_source_types_html_and_docx_split_like_text() -> None:
             )
             == expected
         )
+
+
+def test_empty_pages_still_count() -> None:
+    """Pages 2 and 4 have no text: a chunk on the third page is page 3, not 2."""
+    text = "First page text here. " * 3 + "Third page text here. " * 3 + "Fifth page. " * 3
+    third, fifth = text.index("Third"), text.index("Fifth")
+    chunks = split_text(
+        text,
+        chunk_size=16,
+        chunk_overlap=0,
+        counter=Cl100kTokenCounter(),
+        page_breaks=[0, third, third, fifth, fifth],
+    )
+    pages = {chunk.page for chunk in chunks if chunk.start >= fifth}
+    assert pages == {5}
+    assert {chunk.page for chunk in chunks if third <= chunk.start < fifth} == {3}
+    assert {chunk.page for chunk in chunks if chunk.start < third} == {1}

@@ -1,25 +1,36 @@
-"""The Django admin over the core's tenants and API keys.
+"""The Django admin over the core's tenants, API keys and RAG collections, documents and chunks.
 
 Tenants are plain rows. API keys go through the core: adding one in the admin calls
 ``api_keys.create`` (which generates the secret and stores only its hash) and shows the secret once,
 in a message; the "Revoke selected keys" action calls ``api_keys.revoke``. Existing keys are
 read-only, and the stored hash is never displayed.
+
+RAG collections, documents and chunks are browsable and searchable, and read-only. Deleting a
+collection or a document (its page's "Delete" or the bulk action) calls the core's
+``rag.delete_collection`` / ``rag.delete_document``, so its chunks, vectors and BM25 postings go in
+the core's one transaction, exactly as through the API. Chunks are not deleted one by one.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.text import Truncator
 
-from synthstack_django.models import ApiKey, Tenant
+from synthstack_core.errors import NotFound
+from synthstack_django.models import ApiKey, Chunk, Collection, Document, Tenant
 from synthstack_django.service import get_stack
 
-__all__ = ["ApiKeyAdmin", "TenantAdmin"]
+__all__ = ["ApiKeyAdmin", "ChunkAdmin", "CollectionAdmin", "DocumentAdmin", "TenantAdmin"]
 
 
 @admin.register(Tenant)
@@ -53,6 +64,24 @@ class TenantAdmin(admin.ModelAdmin):
     ) -> tuple[str, ...]:
         """Everything of an existing tenant."""
         return () if obj is None else ("name", "id", "created_at")
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        """Django's answer, with the tenants' RAG collections as protected: the database would
+        cascade to them, but they are deleted through the core (vectors too), so first."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        collections = Collection.objects.filter(tenant__in=[obj.pk for obj in objs])
+        protected = [
+            *protected,
+            *(
+                format_html(
+                    'Collection: <a href="{}">{}</a>',
+                    reverse("admin:synthstack_django_collection_change", args=[collection.pk]),
+                    str(collection),
+                )
+                for collection in collections
+            ),
+        ]
+        return deleted, counts, perms_needed, protected
 
 
 class RevokedFilter(admin.SimpleListFilter):
@@ -166,6 +195,245 @@ class ApiKeyAdmin(admin.ModelAdmin):
         self.message_user(request, text, messages.SUCCESS)
 
 
+# ------------------------------------------------------------------------------------ RAG
+
+#: What :meth:`ModelAdmin.get_deleted_objects` returns: the nested list the confirmation page
+#: shows, the count per kind, the permissions missing and the protected objects.
+DeletedObjects = tuple[list[Any], dict[str, int], set[str], list[Any]]
+
+
+def _plural(count: int, singular: str, plural: str | None = None) -> str:
+    return f"{count} {singular if count == 1 else plural or singular + 's'}"
+
+
+def _chunks_with_vectors(count: int) -> str:
+    return _plural(count, "chunk") + " with their vectors and search postings"
+
+
+def _deletion_summary(kind: str, objs: list[Any], contents: list[str]) -> list[Any]:
+    """The confirmation page's list: the objects, and what goes with them (counted)."""
+    listed: list[Any] = [format_html("{}: {}", kind, str(obj)) for obj in objs]
+    if len(objs) == 1:
+        listed.append(contents)  # nested under the object
+    else:
+        listed.append("With them: " + ", ".join(contents))
+    return listed
+
+
+def _changelist_link(model: type[Any], text: str, **query: Any) -> str:
+    """A link to ``model``'s change list, filtered by ``query``."""
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+    if query:
+        url += "?" + urlencode(query)
+    return format_html('<a href="{}">{}</a>', url, text)
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the core writes: viewed here, never added or edited."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Never: the core writes these rows (through the API)."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Never: the pages are read-only."""
+        return False
+
+
+@admin.register(Collection)
+class CollectionAdmin(_ReadOnlyAdmin):
+    """RAG collections; deleted through the core, with everything in them."""
+
+    list_display = (
+        "tenant",
+        "name",
+        "embedding_model",
+        "dimensions",
+        "document_count",
+        "chunk_count",
+        "created_at",
+    )
+    list_display_links = ("name",)
+    list_select_related = ("tenant",)
+    list_filter = ("tenant", "embedding_model")
+    search_fields = ("name", "tenant__name")
+    ordering = ("tenant__name", "name")
+    fields = (
+        "tenant",
+        "name",
+        "description",
+        "embedding_model",
+        "dimensions",
+        "document_count",
+        "chunk_count",
+        "created_at",
+        "id",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Collection]:
+        """Collections with their numbers of documents and chunks (one join)."""
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(_documents=Count("documents"), _chunks=Sum("documents__chunk_count"))
+        )
+
+    @admin.display(description="documents", ordering="_documents")
+    def document_count(self, collection: Collection) -> str:
+        """How many documents, linking to them."""
+        count = int(getattr(collection, "_documents", 0) or 0)
+        return _changelist_link(Document, str(count), collection__id__exact=collection.pk)
+
+    @admin.display(description="chunks", ordering="_chunks")
+    def chunk_count(self, collection: Collection) -> str:
+        """How many chunks (and vectors), linking to them."""
+        count = int(getattr(collection, "_chunks", 0) or 0)
+        return _changelist_link(Chunk, str(count), collection__id__exact=collection.pk)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> DeletedObjects:
+        """What deleting ``objs`` removes, counted (not Django's walk over every chunk)."""
+        collections = list(objs)
+        ids = [obj.pk for obj in collections]
+        documents = Document.objects.filter(collection_id__in=ids).count()
+        chunks = Chunk.objects.filter(collection_id__in=ids).count()
+        listed = _deletion_summary(
+            "Collection",
+            collections,
+            [_plural(documents, "document"), _chunks_with_vectors(chunks)],
+        )
+        counts = {"collections": len(ids), "documents": documents, "chunks": chunks}
+        return listed, counts, set(), []
+
+    def delete_model(self, request: HttpRequest, obj: Collection) -> None:
+        """Delete the collection through the core: its documents, chunks, vectors and postings."""
+        _delete_collections([obj])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Collection]) -> None:
+        """Delete each selected collection through the core (the bulk "delete" action)."""
+        _delete_collections(queryset.select_related("tenant"))
+
+
+def _delete_collections(collections: Any) -> None:
+    stack = get_stack()
+    for collection in list(collections):
+        # NotFound: deleted meanwhile (by the API, or in another admin page).
+        with contextlib.suppress(NotFound):
+            stack.call(stack.stack.rag.delete_collection, collection.tenant.name, collection.name)
+
+
+@admin.register(Document)
+class DocumentAdmin(_ReadOnlyAdmin):
+    """RAG documents; deleted through the core, with their chunks, vectors and postings."""
+
+    list_display = (
+        "external_id",
+        "collection",
+        "source",
+        "source_type",
+        "chunk_count",
+        "characters",
+        "updated_at",
+    )
+    list_select_related = ("collection__tenant",)
+    list_filter = ("collection", "source_type")
+    search_fields = ("external_id", "source")
+    ordering = ("-updated_at",)
+    fields = (
+        "external_id",
+        "collection",
+        "source",
+        "source_type",
+        "metadata",
+        "characters",
+        "chunks",
+        "chunk_size",
+        "chunk_overlap",
+        "content_sha256",
+        "created_at",
+        "updated_at",
+        "id",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="chunks")
+    def chunks(self, document: Document) -> str:
+        """How many chunks, linking to them."""
+        return _changelist_link(
+            Chunk, _plural(document.chunk_count, "chunk"), document__id__exact=document.pk
+        )
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> DeletedObjects:
+        """What deleting ``objs`` removes, counted (not Django's walk over every chunk)."""
+        documents = list(objs)
+        chunks = Chunk.objects.filter(document_id__in=[obj.pk for obj in documents]).count()
+        listed = _deletion_summary("Document", documents, [_chunks_with_vectors(chunks)])
+        return listed, {"documents": len(documents), "chunks": chunks}, set(), []
+
+    def delete_model(self, request: HttpRequest, obj: Document) -> None:
+        """Delete the document through the core: its chunks, vectors and postings go too."""
+        _delete_documents([obj])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
+        """Delete each selected document through the core (the bulk "delete" action)."""
+        _delete_documents(queryset.select_related("collection__tenant"))
+
+
+def _delete_documents(documents: Any) -> None:
+    stack = get_stack()
+    for document in list(documents):
+        collection = document.collection
+        # NotFound: deleted meanwhile (with its collection, by the API, in another admin page).
+        with contextlib.suppress(NotFound):
+            stack.call(
+                stack.stack.rag.delete_document,
+                collection.tenant.name,
+                collection.name,
+                document.external_id,
+            )
+
+
+@admin.register(Chunk)
+class ChunkAdmin(_ReadOnlyAdmin):
+    """RAG chunks (without their vectors); searchable by text. They go with their document."""
+
+    list_display = ("preview", "document_link", "collection", "position", "page", "token_count")
+    list_select_related = ("document", "collection__tenant")
+    list_filter = ("collection",)
+    search_fields = ["content"]  # ILIKE: fine at admin scale
+    ordering = ("document_id", "position")
+    show_full_result_count = False
+    fields = (
+        "document",
+        "collection",
+        "position",
+        "page",
+        "char_start",
+        "char_end",
+        "token_count",
+        "lexeme_count",
+        "dimensions",
+        "content",
+        "id",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="document", ordering="document__external_id")
+    def document_link(self, chunk: Chunk) -> str:
+        """The chunk's document, linking to its page."""
+        url = reverse("admin:synthstack_django_document_change", args=[chunk.document_id])
+        return format_html('<a href="{}">{}</a>', url, str(chunk.document))
+
+    @admin.display(description="content")
+    def preview(self, chunk: Chunk) -> str:
+        """The chunk's first 100 characters."""
+        return Truncator(" ".join(chunk.content.split())).chars(100)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Chunk | None = None) -> bool:
+        """Never: a chunk goes with its document (re-index or delete the document)."""
+        return False
+
+
 admin.site.site_header = "SynthStack administration"
 admin.site.site_title = "SynthStack admin"
-admin.site.index_title = "Tenants and API keys"
+admin.site.index_title = "Tenants, API keys and RAG collections"

@@ -3,7 +3,12 @@
 The core owns these tables (SQLAlchemy models and Alembic migrations in ``synthstack_core.stores``);
 the models here are ``managed = False``, so Django's migrations never create, alter or drop them.
 API keys are created and revoked through the core (see :mod:`synthstack_django.admin`), never by
-writing rows here.
+writing rows here; RAG collections and documents are only read here and deleted through the core.
+
+The RAG models leave out what the admin has no use for: a chunk's ``embedding`` (a pgvector
+``vector`` of the collection's dimension) and the BM25 postings (``rag_postings``). Their foreign
+keys are ``DO_NOTHING``: the database cascades (collection → documents → chunks → postings), and
+the admin deletes through the core anyway.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from django.utils import timezone
 
 from synthstack_core.settings import TENANT_NAME_PATTERN
 
-__all__ = ["ApiKey", "Tenant"]
+__all__ = ["ApiKey", "Chunk", "Collection", "Document", "Tenant"]
 
 
 class Tenant(models.Model):
@@ -75,3 +80,100 @@ class ApiKey(models.Model):
     def active(self) -> bool:
         """Not revoked."""
         return self.revoked_at is None
+
+
+class CollectionManager(models.Manager["Collection"]):
+    """Collections with their tenant (a collection's name is unique only within its tenant)."""
+
+    def get_queryset(self) -> models.QuerySet[Collection]:
+        """Every collection, its tenant joined."""
+        return super().get_queryset().select_related("tenant")
+
+
+class Collection(models.Model):
+    """A tenant's RAG collection (table ``rag_collections``); its embedding model is fixed."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.DO_NOTHING, db_column="tenant_id", related_name="collections"
+    )
+    name = models.CharField(max_length=64)
+    description = models.TextField(blank=True, default="")
+    embedding_model = models.CharField(max_length=128)
+    dimensions = models.IntegerField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = CollectionManager()
+
+    class Meta:
+        managed = False
+        db_table = "rag_collections"
+        ordering = ("tenant__name", "name")
+        verbose_name = "collection"
+        verbose_name_plural = "collections"
+
+    def __str__(self) -> str:
+        return f"{self.tenant.name} / {self.name}"
+
+
+class Document(models.Model):
+    """A document of a collection (table ``rag_documents``); ``external_id`` is the API's id."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    collection = models.ForeignKey(
+        Collection,
+        on_delete=models.DO_NOTHING,
+        db_column="collection_id",
+        related_name="documents",
+    )
+    external_id = models.CharField("document id", max_length=256)
+    source = models.CharField(max_length=512)
+    source_type = models.CharField(max_length=16)
+    metadata = models.JSONField(default=dict)
+    content_sha256 = models.CharField("content SHA-256", max_length=64)
+    characters = models.IntegerField()
+    chunk_count = models.IntegerField("chunks")
+    chunk_size = models.IntegerField()
+    chunk_overlap = models.IntegerField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        managed = False
+        db_table = "rag_documents"
+        ordering = ("-updated_at",)
+        verbose_name = "document"
+        verbose_name_plural = "documents"
+
+    def __str__(self) -> str:
+        return str(self.external_id)
+
+
+class Chunk(models.Model):
+    """A chunk of a document (table ``rag_chunks``), without its vector."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    document = models.ForeignKey(
+        Document, on_delete=models.DO_NOTHING, db_column="document_id", related_name="chunks"
+    )
+    collection = models.ForeignKey(
+        Collection, on_delete=models.DO_NOTHING, db_column="collection_id", related_name="chunks"
+    )
+    position = models.IntegerField()
+    content = models.TextField()
+    char_start = models.IntegerField()
+    char_end = models.IntegerField()
+    page = models.IntegerField(null=True, blank=True)
+    token_count = models.IntegerField("tokens")
+    lexeme_count = models.IntegerField("lexemes")
+    dimensions = models.IntegerField()
+
+    class Meta:
+        managed = False
+        db_table = "rag_chunks"
+        ordering = ("document_id", "position")
+        verbose_name = "chunk"
+        verbose_name_plural = "chunks"
+
+    def __str__(self) -> str:
+        return f"{self.document} #{self.position}"

@@ -743,6 +743,10 @@ def split_text(
             if not 0 <= offset <= len(text):
                 raise ValueError(f"page break {offset} is outside the text (0..{len(text)}).")
         page_starts = sorted({offset for offset in page_breaks if 0 < offset < len(text)})
+    # Page numbers count every listed page, empty ones too (several pages may start at one offset).
+    numbered = sorted(page_breaks or ())
+    if not numbered or numbered[0] != 0:
+        numbered.insert(0, 0)
     if not text or text.isspace():
         return []
     splitter = _Splitter(
@@ -760,7 +764,7 @@ def split_text(
             start=start,
             end=end,
             token_count=tokens,
-            page=None if page_breaks is None else 1 + bisect.bisect_right(page_starts, start),
+            page=None if page_breaks is None else bisect.bisect_right(numbered, start),
         )
         for i, (start, end, tokens) in enumerate(splitter.run())
     ]
