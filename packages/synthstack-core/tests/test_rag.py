@@ -247,3 +247,28 @@ async def test_extractive_answers_quote_and_cite_their_sources(stack: SynthStack
     assert answer.usage.total_tokens == answer.usage.prompt_tokens > 0
     with pytest.raises(NotFound):
         await rag.query("alpha", QueryRequest(query="cat", collection="no-such"))
+
+
+async def test_documents_are_listed_newest_first_with_a_cursor(stack: SynthStack) -> None:
+    from synthstack_core.schemas.rag import DocumentListParams
+
+    rag = stack.rag
+    for number in range(5):
+        await rag.index(
+            "alpha", _index(f"Document number {number} about cats.", "paged", f"d{number}")
+        )
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = await rag.list_documents(
+            "alpha", DocumentListParams(collection="paged", limit=2, cursor=cursor)
+        )
+        seen.extend(document.document_id for document in page.documents)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == ["d4", "d3", "d2", "d1", "d0"]
+    with pytest.raises(InvalidRequest):
+        await rag.list_documents("alpha", DocumentListParams(collection="paged", cursor="nonsense"))
+    with pytest.raises(NotFound):
+        await rag.list_documents("beta", DocumentListParams(collection="paged"))

@@ -31,6 +31,8 @@ from synthstack_core.schemas.rag import (
     DeletedCollection,
     DeletedDocument,
     Document,
+    DocumentList,
+    DocumentListParams,
     DocumentParams,
     IndexRequest,
     IndexResponse,
@@ -163,6 +165,12 @@ async def _query(service: SynthStack, caller: Principal, body: QueryRequest, _: 
     return await service.rag.query(caller.tenant, body)
 
 
+async def _list_documents(
+    service: SynthStack, caller: Principal, _: None, params: DocumentListParams
+) -> BaseModel:
+    return await service.rag.list_documents(caller.tenant, params)
+
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "health-liveness", "GET", "/health", HealthResponse, _liveness,
@@ -216,6 +224,10 @@ OPERATIONS: tuple[Operation, ...] = (
         "rag-index-project-document", "POST", "/api/v1/rag/index-project-document",
         IndexResponse, _index_project_document, request_model=ProjectDocumentRequest,
         tags=("rag",), summary="Index a project's document (the gateway's call)",
+    ),
+    Operation(
+        "rag-list-documents", "GET", "/api/v1/rag/documents", DocumentList, _list_documents,
+        params_model=DocumentListParams, tags=("rag",), summary="List a collection's documents",
     ),
     Operation(
         "rag-get-document", "GET", "/api/v1/rag/documents/{document_id}", Document,

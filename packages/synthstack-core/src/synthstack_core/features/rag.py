@@ -10,10 +10,13 @@ and their fusion 0.715.
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
+import json
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -45,6 +48,8 @@ from synthstack_core.schemas.rag import (
     DeletedCollection,
     DeletedDocument,
     Document,
+    DocumentList,
+    DocumentListParams,
     IndexRequest,
     IndexResponse,
     InFilter,
@@ -340,6 +345,15 @@ class RagService:
 
     # -- documents ---------------------------------------------------------------------------
 
+    async def list_documents(self, tenant: str, params: DocumentListParams) -> DocumentList:
+        """``GET /api/v1/rag/documents``: newest first, with an opaque cursor."""
+        record = await self._existing(tenant, params.collection)
+        after = _decode_cursor(params.cursor) if params.cursor else None
+        rows = await self._repository.list_documents(record, limit=params.limit + 1, after=after)
+        page = rows[: params.limit]
+        next_cursor = _encode_cursor(page[-1]) if len(rows) > params.limit else None
+        return DocumentList(documents=[_document(row) for row in page], next_cursor=next_cursor)
+
     async def get_document(self, tenant: str, collection: str, document_id: str) -> Document:
         """``GET /api/v1/rag/documents/{document_id}``."""
         record = await self._repository.get_document(tenant, collection, document_id)
@@ -480,6 +494,23 @@ class RagService:
             answer_mode="extractive",
             usage=AnswerUsage(prompt_tokens=tokens, completion_tokens=0, total_tokens=tokens),
         )
+
+
+def _encode_cursor(record: DocumentRecord) -> str:
+    raw = json.dumps([record.created_at.isoformat(), str(record.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, document_id = json.loads(raw)
+        return datetime.fromisoformat(created_at), uuid.UUID(document_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequest(
+            "The cursor is not one this service gave out.",
+            errors=[FieldError(("query", "cursor"), "Invalid cursor", "cursor_invalid")],
+        ) from exc
 
 
 def _filters(conditions: Mapping[str, Any]) -> dict[str, Any]:

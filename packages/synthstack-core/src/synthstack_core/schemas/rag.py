@@ -21,6 +21,8 @@ __all__ = [
     "DeletedDocument",
     "Document",
     "DocumentId",
+    "DocumentList",
+    "DocumentListParams",
     "DocumentParams",
     "InFilter",
     "IndexRequest",
@@ -319,3 +321,22 @@ class QueryResponse(ResponseModel):
     )
     answer_mode: Literal["extractive"]
     usage: AnswerUsage
+
+
+class DocumentListParams(BaseModel):
+    """Query parameters of ``GET /documents``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    collection: CollectionName = "default"
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, min_length=1, max_length=200)
+
+
+class DocumentList(ResponseModel):
+    """One page of a collection's documents, newest first."""
+
+    documents: list[Document]
+    next_cursor: str | None = Field(
+        description="Where the next page starts; null on the last page."
+    )

@@ -287,6 +287,32 @@ class RagRepository:
             ).first()
         return DocumentRecord(*row) if row is not None else None
 
+    async def list_documents(
+        self,
+        collection: CollectionRecord,
+        *,
+        limit: int,
+        after: tuple[datetime, uuid.UUID] | None,
+    ) -> list[DocumentRecord]:
+        """Documents of a collection, newest first, after a (created_at, id) position."""
+        params: dict[str, Any] = {"collection_id": collection.id, "limit": limit}
+        where = ""
+        if after is not None:
+            where = " AND (d.created_at, d.id) < (:created_at, :id)"
+            params["created_at"], params["id"] = after
+        async with self._db.session() as session:
+            rows = await session.execute(
+                text(
+                    "SELECT d.id, d.external_id, :name, d.source, d.source_type, d.metadata,"
+                    " d.content_sha256, d.characters, d.chunk_count, d.chunk_size,"
+                    " d.chunk_overlap, d.created_at, d.updated_at"
+                    f" FROM rag_documents d WHERE d.collection_id = :collection_id{where}"
+                    " ORDER BY d.created_at DESC, d.id DESC LIMIT :limit"
+                ),
+                {**params, "name": collection.name},
+            )
+            return [DocumentRecord(*row) for row in rows]
+
     async def replace_document(
         self,
         collection: CollectionRecord,
