@@ -225,6 +225,13 @@ class RagRepository:
         kind = _vector_type(size)
         operators = "vector_cosine_ops" if kind.startswith("vector") else "halfvec_cosine_ops"
         async with self._db.engine.begin() as connection:
+            # CREATE INDEX IF NOT EXISTS locks the table even when the index exists: look first.
+            exists = await connection.scalar(
+                text("SELECT to_regclass(:name) IS NOT NULL"),
+                {"name": f"ix_rag_chunks_hnsw_{size}"},
+            )
+            if exists:
+                return
             await connection.execute(
                 text(
                     f"CREATE INDEX IF NOT EXISTS ix_rag_chunks_hnsw_{size} ON rag_chunks "
