@@ -145,11 +145,26 @@ class RagRepository:
         )
         return found if isinstance(found, uuid.UUID) else None
 
-    async def get_collection(self, tenant: str, name: str) -> CollectionRecord | None:
-        """The tenant's collection ``name``, with its counts."""
+    async def get_collection(
+        self, tenant: str, name: str, *, with_counts: bool = False
+    ) -> CollectionRecord | None:
+        """The tenant's collection ``name`` (its document and chunk counts only if asked: counting
+        reads the whole collection, which indexing and searching must not pay for)."""
         async with self._db.session() as session:
-            rows = await self._collections(session, tenant, name)
-        return rows[0] if rows else None
+            if with_counts:
+                rows = await self._collections(session, tenant, name)
+                return rows[0] if rows else None
+            row = (
+                await session.execute(
+                    text(
+                        "SELECT c.id, c.name, c.description, c.embedding_model, c.dimensions,"
+                        " c.created_at FROM rag_collections c JOIN tenants t ON t.id = c.tenant_id"
+                        " WHERE t.name = :tenant AND c.name = :name"
+                    ),
+                    {"tenant": tenant, "name": name},
+                )
+            ).first()
+        return CollectionRecord(*row) if row is not None else None
 
     async def list_collections(self, tenant: str) -> list[CollectionRecord]:
         """The tenant's collections by name, with their counts."""
