@@ -32,15 +32,12 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import signal
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager, suppress
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -49,13 +46,23 @@ from typing import Any, Protocol, TypeVar
 import httpx
 import numpy as np
 import psutil  # type: ignore[import-untyped]  # no stubs installed
+from _servers import (
+    API_KEY,
+    API_KEYS_SETTING,
+    RESULTS_DIR,
+    ROOT,
+    ForeignLoad,
+    Server,
+    ServerFailed,
+    machine,
+    percentiles_ms,
+    progress,
+    serve,
+    server_env,
+    start_database,
+    wait_for_quiet,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = ROOT / "bench" / "results"
-DATA_DIR = ROOT / "bench" / ".data"
-
-API_KEY = "bench-key-123456"
-API_KEYS_SETTING = f"bench:{API_KEY}"
 DIMENSIONS = 384
 BATCH_SIZE = 64
 #: Far more than one run embeds (a few thousand texts per surface), so nothing is ever evicted.
@@ -311,200 +318,6 @@ def _expect(condition: bool, message: str) -> None:
         raise RuntimeError(message)
 
 
-# -- interference --------------------------------------------------------------------------------
-
-
-def _busy_cpu_seconds() -> float:
-    """CPU seconds the whole machine has spent busy (neither idle nor waiting for I/O)."""
-    times = psutil.cpu_times()
-    idle = float(times.idle) + float(getattr(times, "iowait", 0.0))
-    return float(sum(times)) - idle
-
-
-def _process_cpu_seconds(processes: Sequence[psutil.Process]) -> float:
-    total = 0.0
-    for proc in processes:
-        with suppress(psutil.NoSuchProcess):
-            times = proc.cpu_times()
-            total += times.user + times.system
-    return total
-
-
-class ForeignLoad:
-    """How many cores *other* processes kept busy while a measurement ran (on average).
-
-    The machine may be shared (tests of other work, other services): anything well above zero
-    means the figures measured under interference and should be read with care.
-    """
-
-    def __init__(self, processes: Sequence[psutil.Process]) -> None:
-        self._processes = list(processes)
-        self.cores: float | None = None
-
-    def __enter__(self) -> ForeignLoad:
-        self._wall = time.monotonic()
-        self._busy = _busy_cpu_seconds()
-        self._own = _process_cpu_seconds(self._processes)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        wall = time.monotonic() - self._wall
-        busy = _busy_cpu_seconds() - self._busy
-        own = _process_cpu_seconds(self._processes) - self._own
-        self.cores = max(0.0, busy - own) / wall if wall > 0 else None
-
-
-def wait_for_quiet(max_seconds: float, *, busy_percent: float = 15.0) -> float:
-    """Wait (up to ``max_seconds``) until the machine is nearly idle for one second.
-
-    Returns the CPU use of the last sample, in percent of all cores.
-    """
-    deadline = time.monotonic() + max_seconds
-    usage = float(psutil.cpu_percent(interval=1.0))
-    while usage > busy_percent and time.monotonic() < deadline:
-        _progress(f"machine busy ({usage:.0f}% CPU), waiting for it to settle")
-        usage = float(psutil.cpu_percent(interval=2.0))
-    return usage
-
-
-# -- servers -------------------------------------------------------------------------------------
-
-
-class ServerFailed(RuntimeError):
-    """A server did not come up."""
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Server:
-    """A ``synthstack serve`` process group."""
-
-    backend: str
-    process: subprocess.Popen[bytes]
-    base_url: str
-    log_path: Path
-
-    def log_tail(self, lines: int = 25) -> str:
-        """The end of the server's log."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def processes(self) -> list[psutil.Process]:
-        """``synthstack serve`` and every process under it."""
-        root = psutil.Process(self.process.pid)
-        return [root, *root.children(recursive=True)]
-
-    def memory(self) -> tuple[float, float]:
-        """(RSS of the worker that serves and holds the model, RSS of the whole tree), in MB.
-
-        The worker is the leaf of the tree (``synthstack serve`` -> uvicorn, or ``synthstack
-        serve`` -> gunicorn master -> worker) with the most resident memory.
-        """
-        tree = self.processes()
-        rss: dict[int, int] = {}
-        leaves: list[int] = []
-        for proc in tree:
-            try:
-                rss[proc.pid] = proc.memory_info().rss
-                if not proc.children():
-                    leaves.append(proc.pid)
-            except psutil.NoSuchProcess:
-                continue
-        worker = max((rss[pid] for pid in leaves), default=0)
-        return worker / 2**20, sum(rss.values()) / 2**20
-
-
-def _server_env(database_url: str, redis_url: str | None) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SYNTHSTACK_API_KEYS": API_KEYS_SETTING,
-        "SYNTHSTACK_CACHE_MAX_ENTRIES": str(CACHE_MAX_ENTRIES),
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("REDIS_URL", None)
-    if redis_url:
-        env["REDIS_URL"] = redis_url
-    return env
-
-
-def _stop_group(process: subprocess.Popen[bytes], grace_seconds: float = 20.0) -> None:
-    """SIGTERM the process group, then SIGKILL whatever is left after the grace period."""
-    if process.poll() is not None:
-        _kill_group(process.pid, signal.SIGKILL)  # a worker may outlive its parent
-        return
-    _kill_group(process.pid, signal.SIGTERM)
-    with suppress(subprocess.TimeoutExpired):
-        process.wait(grace_seconds)
-    _kill_group(process.pid, signal.SIGKILL)
-    process.wait()
-
-
-def _kill_group(pgid: int, signum: signal.Signals) -> None:
-    with suppress(ProcessLookupError):
-        os.killpg(pgid, signum)
-
-
-@contextmanager
-def serve(
-    backend: str, env: dict[str, str], *, startup_timeout: float, log_path: Path
-) -> Iterator[Server]:
-    """``synthstack serve --backend BACKEND --workers 1`` on a free loopback port, until exit.
-
-    The server runs in its own session (process group), so stopping it reaches the workers too,
-    on a normal exit, an exception or Ctrl-C alike.
-    """
-    port = _free_port()
-    command = [
-        sys.executable, "-m", "synthstack_core.cli", "serve", "--backend", backend,
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    server = Server(backend, process, f"http://127.0.0.1:{port}", log_path)
-    try:
-        _wait_healthy(server, startup_timeout)
-        yield server
-    finally:
-        _stop_group(process)
-
-
-def _wait_healthy(server: Server, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=server.base_url, timeout=5.0) as client:
-        while time.monotonic() < deadline:
-            if server.process.poll() is not None:
-                raise ServerFailed(
-                    f"{server.backend} exited with {server.process.returncode}:\n"
-                    f"{server.log_tail()}"
-                )
-            try:
-                if client.get("/health").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.25)
-    raise ServerFailed(f"{server.backend} not healthy after {timeout:.0f}s:\n{server.log_tail()}")
-
-
 # -- measuring -----------------------------------------------------------------------------------
 
 
@@ -547,19 +360,8 @@ class Contender:
         self.samples.setdefault(phase, []).append(seconds)
 
 
-def _percentiles(seconds: Sequence[float]) -> tuple[float | None, float | None]:
-    if not seconds:
-        return None, None
-    values = np.asarray(seconds, dtype=np.float64) * 1000.0
-    return float(np.percentile(values, 50)), float(np.percentile(values, 95))
-
-
 def _throughput(seconds: Sequence[float], per_call: int) -> float | None:
     return per_call * len(seconds) / float(sum(seconds)) if seconds else None
-
-
-def _progress(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 Step = Callable[[Contender], float]
@@ -624,7 +426,7 @@ def _guarded(contender: Contender, step: Step) -> float | None:
         return step(contender)
     except (RuntimeError, httpx.HTTPError) as exc:
         contender.error = f"{type(exc).__name__}: {exc}"
-        _progress(f"{contender.name}: FAILED: {contender.error}")
+        progress(f"{contender.name}: FAILED: {contender.error}")
         return None
 
 
@@ -679,7 +481,7 @@ def measure(
     ]
     load: dict[str, float | None] = {}
     for phase in phases:
-        _progress(f"{phase.name}: {phase.count} per surface")
+        progress(f"{phase.name}: {phase.count} per surface")
         load[phase.name] = _run_phase(contenders, phase, own)
     return load
 
@@ -688,10 +490,10 @@ def summarise(contender: Contender) -> SurfaceResult:
     """The figures of one surface from its raw timings."""
     samples = contender.samples
     result = SurfaceResult(surface=contender.name, error=contender.error)
-    result.single_cold_p50_ms, result.single_cold_p95_ms = _percentiles(
+    result.single_cold_p50_ms, result.single_cold_p95_ms = percentiles_ms(
         samples.get("single_cold", [])
     )
-    result.single_cached_p50_ms, result.single_cached_p95_ms = _percentiles(
+    result.single_cached_p50_ms, result.single_cached_p95_ms = percentiles_ms(
         samples.get("single_cached", [])
     )
     result.batch_cold_per_s = _throughput(samples.get("batch_cold", []), BATCH_SIZE)
@@ -701,7 +503,7 @@ def summarise(contender: Contender) -> SurfaceResult:
     elif contender.error is None:
         result.rss_mb, result.tree_rss_mb = contender.server.memory()
     if isinstance(contender.surface, HttpSurface) and contender.error is None:
-        result.health_p50_ms = _percentiles(contender.surface.health_latency(200))[0]
+        result.health_p50_ms = percentiles_ms(contender.surface.health_latency(200))[0]
     return result
 
 
@@ -860,29 +662,6 @@ def render_checks(checks: Sequence[Check]) -> str:
     )
 
 
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    cpu_model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import onnxruntime
-
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu_model": cpu_model,
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "onnxruntime": onnxruntime.__version__,
-        "platform": platform.platform(),
-        "load_average_start": list(os.getloadavg()),
-    }
-
-
 # -- main ----------------------------------------------------------------------------------------
 
 
@@ -925,7 +704,7 @@ def start_contenders(
     stack: ExitStack, args: argparse.Namespace, database_url: str, nonce: int
 ) -> tuple[list[Contender], dict[str, SurfaceResult]]:
     """Start every chosen surface (servers first); those that cannot start are reported."""
-    env = _server_env(database_url, args.redis)
+    env = server_env(database_url, args.redis, cache_max_entries=CACHE_MAX_ENTRIES)
     contenders: list[Contender] = []
     failed: dict[str, SurfaceResult] = {}
     for index, name in enumerate(sorted(args.surfaces, key=lambda s: s == "core")):
@@ -936,17 +715,17 @@ def start_contenders(
                 contenders.append(Contender(core, sentences))
                 continue
             log_path = RESULTS_DIR / f"server-{name}.log"
-            _progress(f"{name}: starting the server (log: {log_path.relative_to(ROOT)})")
+            progress(f"{name}: starting the server (log: {log_path.relative_to(ROOT)})")
             started = time.monotonic()
             server = stack.enter_context(
                 serve(name, env, startup_timeout=args.startup_timeout, log_path=log_path)
             )
-            _progress(f"{name}: healthy after {time.monotonic() - started:.1f}s")
+            progress(f"{name}: healthy after {time.monotonic() - started:.1f}s")
             surface = HttpSurface(name, server.base_url)
             stack.callback(surface.close)
             contenders.append(Contender(surface, sentences, server))
         except (ServerFailed, RuntimeError, OSError) as exc:
-            _progress(f"{name}: FAILED to start: {exc}")
+            progress(f"{name}: FAILED to start: {exc}")
             failed[name] = SurfaceResult(name, error=f"{type(exc).__name__}: {exc}")
     order = {name: i for i, name in enumerate(SURFACES)}
     contenders.sort(key=lambda c: order[c.name])
@@ -965,15 +744,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     nonce = random.SystemRandom().randrange(1000, 10000)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
 
-    from synthstack_core.stores.database import migrate
-    from synthstack_core.stores.embedded import EmbeddedPostgres
-
     with ExitStack() as stack:
-        postgres = EmbeddedPostgres(DATA_DIR)
-        _progress(f"starting the embedded PostgreSQL in {DATA_DIR.relative_to(ROOT)}")
-        stack.callback(postgres.stop)
-        database_url = postgres.start()
-        migrate(database_url)
+        database_url = start_database(stack)
         contenders, results = start_contenders(stack, args, database_url, nonce)
         own = [psutil.Process()]
         for contender in contenders:
@@ -984,7 +756,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load = measure(contenders, sizes, own)
         results.update({c.name: summarise(c) for c in contenders})
         samples = {c.name: c.samples for c in contenders}
-        _progress("stopping the servers and the embedded PostgreSQL")
+        progress("stopping the servers and the embedded PostgreSQL")
     diagnostics = json_costs()
 
     info["load_average_end"] = list(os.getloadavg())
@@ -1033,7 +805,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
-        _progress(f"results written to {args.json}")
+        progress(f"results written to {args.json}")
     return 1 if any(r.error is not None for r in results.values()) else 0
 
 
