@@ -11,6 +11,7 @@ and their fusion 0.715.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import hashlib
 import json
@@ -94,21 +95,7 @@ def reciprocal_rank_fusion(
             scores[chunk.chunk_id] = scores.get(chunk.chunk_id, 0.0) + 1.0 / (k + rank)
             chunks.setdefault(chunk.chunk_id, chunk)
     order = sorted(scores, key=lambda chunk_id: (-scores[chunk_id], str(chunk_id)))
-    return [_rescored(chunks[chunk_id], scores[chunk_id]) for chunk_id in order]
-
-
-def _rescored(chunk: ScoredChunk, score: float) -> ScoredChunk:
-    return ScoredChunk(
-        chunk.chunk_id,
-        chunk.document_id,
-        chunk.content,
-        chunk.source,
-        chunk.metadata,
-        chunk.start,
-        chunk.end,
-        chunk.page,
-        score,
-    )
+    return [dataclasses.replace(chunks[chunk_id], score=scores[chunk_id]) for chunk_id in order]
 
 
 def _collection(record: CollectionRecord) -> Collection:
