@@ -64,6 +64,9 @@ def _server_command(args: argparse.Namespace) -> list[str]:
         "--bind", f"{args.host}:{args.port}", "--workers", str(args.workers),
         "--worker-class", "gthread", "--threads", str(args.threads),
         "--graceful-timeout", "10", "--timeout", "120",
+        # Gunicorn's own request-line cap (at most 8190) would answer a long query string with a
+        # bare 414 where uvicorn lets the API answer; 0 lifts it (the header limits still apply).
+        "--limit-request-line", "0",
         "--config", "python:synthstack_django.gunicorn_conf",
     ]  # fmt: skip
 
