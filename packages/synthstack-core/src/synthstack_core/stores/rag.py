@@ -518,14 +518,21 @@ class RagRepository:
         params: dict[str, Any] = {"collection_id": collection.id, "query": query, "limit": limit}
         where = _filter_sql(filters, params)
         sql = f"""
-        WITH q AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector('{TS_CONFIG}', :query))),
-        stats AS (
+        WITH q AS MATERIALIZED (
+            SELECT DISTINCT lexeme FROM unnest(to_tsvector('{TS_CONFIG}', :query))
+        ),
+        stats AS MATERIALIZED (
             SELECT count(*) AS n, greatest(avg(lexeme_count), 1) AS avgdl
             FROM rag_chunks WHERE collection_id = :collection_id
         ),
-        df AS (
-            SELECT p.lexeme, count(*) AS df FROM rag_postings p JOIN q USING (lexeme)
-            WHERE p.collection_id = :collection_id GROUP BY p.lexeme
+        -- Each query term is looked up through the (collection_id, lexeme) index, instead of
+        -- scanning the collection's postings (measured on SciFact: 30-63 ms against 70-88 ms).
+        df AS MATERIALIZED (
+            SELECT q.lexeme, (
+                SELECT count(*) FROM rag_postings p
+                WHERE p.collection_id = :collection_id AND p.lexeme = q.lexeme
+            ) AS df
+            FROM q
         ),
         scored AS (
             SELECT p.chunk_id, sum(
@@ -533,9 +540,15 @@ class RagRepository:
                 * p.tf * {BM25_K1 + 1}
                 / (p.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * k.lexeme_count / stats.avgdl))
             ) AS score
-            FROM rag_postings p JOIN df USING (lexeme)
-            JOIN rag_chunks k ON k.id = p.chunk_id, stats
-            WHERE p.collection_id = :collection_id
+            FROM df
+            CROSS JOIN LATERAL (
+                SELECT p.chunk_id, p.tf FROM rag_postings p
+                WHERE p.collection_id = :collection_id AND p.lexeme = df.lexeme
+                OFFSET 0
+            ) p
+            JOIN rag_chunks k ON k.id = p.chunk_id
+            CROSS JOIN stats
+            WHERE df.df > 0
             GROUP BY p.chunk_id
         )
         SELECT {self._RESULT_COLUMNS}, s.score
