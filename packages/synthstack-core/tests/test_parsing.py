@@ -448,7 +448,7 @@ def test_encrypted_pdf_is_refused_but_an_owner_only_lock_is_not() -> None:
 
 
 def test_aes_encrypted_pdf() -> None:
-    pytest.importorskip("cryptography")  # pypdf needs it to write (and read) AES
+    # pypdf needs `cryptography` for AES; the core installs it (pypdf[crypto]), so this always runs.
     pdf = make_pdf([["secret words"]])
     aes = encrypt_pdf(pdf, user_password="pw", algorithm="AES-256")
     fails(aes, InvalidRequest, "encrypted_document")

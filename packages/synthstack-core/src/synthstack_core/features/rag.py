@@ -38,7 +38,7 @@ from synthstack_core.features.extractive import (
     select_sentences,
     sentence_spans,
 )
-from synthstack_core.providers.embedding import EmbeddingModelSpec
+from synthstack_core.providers.embedding import EmbeddingModelSpec, EmbeddingProvider
 from synthstack_core.schemas.rag import (
     AnswerUsage,
     Citation,
@@ -187,15 +187,16 @@ class RagService:
             raise NotFound(f"No collection {name!r}.")
         return record
 
-    def _model_of(self, record: CollectionRecord) -> EmbeddingModelSpec:
+    def _model_of(self, record: CollectionRecord) -> tuple[EmbeddingModelSpec, EmbeddingProvider]:
+        """The collection's model and its provider (503 if this deployment no longer serves it)."""
         try:
-            spec, _, _ = self._embeddings.registry.resolve(record.embedding_model, None)
+            spec, provider, _ = self._embeddings.registry.resolve(record.embedding_model, None)
         except ModelNotAvailable:
             raise DependencyUnavailable(
                 f"Collection {record.name!r} uses {record.embedding_model!r}, "
                 "which this deployment does not serve."
             ) from None
-        return spec
+        return spec, provider
 
     # -- indexing ----------------------------------------------------------------------------
 
@@ -266,11 +267,12 @@ class RagService:
                 dimensions=default.dimensions,
                 exist_ok=True,
             )
-        spec = self._model_of(record)
+        spec, provider = self._model_of(record)
         # A chunk must fit the model's window; a larger request is scaled down, overlap with it.
         size = min(chunk_size, spec.max_input_tokens)
         overlap = chunk_overlap * size // chunk_size
-        text = _plain_text(content, source_type)
+        # Parsing HTML and splitting take up to ~1 s of CPU each: keep them off the event loop.
+        text = await anyio.to_thread.run_sync(_plain_text, content, source_type)
         digest = hashlib.sha256(f"{source_type}\n{text}".encode()).hexdigest()
         existing = await self._repository.get_document(tenant, collection, document_id)
         if (
@@ -283,9 +285,7 @@ class RagService:
             return IndexResponse(
                 document_id=document_id, collection=collection, chunks_created=existing.chunk_count
             )
-        _, provider, _ = self._embeddings.registry.resolve(spec.id, None)
         counter = provider.token_counter(spec)
-        # Splitting a large document takes up to ~1 s of CPU: keep it off the event loop.
         chunks = await anyio.to_thread.run_sync(
             functools.partial(
                 split_text,
@@ -376,7 +376,7 @@ class RagService:
                 record, query, limit=limit, filters=filters
             )
             return lexical, None
-        spec = self._model_of(record)
+        spec, _ = self._model_of(record)
         embedded = await self._embeddings.embed([query], model=spec.id)
         pool = limit if mode == "dense" else max(limit, HYBRID_CANDIDATES)
         found = await self._repository.search_dense(
@@ -401,25 +401,13 @@ class RagService:
         )
         if request.min_score is not None:
             found = [chunk for chunk in found if chunk.score >= request.min_score]
-        results = [
-            SearchResult(
-                chunk_id=str(chunk.chunk_id),
-                document_id=chunk.document_id,
-                content=chunk.content,
-                source=chunk.source,
-                score=chunk.score,
-                metadata=chunk.metadata,
-                span=Span(start=chunk.start, end=chunk.end),
-                page=chunk.page,
-            )
-            for chunk in found
-        ]
+        results = [SearchResult(**_result_fields(chunk)) for chunk in found]
         return SearchResponse(results=results, query=request.query, total_found=len(results))
 
     async def query(self, tenant: str, request: QueryRequest) -> QueryResponse:
         """``POST /api/v1/rag/query``: an extractive answer with citations."""
         record = await self._existing(tenant, request.collection or DEFAULT_COLLECTION)
-        spec = self._model_of(record)
+        spec, _ = self._model_of(record)
         found, embedded = await self._retrieve(
             record,
             request.query,
@@ -460,17 +448,7 @@ class RagService:
             )
         answer = " ".join(f"{c.quote} [{c.index}]" for c in citations)
         sources = [
-            QuerySource(
-                index=index,
-                chunk_id=str(chunk.chunk_id),
-                document_id=chunk.document_id,
-                content=chunk.content,
-                source=chunk.source,
-                score=chunk.score,
-                metadata=chunk.metadata,
-                span=Span(start=chunk.start, end=chunk.end),
-                page=chunk.page,
-            )
+            QuerySource(index=index, **_result_fields(chunk))
             for index, chunk in enumerate(found, start=1)
         ]
         return QueryResponse(
@@ -481,6 +459,20 @@ class RagService:
             answer_mode="extractive",
             usage=AnswerUsage(prompt_tokens=tokens, completion_tokens=0, total_tokens=tokens),
         )
+
+
+def _result_fields(chunk: ScoredChunk) -> dict[str, Any]:
+    """What a search result and an answer's source both say of a chunk."""
+    return {
+        "chunk_id": str(chunk.chunk_id),
+        "document_id": chunk.document_id,
+        "content": chunk.content,
+        "source": chunk.source,
+        "score": chunk.score,
+        "metadata": chunk.metadata,
+        "span": Span(start=chunk.start, end=chunk.end),
+        "page": chunk.page,
+    }
 
 
 def _encode_cursor(record: DocumentRecord) -> str:
