@@ -1,0 +1,521 @@
+"""Text analysis offline: sentiment (VADER), summary (TextRank), keywords (YAKE), zero-shot classes.
+
+Every library ships its data in its wheel; none is imported before the first call, and each is set
+up once per process (:class:`_Toolkit`). CPU work runs in a worker thread.
+
+Sentences are cut by ``pysbd`` everywhere (counts, sentiment aspects, summary), and words are matched
+by one regular expression (:func:`words`), so NLTK's tokenizer, which needs a data download, is never
+used.
+
+**Sentiment.** ``score`` is VADER's compound score of the whole text. Each sentence also gets its
+compound score; a sentence is *opinionated* when ``|s| >= 0.05`` (VADER's own neutral band) and
+*strong* when ``|s| >= 0.5``. The text is ``mixed`` when it has a strong positive and a strong
+negative sentence and the weaker side weighs at least a third of the stronger side (each side's
+weight is the sum of its strong sentences' ``|s|``): one mild complaint in a rave stays positive.
+Otherwise the label follows the score (``>= 0.05`` positive, ``<= -0.05`` negative, else neutral).
+``confidence = (strength + agreement) / 2``, increasing in both:
+
+* positive / negative: strength ``|score|``; agreement is the share of opinionated sentences with
+  the label's sign (1 when no sentence is opinionated);
+* neutral: strength ``1 - |score| / 0.05``; agreement is the share of sentences that are not
+  opinionated;
+* mixed: strength is the balance of the two sides (weaker weight / stronger weight); agreement is
+  the share of opinionated sentences that are strong.
+
+``aspects`` are the opinionated sentences, in the text's order, each with its own score.
+
+**Summary.** ``max_length`` counts sentences (1-20, default 3). Sentences are ranked by TextRank
+(``sumy``; English stop words and Snowball stems); the best ``max_length`` form the summary in the
+text's order, and ``key_points`` lists the same sentences best first.
+
+**Keywords.** YAKE (n-grams up to 3 words, its English stop words) scores a candidate ``h > 0``,
+lower is better. The answer's ``score`` is ``1 / (1 + h)``: in ``(0, 1]``, higher is better, and
+keywords come best first.
+
+**Classification.** Each category is embedded twice, as itself and as "This text is about
+<category>.", and the two unit vectors are averaged; ``c`` is the cosine of the text with it. Single
+label: ``softmax(20 * c)`` over the categories (sums to 1). Multi label: each category on its own,
+``sigmoid(25 * (c - 0.12))``: with all-MiniLM-L6-v2, texts sit at cosines of about 0.15-0.30 to
+the category they belong to and below 0.10 to the others, so 0.12 is the even point and 0.25 gives
+0.96. Both constants were set by hand on a dozen text/category pairs, not fitted on a data set.
+Texts beyond the embedding model's input length (256 word pieces locally) are classified by their
+beginning.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+import numpy as np
+
+from synthstack_core.errors import ProviderError
+from synthstack_core.features.embeddings import EmbeddingService
+from synthstack_core.features.llm_output import PromptMessage, json_object, validated
+from synthstack_core.schemas.analysis import (
+    DEFAULT_KEYWORDS,
+    DEFAULT_SUMMARY_SENTENCES,
+    AspectSentiment,
+    Classification,
+    ClassifyRequest,
+    ClassifyResponse,
+    Keyword,
+    KeywordsRequest,
+    KeywordsResponse,
+    SentimentLabel,
+    SentimentRequest,
+    SentimentResponse,
+    SummarizeRequest,
+    SummarizeResponse,
+    TextAnalysisRequest,
+    TextAnalysisResponse,
+)
+from synthstack_core.schemas.common import Limits
+
+__all__ = [
+    "KEYWORDS_MODEL",
+    "SENTIMENT_MODEL",
+    "SUMMARY_MODEL",
+    "AnalysisService",
+    "SentenceSentiment",
+    "parse_llm_classification",
+    "parse_llm_keywords",
+    "parse_llm_sentiment",
+    "parse_llm_summary",
+    "prompt_for_classification",
+    "prompt_for_keywords",
+    "prompt_for_sentiment",
+    "prompt_for_summary",
+    "sentiment_of",
+    "words",
+]
+
+SENTIMENT_MODEL = "vader-3.3.2"
+SUMMARY_MODEL = "textrank:sumy-0.13.0"
+KEYWORDS_MODEL = "yake-0.7.3"
+
+NEUTRAL_BAND = 0.05
+STRONG = 0.5
+MIXED_BALANCE = 1 / 3
+SOFTMAX_SCALE = 20.0
+SIGMOID_SLOPE = 25.0
+SIGMOID_CENTER = 0.12
+CATEGORY_TEMPLATE = "This text is about {}."
+
+_WORD = re.compile(r"[^\W_]+(?:['\u2019-][^\W_]+)*")
+
+T = TypeVar("T")
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text``: runs of letters and digits, with inner apostrophes and hyphens."""
+    return _WORD.findall(text)
+
+
+class _Toolkit:
+    """The analysis libraries, imported and set up once per process on first use.
+
+    They ship no type information, so they are imported by name and used as ``Any``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._segmenter: Any = None
+        self._vader: Any = None
+        self._textrank: Any = None
+        self._sumy_dom: Any = None
+        self._yake: Any = None
+        self._yake_stop_words: set[str] | None = None
+
+    @staticmethod
+    def _quietly(load: Callable[[], T]) -> T:
+        # pysbd and sumy have invalid escape sequences in regex literals: Python warns when it
+        # compiles them, which a strict warning filter turns into a SyntaxError.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", SyntaxWarning)
+            return load()
+
+    def sentences(self, text: str) -> list[str]:
+        """The sentences of ``text`` (pysbd, English rules), stripped, without empty ones."""
+        with self._lock:
+            if self._segmenter is None:
+                pysbd = self._quietly(lambda: importlib.import_module("pysbd"))
+                self._segmenter = pysbd.Segmenter(language="en", clean=False)
+        # A Segmenter keeps no state between calls.
+        parts: list[str] = self._segmenter.segment(text)
+        return [part.strip() for part in parts if part.strip()]
+
+    def vader(self) -> Any:
+        """VADER's analyser (its lexicon comes from the wheel)."""
+        with self._lock:
+            if self._vader is None:
+                vader = importlib.import_module("vaderSentiment.vaderSentiment")
+                self._vader = vader.SentimentIntensityAnalyzer()
+            return self._vader
+
+    def textrank(self) -> tuple[Any, Any]:
+        """sumy's TextRank summarizer (English stop words, Snowball stems) and its DOM module."""
+        with self._lock:
+            if self._textrank is None:
+
+                def load() -> tuple[Any, Any]:
+                    dom = importlib.import_module("sumy.models.dom")
+                    stemmers = importlib.import_module("sumy.nlp.stemmers")
+                    text_rank = importlib.import_module("sumy.summarizers.text_rank")
+                    utils = importlib.import_module("sumy.utils")
+                    summarizer = text_rank.TextRankSummarizer(stemmers.Stemmer("english"))
+                    summarizer.stop_words = utils.get_stop_words("english")
+                    return summarizer, dom
+
+                self._textrank, self._sumy_dom = self._quietly(load)
+            return self._textrank, self._sumy_dom
+
+    def keyword_extractor(self, top: int) -> Any:
+        """A YAKE extractor for ``top`` keywords (a fresh one: it caches per document)."""
+        with self._lock:
+            if self._yake is None:
+                self._yake = self._quietly(lambda: importlib.import_module("yake"))
+                self._yake_stop_words = self._yake.KeywordExtractor(lan="en").stopword_set
+        return self._yake.KeywordExtractor(
+            lan="en", n=3, dedup_lim=0.9, top=top, stopwords=self._yake_stop_words
+        )
+
+
+_TOOLKIT = _Toolkit()
+
+
+class _WordTokenizer:
+    """What sumy asks of a tokenizer, without NLTK: sentences by pysbd, words by a regex."""
+
+    language = "english"
+
+    @staticmethod
+    def to_sentences(text: str) -> tuple[str, ...]:
+        return tuple(_TOOLKIT.sentences(text))
+
+    @staticmethod
+    def to_words(text: str) -> tuple[str, ...]:
+        return tuple(words(text))
+
+
+@dataclass(frozen=True)
+class SentenceSentiment:
+    """A sentence and its VADER compound score."""
+
+    text: str
+    score: float
+
+
+def _label(score: float) -> SentimentLabel:
+    if score >= NEUTRAL_BAND:
+        return "positive"
+    if score <= -NEUTRAL_BAND:
+        return "negative"
+    return "neutral"
+
+
+def sentiment_of(
+    score: float, sentences: Sequence[SentenceSentiment]
+) -> tuple[SentimentLabel, float]:
+    """The label and confidence of a text from its compound score and its sentences' scores.
+
+    The rules are in this module's docstring.
+    """
+    opinionated = [s.score for s in sentences if abs(s.score) >= NEUTRAL_BAND]
+    positive = sum(s for s in opinionated if s >= STRONG)
+    negative = -sum(s for s in opinionated if s <= -STRONG)
+    if positive > 0 and negative > 0:
+        balance = min(positive, negative) / max(positive, negative)
+        if balance >= MIXED_BALANCE:
+            strong = sum(1 for s in opinionated if abs(s) >= STRONG)
+            return "mixed", _clip01((balance + strong / len(opinionated)) / 2)
+    label = _label(score)
+    if label == "neutral":
+        strength = 1 - abs(score) / NEUTRAL_BAND
+        agreement = 1 - len(opinionated) / len(sentences) if sentences else 1.0
+    else:
+        sign = 1 if label == "positive" else -1
+        strength = abs(score)
+        agreement = (
+            sum(1 for s in opinionated if s * sign > 0) / len(opinionated) if opinionated else 1.0
+        )
+    return label, _clip01((strength + agreement) / 2)
+
+
+def _clip01(value: float) -> float:
+    return round(min(1.0, max(0.0, value)), 4)
+
+
+def _sentiment(text: str, include_aspects: bool) -> SentimentResponse:
+    vader = _TOOLKIT.vader()
+    score = float(vader.polarity_scores(text)["compound"])
+    sentences = [
+        SentenceSentiment(s, float(vader.polarity_scores(s)["compound"]))
+        for s in _TOOLKIT.sentences(text)
+    ]
+    label, confidence = sentiment_of(score, sentences)
+    aspects = None
+    if include_aspects:
+        aspects = [
+            AspectSentiment(text=s.text, sentiment=_label(s.score), score=s.score)
+            for s in sentences
+            if abs(s.score) >= NEUTRAL_BAND
+        ]
+    return SentimentResponse(
+        sentiment=label, score=score, confidence=confidence, aspects=aspects, model=SENTIMENT_MODEL
+    )
+
+
+def _summary(text: str, max_sentences: int) -> SummarizeResponse:
+    summarizer, dom = _TOOLKIT.textrank()
+    sentences = _TOOLKIT.sentences(text)
+    if not sentences:
+        return SummarizeResponse(summary="", key_points=[], model=SUMMARY_MODEL)
+    tokenizer = _WordTokenizer()
+    document = dom.ObjectDocumentModel(
+        [dom.Paragraph([dom.Sentence(s, tokenizer) for s in sentences])]
+    )
+    ratings = summarizer.rate_sentences(document)
+    # sumy keys ratings by sentence text, so a repeated sentence shares one rating: keep its first.
+    ranked = sorted(
+        {text: index for index, text in reversed(list(enumerate(sentences)))}.items(),
+        key=lambda item: (-float(ratings[document.sentences[item[1]]]), item[1]),
+    )[:max_sentences]
+    in_order = sorted(ranked, key=lambda item: item[1])
+    return SummarizeResponse(
+        summary=" ".join(text for text, _ in in_order),
+        key_points=[text for text, _ in ranked],
+        model=SUMMARY_MODEL,
+    )
+
+
+def _keywords(text: str, top: int) -> KeywordsResponse:
+    extractor = _TOOLKIT.keyword_extractor(top)
+    found = extractor.extract_keywords(text)
+    keywords = [
+        Keyword(keyword=str(keyword), score=round(1 / (1 + max(0.0, float(h))), 6))
+        for keyword, h in found[:top]
+    ]
+    keywords.sort(key=lambda k: -k.score)
+    return KeywordsResponse(keywords=keywords, model=KEYWORDS_MODEL)
+
+
+class AnalysisService:
+    """Offline text analysis; classification uses the embedding model."""
+
+    def __init__(self, embeddings: EmbeddingService, limits: Limits) -> None:
+        self._embeddings = embeddings
+        self._limits = limits
+
+    async def text(self, request: TextAnalysisRequest) -> TextAnalysisResponse:
+        """Counts of the text and the requested analyses, run concurrently."""
+        results: dict[str, SentimentResponse | SummarizeResponse | KeywordsResponse] = {}
+        counts: dict[str, int] = {}
+
+        # Each analysis with its request's defaults (the text is already validated).
+        work: dict[str, Callable[[], SentimentResponse | SummarizeResponse | KeywordsResponse]]
+        work = {
+            "sentiment": lambda: _sentiment(request.text, False),
+            "summary": lambda: _summary(request.text, DEFAULT_SUMMARY_SENTENCES),
+            "keywords": lambda: _keywords(request.text, DEFAULT_KEYWORDS),
+        }
+
+        async def run(name: str) -> None:
+            results[name] = await anyio.to_thread.run_sync(work[name])
+
+        async def count() -> None:
+            sentences = await anyio.to_thread.run_sync(_TOOLKIT.sentences, request.text)
+            counts["sentences"] = len(sentences)
+            counts["words"] = len(words(request.text))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(count)
+            for name in request.analyses:
+                group.start_soon(run, name)
+        sentiment = results.get("sentiment")
+        summary = results.get("summary")
+        keywords = results.get("keywords")
+        return TextAnalysisResponse(
+            word_count=counts["words"],
+            character_count=len(request.text),
+            sentence_count=counts["sentences"],
+            sentiment=sentiment if isinstance(sentiment, SentimentResponse) else None,
+            summary=summary if isinstance(summary, SummarizeResponse) else None,
+            keywords=keywords if isinstance(keywords, KeywordsResponse) else None,
+        )
+
+    async def sentiment(self, request: SentimentRequest) -> SentimentResponse:
+        """The sentiment of the text (and of its opinionated sentences with ``include_aspects``)."""
+        return await anyio.to_thread.run_sync(_sentiment, request.text, request.include_aspects)
+
+    async def summarize(self, request: SummarizeRequest) -> SummarizeResponse:
+        """An extractive summary of at most ``max_length`` sentences."""
+        return await anyio.to_thread.run_sync(_summary, request.text, request.max_length)
+
+    async def keywords(self, request: KeywordsRequest) -> KeywordsResponse:
+        """At most ``max_keywords`` keywords, most relevant first."""
+        return await anyio.to_thread.run_sync(_keywords, request.text, request.max_keywords)
+
+    async def classify(self, request: ClassifyRequest) -> ClassifyResponse:
+        """Zero-shot classification by embedding similarity (calibration: module docstring)."""
+        categories = request.categories
+        texts = [
+            request.text,
+            *categories,
+            *(CATEGORY_TEMPLATE.format(c.strip()) for c in categories),
+        ]
+        result = await self._embeddings.embed(texts)
+        vectors = result.vectors.astype(np.float64)
+        count = len(categories)
+        prototypes = vectors[1 : 1 + count] + vectors[1 + count :]
+        prototypes /= np.maximum(np.linalg.norm(prototypes, axis=1, keepdims=True), 1e-12)
+        cosines = prototypes @ vectors[0]
+        if request.multi_label:
+            confidences = 1 / (1 + np.exp(-SIGMOID_SLOPE * (cosines - SIGMOID_CENTER)))
+        else:
+            exponents = np.exp(SOFTMAX_SCALE * (cosines - cosines.max()))
+            confidences = exponents / exponents.sum()
+        ranked = sorted(
+            zip(categories, confidences.tolist(), strict=True), key=lambda item: -item[1]
+        )
+        return ClassifyResponse(
+            classifications=[
+                Classification(category=category, confidence=min(1.0, max(0.0, confidence)))
+                for category, confidence in ranked
+            ],
+            model=result.model.id,
+        )
+
+
+# --- The LLM path: prompts and the checking of answers -----------------------------------------
+
+_JSON_ONLY = "Answer with one JSON object and nothing else."
+
+
+def prompt_for_sentiment(request: SentimentRequest) -> list[PromptMessage]:
+    """A prompt asking a chat model for the sentiment of ``request.text`` as JSON."""
+    aspects = (
+        ' and "aspects": a list of {"text": an opinionated sentence quoted from the text, '
+        '"sentiment": "positive"|"negative"|"neutral", "score": -1..1}'
+        if request.include_aspects
+        else ""
+    )
+    return [
+        (
+            "system",
+            "You judge the sentiment of texts. "
+            + _JSON_ONLY
+            + ' Keys: "sentiment": "positive"|"negative"|"neutral"|"mixed" (mixed when parts '
+            'carry strong opposite opinions), "score": -1 (most negative) to 1 (most positive), '
+            '"confidence": 0 to 1' + aspects + ".",
+        ),
+        ("user", request.text),
+    ]
+
+
+def parse_llm_sentiment(content: str, model: str) -> SentimentResponse:
+    """A chat model's JSON answer to :func:`prompt_for_sentiment`, checked; ``model`` names it."""
+    data = json_object(content, what="sentiment")
+    return validated(SentimentResponse, {**data, "model": model}, what="sentiment")
+
+
+def prompt_for_summary(request: SummarizeRequest) -> list[PromptMessage]:
+    """A prompt asking for a summary of at most ``max_length`` sentences and its key points."""
+    return [
+        (
+            "system",
+            "You summarise texts faithfully, adding nothing that the text does not say. "
+            + _JSON_ONLY
+            + f' Keys: "summary": at most {request.max_length} sentences; "key_points": a list '
+            "of the text's main points, most important first, one short sentence each.",
+        ),
+        ("user", request.text),
+    ]
+
+
+def parse_llm_summary(content: str, model: str) -> SummarizeResponse:
+    """A chat model's JSON answer to :func:`prompt_for_summary`, checked."""
+    data = json_object(content, what="summary")
+    response = validated(SummarizeResponse, {**data, "model": model}, what="summary")
+    if not response.summary.strip():
+        raise ProviderError("The language model's summary is empty.")
+    return response
+
+
+def prompt_for_keywords(request: KeywordsRequest) -> list[PromptMessage]:
+    """A prompt asking for at most ``max_keywords`` keywords with relevance scores."""
+    return [
+        (
+            "system",
+            "You extract the key words and phrases of texts, as they appear in the text. "
+            + _JSON_ONLY
+            + f' Keys: "keywords": at most {request.max_keywords} objects '
+            '{"keyword": a word or phrase, "score": relevance from 0 to 1, higher is better}.',
+        ),
+        ("user", request.text),
+    ]
+
+
+def parse_llm_keywords(content: str, model: str) -> KeywordsResponse:
+    """A chat model's JSON answer to :func:`prompt_for_keywords`, checked, best first."""
+    data = json_object(content, what="keywords")
+    response = validated(KeywordsResponse, {**data, "model": model}, what="keywords")
+    response.keywords.sort(key=lambda k: -k.score)
+    return response
+
+
+def prompt_for_classification(request: ClassifyRequest) -> list[PromptMessage]:
+    """A prompt asking to score the text against the request's categories."""
+    rule = (
+        "score each category on its own, from 0 to 1"
+        if request.multi_label
+        else "share a confidence of 1 among the categories"
+    )
+    listed = "\n".join(f"- {category}" for category in request.categories)
+    return [
+        (
+            "system",
+            "You classify texts into the categories given. "
+            + _JSON_ONLY
+            + ' Keys: "classifications": a list of {"category": exactly as given, '
+            f'"confidence": 0 to 1}}, one per category; {rule}.',
+        ),
+        ("user", f"Categories:\n{listed}\n\nText:\n{request.text}"),
+    ]
+
+
+def parse_llm_classification(
+    content: str, model: str, *, categories: Sequence[str] | None = None
+) -> ClassifyResponse:
+    """A chat model's JSON answer to :func:`prompt_for_classification`, checked, sorted.
+
+    With ``categories`` (the request's), an unknown or repeated category is unusable, and a
+    category the model left out is added with confidence 0.
+    """
+    data = json_object(content, what="classification")
+    response = validated(ClassifyResponse, {**data, "model": model}, what="classification")
+    if categories is not None:
+        wanted = {" ".join(c.split()).casefold(): c for c in categories}
+        given: dict[str, Classification] = {}
+        for item in response.classifications:
+            key = " ".join(item.category.split()).casefold()
+            if key not in wanted or key in given:
+                raise ProviderError(
+                    "The language model's classification names a category that was not asked "
+                    "for, or names one twice."
+                )
+            given[key] = Classification(category=wanted[key], confidence=item.confidence)
+        response.classifications = [
+            given.get(key, Classification(category=category, confidence=0.0))
+            for key, category in wanted.items()
+        ]
+    response.classifications.sort(key=lambda c: -c.confidence)
+    return response
