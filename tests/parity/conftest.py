@@ -30,10 +30,16 @@ def openai_stub() -> Iterator[OpenAIStub]:
 
 @pytest.fixture(scope="session")
 def service_env(
-    database_url: str, redis_server: Any, openai_stub: OpenAIStub
+    database_url: str,
+    redis_server: Any,
+    openai_stub: OpenAIStub,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, str]]:
     """The environment both backends read their settings from."""
     env = {
+        # Uploads spool here (tests check it is empty after each request) up to 1 MiB.
+        "SYNTHSTACK_UPLOAD_DIR": str(tmp_path_factory.mktemp("uploads")),
+        "SYNTHSTACK_MAX_UPLOAD_BYTES": str(1024 * 1024),
         "SYNTHSTACK_ENV": "development",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_server.url,

@@ -71,7 +71,8 @@ def _body_schema(spec: dict[str, Any], document: dict[str, Any]) -> Any:
     body = spec.get("requestBody")
     if body is None:
         return None
-    return _canonical(_resolve(body["content"]["application/json"]["schema"], document))
+    (media_type,) = body["content"]  # one media type per request body
+    return media_type, _canonical(_resolve(body["content"][media_type]["schema"], document))
 
 
 def _ok_schema(spec: dict[str, Any], document: dict[str, Any]) -> Any:

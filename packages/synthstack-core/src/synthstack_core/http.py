@@ -12,9 +12,17 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 
+import anyio
 from pydantic import BaseModel
 
 from synthstack_core.errors import (
@@ -28,12 +36,17 @@ from synthstack_core.errors import (
 )
 
 __all__ = [
+    "SSE_CONTENT_TYPE",
     "HttpRequest",
     "HttpResponse",
     "error_response",
+    "event_stream_response",
     "method_not_allowed_response",
     "not_found_response",
+    "raw_response",
+    "read_sync_stream",
     "request_id_of",
+    "sse_event",
 ]
 
 logger = logging.getLogger("synthstack.http")
@@ -59,6 +72,9 @@ class HttpRequest:
     path_params: Mapping[str, str] = field(default_factory=dict)
     #: Query parameters (the last value of a repeated one, as both frameworks give it).
     query: Mapping[str, str] = field(default_factory=dict)
+    #: The body as it arrives, for operations that take an upload (``Operation.form``): the core
+    #: reads it, enforcing the operation's limit, instead of the adapter reading it whole.
+    stream: AsyncIterable[bytes] | None = None
 
 
 @dataclass
@@ -68,6 +84,9 @@ class HttpResponse:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    #: A streamed body (server-sent events): the adapter sends its chunks as they come, and
+    #: closes it (``aclose``) if the client goes away, which stops the work behind it.
+    stream: AsyncGenerator[bytes, None] | None = None
 
     @property
     def content_type(self) -> str:
@@ -80,6 +99,18 @@ class HttpResponse:
     def header_dict(self) -> dict[str, str]:
         """Headers as a dict (last one wins)."""
         return dict(self.headers)
+
+
+async def read_sync_stream(
+    read: Callable[[int], bytes], chunk_size: int = 64 * 1024
+) -> AsyncIterator[bytes]:
+    """The chunks of a blocking reader (a WSGI input stream), each read in a worker thread so the
+    event loop is never blocked; ends at the first empty read."""
+    while True:
+        chunk = await anyio.to_thread.run_sync(read, chunk_size)
+        if not chunk:
+            return
+        yield chunk
 
 
 def request_id_of(headers: Mapping[str, str]) -> str:
@@ -153,3 +184,74 @@ def check_json_body(request: HttpRequest, max_body_bytes: int) -> None:
             charset = value.strip().strip('"').lower()
     if media_type.strip().lower() != JSON_CONTENT_TYPE or charset not in ("", "utf-8", "utf8"):
         raise UnsupportedMediaType("Send the request body as `application/json` (UTF-8).")
+
+
+SSE_CONTENT_TYPE = "text/event-stream"
+
+
+def sse_event(event: str, data: bytes) -> bytes:
+    """One server-sent event: ``event: <name>`` and one ``data:`` line of compact JSON."""
+    return b"event: " + event.encode("ascii") + b"\ndata: " + data + b"\n\n"
+
+
+def _frame(item: tuple[str, BaseModel]) -> bytes:
+    event, payload = item
+    return sse_event(event, payload.__pydantic_serializer__.to_json(payload))
+
+
+async def event_stream_response(
+    events: AsyncGenerator[tuple[str, BaseModel], None],
+    *,
+    request_id: str,
+    path: str,
+    translate: Callable[[Exception], BaseException] = lambda exc: exc,
+) -> HttpResponse:
+    """``events`` as a ``text/event-stream`` response.
+
+    The first event is produced before the response starts, so a failure before any output (a
+    provider refusing the request, say) is still an ordinary problem+json response with its own
+    status. A failure after that ends the stream with an ``error`` event carrying the problem
+    document, never a hung connection. Closing the returned stream closes ``events``.
+    """
+    try:
+        first: tuple[str, BaseModel] | None = await anext(events)
+    except StopAsyncIteration:
+        first = None
+    except BaseException:
+        await events.aclose()
+        raise
+
+    async def body() -> AsyncGenerator[bytes, None]:
+        try:
+            if first is not None:
+                yield _frame(first)
+            async for item in events:
+                yield _frame(item)
+        except Exception as exc:  # cancellation (a client gone) is not caught: it propagates
+            error = translate(exc)
+            if not isinstance(error, SynthStackError):
+                logger.error("unhandled error in stream %s", request_id, exc_info=error)
+            problem = problem_for(error, request_id=request_id, instance=path)
+            yield sse_event("error", problem.to_bytes())
+        finally:
+            await events.aclose()
+
+    return HttpResponse(
+        status=200,
+        headers=[
+            ("Content-Type", SSE_CONTENT_TYPE),
+            ("X-Request-ID", request_id),
+            *BASE_HEADERS,
+            ("X-Accel-Buffering", "no"),
+        ],
+        stream=body(),
+    )
+
+
+def raw_response(body: bytes, *, media_type: str, status: int, request_id: str) -> HttpResponse:
+    """A body that is not JSON (plain text, subtitles), as the handler rendered it."""
+    return HttpResponse(
+        status=status,
+        headers=[("Content-Type", media_type), ("X-Request-ID", request_id), *BASE_HEADERS],
+        body=body,
+    )

@@ -8,7 +8,7 @@ appears in both; a test checks the registry against the contract.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from synthstack_core.schemas.rag import (
     DocumentList,
     DocumentListParams,
     DocumentParams,
+    DocumentUploadForm,
     IndexRequest,
     IndexResponse,
     NamedCollectionParams,
@@ -49,7 +50,16 @@ if TYPE_CHECKING:
     from synthstack_core.security import Principal
     from synthstack_core.service import SynthStack
 
-__all__ = ["OPERATIONS", "Operation", "Reply", "allowed_methods", "operation", "routes"]
+__all__ = [
+    "OPERATIONS",
+    "EventStream",
+    "Operation",
+    "RawReply",
+    "Reply",
+    "allowed_methods",
+    "operation",
+    "routes",
+]
 
 
 @dataclass(frozen=True)
@@ -60,7 +70,26 @@ class Reply:
     status: int = 200
 
 
-Handler = Callable[["SynthStack", "Principal", Any, Any], Awaitable[BaseModel | Reply]]
+@dataclass(frozen=True)
+class RawReply:
+    """A handler's answer that is not JSON (plain text, subtitles): bytes and their media type."""
+
+    body: bytes
+    media_type: str
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class EventStream:
+    """A handler's answer as server-sent events: ``(event name, payload)`` pairs, produced as the
+    work goes on. The pipeline closes ``events`` when the client goes away."""
+
+    events: AsyncGenerator[tuple[str, BaseModel], None]
+
+
+Handler = Callable[
+    ["SynthStack", "Principal", Any, Any], Awaitable[BaseModel | Reply | RawReply | EventStream]
+]
 
 
 @dataclass(frozen=True)
@@ -80,6 +109,11 @@ class Operation:
     authenticated: bool = True
     tags: tuple[str, ...] = field(default_factory=tuple)
     summary: str = ""
+    #: The request body is ``multipart/form-data`` (``request_model`` is its form model), read by
+    #: the core as it streams in, up to the setting named by ``body_limit``.
+    form: bool = False
+    #: The :class:`~synthstack_core.settings.Settings` attribute holding this operation's body limit.
+    body_limit: str = "max_body_bytes"
 
 
 async def _liveness(service: SynthStack, _: Principal, __: None, ___: None) -> BaseModel:
@@ -161,6 +195,12 @@ async def _search(
     return await service.rag.search(caller.tenant, body)
 
 
+async def _upload_document(
+    service: SynthStack, caller: Principal, form: DocumentUploadForm, _: None
+) -> BaseModel:
+    return await service.rag.upload(caller.tenant, form)
+
+
 async def _query(service: SynthStack, caller: Principal, body: QueryRequest, _: None) -> BaseModel:
     return await service.rag.query(caller.tenant, body)
 
@@ -228,6 +268,11 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "rag-list-documents", "GET", "/api/v1/rag/documents", DocumentList, _list_documents,
         params_model=DocumentListParams, tags=("rag",), summary="List a collection's documents",
+    ),
+    Operation(
+        "rag-upload-document", "POST", "/api/v1/rag/documents", Document, _upload_document,
+        request_model=DocumentUploadForm, form=True, body_limit="max_upload_bytes", status=201,
+        tags=("rag",), summary="Upload a file (text, Markdown, HTML, PDF, DOCX) and index it",
     ),
     Operation(
         "rag-get-document", "GET", "/api/v1/rag/documents/{document_id}", Document,

@@ -9,7 +9,7 @@ process, and every call is submitted to it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
@@ -53,6 +53,24 @@ class BlockingSynthStack:
         assert self._portal is not None
         return self._portal.call(func, *args)
 
+    def iterate(self, stream: AsyncGenerator[bytes, None]) -> Iterator[bytes]:
+        """The chunks of a streamed response, each produced on the service's loop.
+
+        Closing the iterator (a WSGI server does when the client goes away) closes ``stream``,
+        which stops the work behind it.
+        """
+        finished = False
+        try:
+            while True:
+                chunk = self.call(_next_chunk, stream)
+                if chunk is None:
+                    finished = True
+                    return
+                yield chunk
+        finally:
+            if not finished:
+                self.call(stream.aclose)
+
     def close(self) -> None:
         """Close the service and stop the loop thread."""
         with self._lock:
@@ -63,3 +81,11 @@ class BlockingSynthStack:
             finally:
                 self._portal_cm.__exit__(None, None, None)
                 self._portal = self._portal_cm = None
+
+
+async def _next_chunk(stream: AsyncGenerator[bytes, None]) -> bytes | None:
+    """The next chunk of ``stream``, or ``None`` at its end."""
+    try:
+        return await anext(stream)
+    except StopAsyncIteration:
+        return None

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from synthstack_core.errors import FieldError, InvalidRequest, MalformedBody, NotFound
 from synthstack_core.schemas.common import Limits
 
-__all__ = ["parse_json_body", "parse_params", "validate_data"]
+__all__ = ["invalid_request", "parse_json_body", "parse_params", "validate_data"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -27,7 +27,8 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
     ]
 
 
-def _invalid(exc: ValidationError) -> InvalidRequest:
+def invalid_request(exc: ValidationError) -> InvalidRequest:
+    """A pydantic validation error as a 422 listing every invalid field."""
     errors = _field_errors(exc)
     fields = ", ".join(".".join(str(p) for p in e.loc) or "body" for e in errors[:5])
     return InvalidRequest(f"The request has invalid fields: {fields}.", errors=errors)
@@ -40,7 +41,7 @@ def parse_json_body(model: type[M], body: bytes, limits: Limits) -> M:
     except ValidationError as exc:
         if any(error["type"] == "json_invalid" for error in exc.errors()):
             raise MalformedBody("The request body is not valid JSON.") from None
-        raise _invalid(exc) from None
+        raise invalid_request(exc) from None
     except UnicodeDecodeError:
         raise MalformedBody("The request body is not UTF-8.") from None
 
@@ -66,4 +67,4 @@ def validate_data(model: type[M], data: dict[str, Any], limits: Limits) -> M:
     try:
         return model.model_validate(data, strict=True, context={"limits": limits})
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid_request(exc) from None

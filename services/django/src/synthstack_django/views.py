@@ -15,6 +15,8 @@ from typing import Any
 
 from django.http import HttpRequest as DjangoRequest
 from django.http import HttpResponse as DjangoResponse
+from django.http import StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -29,6 +31,7 @@ from synthstack_core.http import (
     error_response,
     method_not_allowed_response,
     not_found_response,
+    read_sync_stream,
     request_id_of,
 )
 from synthstack_core.operations import Operation
@@ -53,12 +56,12 @@ def headers_of(request: DjangoRequest) -> dict[str, str]:
     return {name.lower(): value for name, value in request.headers.items()}
 
 
-def read_body(request: DjangoRequest, limit: int) -> bytes:
-    """At most ``limit`` bytes of the request's body.
+def body_reader(request: DjangoRequest) -> Callable[[int], bytes]:
+    """The ``read(size)`` of the request's body.
 
     Django reads no body from a WSGI request without ``Content-Length`` (a chunked upload), so when
     the server terminates the input stream itself (``wsgi.input_terminated``, as gunicorn does),
-    the body is read from that stream, to its end or to the limit.
+    the body is read from that stream.
     """
     meta = request.META
     if (
@@ -66,12 +69,17 @@ def read_body(request: DjangoRequest, limit: int) -> bytes:
         and meta.get("wsgi.input_terminated")
         and "wsgi.input" in meta
     ):
-        data: bytes = meta["wsgi.input"].read(limit)
-        return data
-    return request.read(limit)
+        read: Callable[[int], bytes] = meta["wsgi.input"].read
+        return read
+    return request.read
 
 
-def to_django_response(response: HttpResponse) -> DjangoResponse:
+def read_body(request: DjangoRequest, limit: int) -> bytes:
+    """At most ``limit`` bytes of the request's body."""
+    return body_reader(request)(limit)
+
+
+def to_django_response(response: HttpResponse) -> HttpResponseBase:
     """The core's response as a Django response: same status, body and headers, in order.
 
     ``Content-Length`` is added unless the core set it (a WSGI server would otherwise chunk the
@@ -83,12 +91,21 @@ def to_django_response(response: HttpResponse) -> DjangoResponse:
     for name, value in response.headers:
         key = name.lower()
         merged[key] = (name, f"{merged[key][1]}, {value}") if key in merged else (name, value)
-    if "content-length" not in merged:
+    if "content-length" not in merged and response.stream is None:
         merged["content-length"] = ("Content-Length", str(len(response.body)))
-    headers = list(merged.values())
-    django_response = DjangoResponse(
-        response.body, status=response.status, content_type=response.content_type or None
-    )
+    if response.stream is not None:
+        # Streamed: no length; each chunk comes from the core's loop as it is produced.
+        headers = list(merged.values())
+        django_response: HttpResponseBase = StreamingHttpResponse(
+            get_stack().iterate(response.stream),
+            status=response.status,
+            content_type=response.content_type or None,
+        )
+    else:
+        headers = list(merged.values())
+        django_response = DjangoResponse(
+            response.body, status=response.status, content_type=response.content_type or None
+        )
     for name, value in headers:
         django_response.headers[name] = value
     # CoreResponseMiddleware restores exactly these headers after Django's own middleware ran.
@@ -135,7 +152,7 @@ class OperationView(APIView):
         renderer = self.get_renderers()[0]
         return renderer, renderer.media_type
 
-    def serve(self, request: Request, *args: Any, **kwargs: Any) -> DjangoResponse:
+    def serve(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:
         """Pass the request to the core and its answer back."""
         django_request: DjangoRequest = request._request
         method = django_request.method or ""
@@ -143,9 +160,9 @@ class OperationView(APIView):
         operation = self.operations[method]
         stack = get_stack()
         body = b""
-        if operation.request_model is not None:
+        if operation.request_model is not None and not operation.form:
             # One byte over the limit is enough for the core to answer 413.
-            body = read_body(django_request, stack.stack.settings.max_body_bytes + 1)
+            body = read_body(django_request, stack.stack.body_limit(operation) + 1)
         core_request = HttpRequest(
             method=method,
             path=django_request.path,
@@ -153,6 +170,8 @@ class OperationView(APIView):
             body=body,
             path_params={name: str(value) for name, value in kwargs.items()},
             query={name: django_request.GET[name] for name in django_request.GET},
+            # An upload is read by the core as it arrives, with the operation's limit.
+            stream=read_sync_stream(body_reader(django_request)) if operation.form else None,
         )
         return to_django_response(stack.call(stack.stack.handle, operation, core_request))
 
@@ -161,7 +180,7 @@ class OperationView(APIView):
 
     def http_method_not_allowed(
         self, request: Request, *args: Any, **kwargs: Any
-    ) -> DjangoResponse:
+    ) -> HttpResponseBase:
         """The core's 405, with ``Allow`` naming the path's methods."""
         django_request: DjangoRequest = request._request
         return to_django_response(
@@ -171,7 +190,7 @@ class OperationView(APIView):
         )
 
 
-def exception_handler(exc: Exception, context: dict[str, Any]) -> DjangoResponse:
+def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponseBase:
     """DRF's exception handler: any exception rendered as the core's problem+json.
 
     The core already turns its own errors into responses, so this only sees what escapes it (a
@@ -185,7 +204,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> DjangoResponse
 
 
 @csrf_exempt  # an API 404 must not turn into Django's CSRF 403 for a POST
-def not_found(request: DjangoRequest, exception: Exception | None = None) -> DjangoResponse:
+def not_found(request: DjangoRequest, exception: Exception | None = None) -> HttpResponseBase:
     """The core's 404 problem for a path nothing serves (``handler404`` and the catch-all route)."""
     return to_django_response(not_found_response(request.path, headers_of(request)))
 
@@ -196,13 +215,13 @@ _DOCS_METHODS = ("GET", "HEAD")
 
 
 def _docs_page(
-    view: Callable[[DjangoRequest], DjangoResponse],
-) -> Callable[[DjangoRequest], DjangoResponse]:
+    view: Callable[[DjangoRequest], HttpResponseBase],
+) -> Callable[[DjangoRequest], HttpResponseBase]:
     """Serve ``view`` for GET and HEAD; any other method gets the core's 405."""
 
     @csrf_exempt  # read-only pages: a POST gets the core's 405, not Django's CSRF 403
     @functools.wraps(view)
-    def wrapper(request: DjangoRequest) -> DjangoResponse:
+    def wrapper(request: DjangoRequest) -> HttpResponseBase:
         if request.method not in _DOCS_METHODS:
             return to_django_response(
                 method_not_allowed_response(

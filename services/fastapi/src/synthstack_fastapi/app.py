@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, StreamingResponse
 
 from synthstack_core import OPERATIONS, Operation, Settings, SynthStack, __version__
 from synthstack_core.contract import contract_json
@@ -37,6 +37,11 @@ _ASSETS = Path(drf_spectacular_sidecar.__file__).parent / "static" / "drf_specta
 
 
 def _to_response(response: HttpResponse) -> Response:
+    if response.stream is not None:
+        # Starlette closes the stream when the client disconnects, which stops the work behind it.
+        return StreamingResponse(
+            response.stream, status_code=response.status, headers=dict(response.headers)
+        )
     return Response(
         content=response.body, status_code=response.status, headers=dict(response.headers)
     )
@@ -61,8 +66,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
 def _endpoint(stack: SynthStack, operation: Operation) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         body = b""
-        if operation.request_model is not None:
-            body = await _read_body(request, stack.settings.max_body_bytes)
+        if operation.request_model is not None and not operation.form:
+            body = await _read_body(request, stack.body_limit(operation))
         core_request = HttpRequest(
             method=request.method,
             path=request.url.path,
@@ -70,6 +75,8 @@ def _endpoint(stack: SynthStack, operation: Operation) -> Callable[[Request], Aw
             body=body,
             path_params={name: str(value) for name, value in request.path_params.items()},
             query=dict(request.query_params.items()),
+            # An upload is read by the core as it arrives, with the operation's limit.
+            stream=request.stream() if operation.form else None,
         )
         return _to_response(await stack.handle(operation, core_request))
 
@@ -97,7 +104,11 @@ def _request_body_schema(operation: Operation) -> dict[str, Any] | None:
     return {
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": schema}},
+            "content": {
+                ("multipart/form-data" if operation.form else "application/json"): {
+                    "schema": schema
+                }
+            },
         }
     }
 

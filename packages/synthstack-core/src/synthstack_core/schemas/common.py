@@ -11,6 +11,7 @@ __all__ = [
     "AS_INTEGER",
     "DEFAULT_MAX_BATCH_SIZE",
     "DEFAULT_MAX_TEXT_CHARS",
+    "FormModel",
     "Limits",
     "ModelName",
     "RequestModel",
@@ -107,6 +108,13 @@ class RequestModel(BaseModel):
     """Base of request bodies: strict types (no coercion) and no unknown fields."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class FormModel(BaseModel):
+    """Base of ``multipart/form-data`` requests: no unknown fields; values arrive as strings and are
+    converted where the model says (``"256"`` is a valid integer here, as forms have no numbers)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class ResponseModel(BaseModel):
