@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["DEFAULT_TENANT", "TENANT_NAME_PATTERN", "ApiKeyEntry", "Settings"]
 
@@ -119,6 +119,79 @@ class Settings(BaseSettings):
     )
     migrate_on_start: bool = Field(True, validation_alias=_env("SYNTHSTACK_MIGRATE_ON_START"))
 
+    # -- chat models (providers/llm.py) ---------------------------------------------------------
+    anthropic_base_url: str | None = Field(
+        None,
+        validation_alias=_env("ANTHROPIC_BASE_URL"),
+        description="Another base URL for Anthropic's API (a proxy or a local stub).",
+    )
+    llm_model: str | None = Field(
+        None,
+        validation_alias=_env("SYNTHSTACK_LLM_MODEL"),
+        description=(
+            "The default chat model; it must be served here. Unset = the first remote "
+            "provider's default (OpenAI before Anthropic), else the local model."
+        ),
+    )
+    openai_chat_models: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"),
+        validation_alias=_env("SYNTHSTACK_OPENAI_CHAT_MODELS"),
+        description=(
+            "Comma-separated chat models served through OpenAI or OPENAI_BASE_URL, "
+            "the default first (e.g. the model names a vLLM or Ollama server knows)."
+        ),
+    )
+    anthropic_chat_models: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-1"),
+        validation_alias=_env("SYNTHSTACK_ANTHROPIC_CHAT_MODELS"),
+        description="Comma-separated Anthropic chat models, the default first.",
+    )
+    local_llm_enabled: bool = Field(
+        True,
+        validation_alias=_env("SYNTHSTACK_LOCAL_LLM"),
+        description="Serve the offline SmolLM2-135M-Instruct model (loaded on first use).",
+    )
+    local_llm_threads: int = Field(
+        0,
+        ge=0,
+        le=64,
+        validation_alias=_env("SYNTHSTACK_LOCAL_LLM_THREADS"),
+        description="llama.cpp threads for the local model; 0 = one per core.",
+    )
+    local_llm_context_tokens: int = Field(
+        2048,
+        ge=256,
+        le=8192,
+        validation_alias=_env("SYNTHSTACK_LOCAL_LLM_CONTEXT_TOKENS"),
+        description="The local model's context window (prompt + answer); SmolLM2 knows 8192.",
+    )
+    max_generation_tokens: int = Field(
+        4096,
+        ge=1,
+        le=131_072,
+        validation_alias=_env("SYNTHSTACK_MAX_GENERATION_TOKENS"),
+        description="The largest `max_tokens` a chat request may ask for.",
+    )
+
+    @field_validator("openai_chat_models", "anthropic_chat_models", mode="before")
+    @classmethod
+    def _split_model_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(item.strip() for item in value.split(",") if item.strip())
+        if isinstance(value, list | tuple):
+            if not value:
+                raise ValueError("list at least one chat model")
+            if len(set(value)) != len(value):
+                raise ValueError("a chat model is listed twice")
+        return value
+
+    @field_validator("anthropic_base_url", "llm_model", mode="before")
+    @classmethod
+    def _blank_llm_setting_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value.strip() if isinstance(value, str) else value
+
     @field_validator("database_url", "redis_url", "qdrant_url", "openai_base_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -161,3 +234,8 @@ class Settings(BaseSettings):
     def openai_configured(self) -> bool:
         """OpenAI (or an OpenAI-compatible server) can be called."""
         return self.openai_api_key is not None or self.openai_base_url is not None
+
+    @property
+    def anthropic_configured(self) -> bool:
+        """Anthropic's API can be called (a key is set)."""
+        return self.anthropic_api_key is not None

@@ -8,18 +8,19 @@ timeout to 504, anything else to 502 — never with the provider's raw message, 
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import httpx
 import numpy as np
 
-from synthstack_core.errors import ProviderError, ProviderTimeout, RateLimited
+from synthstack_core.errors import ProviderError
 from synthstack_core.providers.embedding import (
     EmbeddingBatch,
     EmbeddingModelSpec,
     EmbeddingProvider,
 )
+from synthstack_core.providers.remote_errors import map_remote_error
 
 if TYPE_CHECKING:
     import openai
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
     from synthstack_core.features.chunking import TokenCounter
 
 __all__ = ["OPENAI_MODELS", "OpenAIEmbeddingProvider", "count_cl100k_tokens"]
-
-logger = logging.getLogger(__name__)
 
 OPENAI_MODELS: tuple[EmbeddingModelSpec, ...] = (
     EmbeddingModelSpec("text-embedding-3-small", "openai", 1536, 8191, supports_dimensions=True),
@@ -99,23 +98,8 @@ class OpenAIEmbeddingProvider(EmbeddingProvider):
             kwargs["dimensions"] = dimensions
         try:
             response = await client.embeddings.create(**kwargs)
-        except openai.APITimeoutError as exc:
-            raise ProviderTimeout("The embedding provider did not answer in time.") from exc
-        except openai.RateLimitError as exc:
-            retry_after = _retry_after(exc.response.headers.get("retry-after"))
-            raise RateLimited(
-                "The embedding provider is rate limiting this deployment.", retry_after=retry_after
-            ) from exc
-        except openai.APIStatusError as exc:
-            logger.warning("embedding provider answered HTTP %s", exc.status_code)
-            raise ProviderError(
-                f"The embedding provider refused the request (HTTP {exc.status_code})."
-            ) from exc
-        except (openai.APIError, ValueError) as exc:  # ValueError: a body that is not JSON
-            logger.warning("embedding provider failed: %s", type(exc).__name__)
-            raise ProviderError(
-                "The embedding provider could not be reached or answered badly."
-            ) from exc
+        except (openai.APIError, httpx.HTTPError, ValueError) as exc:  # ValueError: not JSON
+            raise map_remote_error(exc, subject="embedding provider") from exc
         data = sorted(response.data, key=lambda item: item.index)
         if len(data) != len(texts):
             raise ProviderError("The embedding provider returned a wrong number of embeddings.")
@@ -147,10 +131,3 @@ class OpenAIEmbeddingProvider(EmbeddingProvider):
         if self._client is not None:
             await self._client.close()
             self._client = None
-
-
-def _retry_after(value: str | None) -> float:
-    try:
-        return max(1.0, float(value)) if value else 1.0
-    except ValueError:
-        return 1.0
