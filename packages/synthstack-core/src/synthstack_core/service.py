@@ -48,6 +48,7 @@ from synthstack_core.stores.cache import Cache, MemoryCache, RedisCache
 from synthstack_core.stores.database import Database, migrate
 from synthstack_core.stores.embedded import EmbeddedPostgres
 from synthstack_core.stores.rag import RagRepository
+from synthstack_core.stores.vectors import PgVectorStore, VectorStore
 from synthstack_core.validation import parse_json_body, parse_params
 
 __all__ = ["SynthStack"]
@@ -75,6 +76,7 @@ class SynthStack:
         self._api_keys: ApiKeyRepository | None = None
         self._auth: ApiKeyAuthenticator | None = None
         self._rag: RagService | None = None
+        self._vector_stores: list[VectorStore] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -116,7 +118,12 @@ class SynthStack:
             registry, self._cache, limits=self.limits, ttl_seconds=settings.cache_ttl_seconds
         )
         self._api_keys = ApiKeyRepository(self._database)
-        self._rag = RagService(RagRepository(self._database), self._embeddings, self._api_keys)
+        self._vector_stores = _vector_stores(settings, self._database)
+        self._rag = RagService(
+            RagRepository(self._database, self._vector_stores, default_store=settings.vector_store),
+            self._embeddings,
+            self._api_keys,
+        )
         self._auth = ApiKeyAuthenticator(settings, self._api_keys)
         try:
             for tenant in sorted(self._auth.settings_tenants):
@@ -133,6 +140,9 @@ class SynthStack:
                 await provider.aclose()
         if self._cache is not None:
             await self._cache.aclose()
+        for store in self._vector_stores:
+            await store.aclose()
+        self._vector_stores = []
         if self._database is not None:
             await self._database.aclose()
         if self._embedded is not None:
@@ -214,7 +224,8 @@ class SynthStack:
 
     async def readiness(self) -> ReadinessResponse:
         """``GET /ready``."""
-        return await readiness(self.database, self.cache, self.embeddings)
+        store = next(s for s in self._vector_stores if s.name == self.settings.vector_store)
+        return await readiness(self.database, self.cache, self.embeddings, store)
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -256,3 +267,20 @@ class SynthStack:
             request_id,
         )
         return response
+
+
+def _vector_stores(settings: Settings, database: Database) -> list[VectorStore]:
+    """pgvector, and Qdrant when new collections go there or it is configured (collections made
+    while ``SYNTHSTACK_VECTOR_STORE=qdrant`` keep their vectors there)."""
+    stores: list[VectorStore] = [PgVectorStore(database)]
+    if settings.vector_store == "qdrant" or settings.qdrant_url or settings.qdrant_path:
+        from synthstack_core.stores.qdrant import QdrantStore
+
+        stores.append(
+            QdrantStore(
+                url=settings.qdrant_url,
+                path=settings.qdrant_path or settings.data_dir / "qdrant",
+                timeout_seconds=settings.provider_timeout_seconds,
+            )
+        )
+    return stores

@@ -62,6 +62,17 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".synthstack"), validation_alias=_env("SYNTHSTACK_DATA_DIR"))
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
     qdrant_url: str | None = Field(None, validation_alias=_env("QDRANT_URL"))
+    vector_store: Literal["pgvector", "qdrant"] = Field(
+        "pgvector",
+        validation_alias=_env("SYNTHSTACK_VECTOR_STORE", "VECTOR_STORE"),
+        description="Where new collections keep their vectors (existing ones keep theirs).",
+    )
+    qdrant_path: str | None = Field(
+        None,
+        validation_alias=_env("SYNTHSTACK_QDRANT_PATH", "QDRANT_PATH"),
+        description="Qdrant local mode without QDRANT_URL: a folder (default `<data dir>/qdrant`)"
+        " or `:memory:`.",
+    )
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
     openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
     anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY"))
@@ -93,31 +104,7 @@ class Settings(BaseSettings):
         validation_alias=_env("SYNTHSTACK_EMBEDDING_THREADS"),
         description="ONNX Runtime intra-op threads for the local model; 0 = one per core.",
     )
-    cache_max_entries: int = Field(
-        10_000, ge=0, validation_alias=_env("SYNTHSTACK_CACHE_MAX_ENTRIES")
-    )
-    cache_ttl_seconds: int = Field(
-        7 * 24 * 3600, ge=1, validation_alias=_env("SYNTHSTACK_CACHE_TTL_SECONDS")
-    )
-    provider_timeout_seconds: float = Field(
-        30.0, gt=0, le=600, validation_alias=_env("SYNTHSTACK_PROVIDER_TIMEOUT_SECONDS")
-    )
-    provider_max_retries: int = Field(
-        2, ge=0, le=10, validation_alias=_env("SYNTHSTACK_PROVIDER_MAX_RETRIES")
-    )
-    key_cache_seconds: float = Field(
-        10.0,
-        ge=0,
-        le=3600,
-        validation_alias=_env("SYNTHSTACK_KEY_CACHE_SECONDS"),
-        description="How long a database API key lookup is remembered (revocation delay).",
-    )
-    bind_host: str = Field(
-        "127.0.0.1",
-        validation_alias=_env("SYNTHSTACK_HOST"),
-        description="The address the server binds; auth may be off only on loopback.",
-    )
-    migrate_on_start: bool = Field(True, validation_alias=_env("SYNTHSTACK_MIGRATE_ON_START"))
+
 
     # -- chat models (providers/llm.py) ---------------------------------------------------------
     anthropic_base_url: str | None = Field(
@@ -192,7 +179,9 @@ class Settings(BaseSettings):
             return None
         return value.strip() if isinstance(value, str) else value
 
-    @field_validator("database_url", "redis_url", "qdrant_url", "openai_base_url", mode="before")
+    @field_validator(
+        "database_url", "redis_url", "qdrant_url", "qdrant_path", "openai_base_url", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():

@@ -1,7 +1,8 @@
 """Liveness and readiness.
 
-Readiness really connects: ``SELECT 1`` on PostgreSQL, ``PING`` on Redis, and the default embedding
-model is loaded and run once. The checks run concurrently, each timed.
+Readiness really connects: ``SELECT 1`` on PostgreSQL, ``PING`` on Redis, the vector store new
+collections use (pgvector's extension, or Qdrant listing its collections), and the default
+embedding model is loaded and run once. The checks run concurrently, each timed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from synthstack_core.schemas.health import (
 )
 from synthstack_core.stores.cache import Cache
 from synthstack_core.stores.database import Database
+from synthstack_core.stores.vectors import VectorStore
 
 __all__ = ["check_embedding_model", "liveness", "readiness"]
 
@@ -55,7 +57,10 @@ async def check_embedding_model(embeddings: EmbeddingService) -> DependencyCheck
 
 
 async def readiness(
-    database: Database, cache: Cache, embeddings: EmbeddingService
+    database: Database,
+    cache: Cache,
+    embeddings: EmbeddingService,
+    vector_store: VectorStore | None = None,
 ) -> ReadinessResponse:
     """Every dependency checked concurrently; ready when each required one is ok."""
     results: dict[str, DependencyCheck] = {}
@@ -63,6 +68,8 @@ async def readiness(
     async with anyio.create_task_group() as group:
         group.start_soon(_store, results, "database", database.check)
         group.start_soon(_store, results, "cache", cache.check)
+        if vector_store is not None:
+            group.start_soon(_store, results, "vector_store", vector_store.check)
         group.start_soon(
             _store, results, "embedding_model", lambda: check_embedding_model(embeddings)
         )

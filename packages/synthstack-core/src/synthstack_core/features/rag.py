@@ -172,10 +172,10 @@ class RagService:
                     name=record.name,
                     documents=record.documents,
                     chunks=record.chunks,
-                    vectors=record.chunks,
+                    vectors=await self._repository.vector_count(record),
                     embedding_model=record.embedding_model,
                     dimensions=record.dimensions,
-                    store="pgvector",
+                    store=record.store,
                 )
                 for record in records
             ]

@@ -35,6 +35,7 @@ class ReadinessChecks(ResponseModel):
     database: DependencyCheck
     cache: DependencyCheck
     embedding_model: DependencyCheck
+    vector_store: DependencyCheck | None = None
 
 
 class ReadinessResponse(ResponseModel):

@@ -124,7 +124,9 @@ class CollectionStats(ResponseModel):
     vectors: int = Field(ge=0)
     embedding_model: str
     dimensions: int = Field(ge=1)
-    store: Literal["pgvector"]
+    store: Literal["pgvector", "qdrant"] = Field(
+        description="Where the collection's vectors are; `vectors` is that store's own count."
+    )
 
 
 class RagStats(ResponseModel):

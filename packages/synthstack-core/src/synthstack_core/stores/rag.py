@@ -1,31 +1,52 @@
-"""RAG storage in PostgreSQL: collections, documents, chunks, vectors (pgvector) and BM25 postings.
+"""RAG storage: collections, documents, chunks and BM25 postings in PostgreSQL; vectors in the
+collection's :class:`~synthstack_core.stores.vectors.VectorStore` (pgvector or Qdrant).
 
 Every query is scoped by tenant: a collection is found by (tenant, name), and documents and chunks
 only through their collection, so a tenant never reads, searches or deletes another's data.
 
 A document is written in one transaction — its row (upserted, which also locks it), the removal of
-its previous chunks, its new chunks with their vectors, and their postings — so a failed ingestion
-leaves nothing behind and two concurrent re-indexings of one document never mix: the second waits
-for the first's row lock, then replaces its chunks whole.
+its previous chunks, its new chunks, and their postings — so a failed ingestion leaves nothing
+behind and two concurrent re-indexings of one document never mix: the second waits for the first's
+row lock, then replaces its chunks whole. With pgvector the vectors are columns of the chunk rows,
+written by the same statements. With Qdrant the new chunks' points (new ids) are written before
+the transaction commits; if that write fails the transaction rolls back, the points written are
+removed and the caller gets a 503. The previous version's points are deleted after the commit;
+until then they are invisible, because a search only returns chunks whose rows it reads back from
+PostgreSQL (committed, in the tenant's collection, matching the filter). Deleting a document or
+a collection deletes its points after the rows.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import anyio
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from synthstack_core.errors import Conflict
+from synthstack_core.errors import Conflict, DependencyUnavailable
 from synthstack_core.stores.database import Database
+from synthstack_core.stores.vectors import (
+    RESULT_COLUMNS,
+    PgVectorStore,
+    ScoredChunk,
+    StoreName,
+    VectorPoint,
+    VectorScope,
+    VectorStore,
+    metadata_filter_sql,
+    vector_type,
+)
 
 __all__ = [
     "ChunkToStore",
@@ -34,6 +55,8 @@ __all__ = [
     "RagRepository",
     "ScoredChunk",
 ]
+
+logger = logging.getLogger("synthstack.rag")
 
 #: PostgreSQL text-search configuration of the lexical index (stemmed English, no stop words):
 #: measured on SciFact, BM25 over it gives nDCG@10 0.691 against 0.662 with ``simple``.
@@ -52,8 +75,15 @@ class CollectionRecord:
     embedding_model: str
     dimensions: int
     created_at: datetime
+    store: StoreName
+    tenant_id: uuid.UUID
     documents: int = 0
     chunks: int = 0
+
+    @property
+    def vector_scope(self) -> VectorScope:
+        """Where its vectors are, in its vector store."""
+        return VectorScope(self.tenant_id, self.id, self.dimensions)
 
 
 @dataclass(frozen=True)
@@ -88,54 +118,38 @@ class ChunkToStore:
     vector: npt.NDArray[np.float32]
 
 
-@dataclass(frozen=True)
-class ScoredChunk:
-    """A chunk found by a search, with its score."""
-
-    chunk_id: uuid.UUID
-    document_id: str
-    content: str
-    source: str
-    metadata: dict[str, Any]
-    start: int
-    end: int
-    page: int | None
-    score: float
-
-
-#: pgvector's HNSW indexes ``vector`` up to 2,000 dimensions and ``halfvec`` up to 4,000: larger
-#: embeddings (text-embedding-3-large, 3,072) are indexed and searched as half-precision vectors.
-MAX_VECTOR_INDEX_DIMENSIONS = 2000
-
-
-def _vector_type(dimensions: int) -> str:
-    size = int(dimensions)
-    return f"vector({size})" if size <= MAX_VECTOR_INDEX_DIMENSIONS else f"halfvec({size})"
-
-
-def _vector_literal(vector: npt.NDArray[np.float32]) -> str:
-    return "[" + ",".join(format(float(x), ".8g") for x in vector) + "]"
-
-
-def _filter_sql(filters: Mapping[str, Any], params: dict[str, Any]) -> str:
-    """``AND ...`` conditions on ``d.metadata`` (jsonb containment, so numbers compare as numbers)."""
-    clauses: list[str] = []
-    for index, (key, condition) in enumerate(sorted(filters.items())):
-        values = condition if isinstance(condition, list) else [condition]
-        alternatives = []
-        for number, value in enumerate(values):
-            name = f"f{index}_{number}"
-            params[name] = json.dumps({key: value})
-            alternatives.append(f"d.metadata @> CAST(:{name} AS jsonb)")
-        clauses.append("(" + " OR ".join(alternatives) + ")")
-    return "".join(f" AND {clause}" for clause in clauses)
-
-
 class RagRepository:
-    """Tenant-scoped reads and writes of the RAG tables."""
+    """Tenant-scoped reads and writes of the RAG tables and of the collections' vector stores."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(
+        self,
+        database: Database,
+        stores: Sequence[VectorStore] = (),
+        *,
+        default_store: StoreName = "pgvector",
+    ) -> None:
+        """``stores`` are the vector stores this deployment reaches (pgvector always); new
+        collections keep their vectors in ``default_store``."""
         self._db = database
+        self._stores: dict[str, VectorStore] = {"pgvector": PgVectorStore(database)}
+        self._stores.update({store.name: store for store in stores})
+        if default_store not in self._stores:
+            raise ValueError(f"vector store {default_store!r} is not configured")
+        self.default_store: StoreName = default_store
+
+    def vector_store(self, collection: CollectionRecord) -> VectorStore:
+        """The store holding the collection's vectors (503 if this deployment cannot reach it)."""
+        store = self._stores.get(collection.store)
+        if store is None:
+            raise DependencyUnavailable(
+                f"Collection {collection.name!r} keeps its vectors in {collection.store}, "
+                "which this deployment is not configured to reach."
+            )
+        return store
+
+    async def vector_count(self, collection: CollectionRecord) -> int:
+        """How many vectors the collection's store really holds for it."""
+        return await self.vector_store(collection).count(collection.vector_scope)
 
     # -- collections -------------------------------------------------------------------------
 
@@ -158,7 +172,8 @@ class RagRepository:
                 await session.execute(
                     text(
                         "SELECT c.id, c.name, c.description, c.embedding_model, c.dimensions,"
-                        " c.created_at FROM rag_collections c JOIN tenants t ON t.id = c.tenant_id"
+                        " c.created_at, c.vector_store, c.tenant_id"
+                        " FROM rag_collections c JOIN tenants t ON t.id = c.tenant_id"
                         " WHERE t.name = :tenant AND c.name = :name"
                     ),
                     {"tenant": tenant, "name": name},
@@ -182,6 +197,7 @@ class RagRepository:
         rows = await session.execute(
             text(
                 "SELECT c.id, c.name, c.description, c.embedding_model, c.dimensions, c.created_at,"
+                " c.vector_store, c.tenant_id,"
                 " (SELECT count(*) FROM rag_documents d WHERE d.collection_id = c.id),"
                 " (SELECT count(*) FROM rag_chunks k WHERE k.collection_id = c.id)"
                 " FROM rag_collections c JOIN tenants t ON t.id = c.tenant_id"
@@ -201,15 +217,18 @@ class RagRepository:
         description: str = "",
         exist_ok: bool = False,
     ) -> CollectionRecord:
-        """Create a collection (409 if it exists, unless ``exist_ok``)."""
-        await self.ensure_vector_index(dimensions)
+        """Create a collection (409 if it exists, unless ``exist_ok``); its vectors go to the
+        default store."""
+        if self.default_store == "pgvector":
+            await self.ensure_vector_index(dimensions)
         async with self._db.session() as session:
             try:
                 await session.execute(
                     text(
-                        "INSERT INTO rag_collections"
-                        " (id, tenant_id, name, description, embedding_model, dimensions)"
-                        " VALUES (:id, :tenant_id, :name, :description, :model, :dimensions)"
+                        "INSERT INTO rag_collections (id, tenant_id, name, description,"
+                        " embedding_model, dimensions, vector_store)"
+                        " VALUES (:id, :tenant_id, :name, :description, :model, :dimensions,"
+                        " :store)"
                     ),
                     {
                         "id": uuid.uuid4(),
@@ -218,6 +237,7 @@ class RagRepository:
                         "description": description,
                         "model": embedding_model,
                         "dimensions": dimensions,
+                        "store": self.default_store,
                     },
                 )
                 await session.commit()
@@ -227,7 +247,8 @@ class RagRepository:
                     raise Conflict(f"Collection {name!r} exists already.") from None
             row = await session.execute(
                 text(
-                    "SELECT id, name, description, embedding_model, dimensions, created_at"
+                    "SELECT id, name, description, embedding_model, dimensions, created_at,"
+                    " vector_store, tenant_id"
                     " FROM rag_collections WHERE tenant_id = :tenant_id AND name = :name"
                 ),
                 {"tenant_id": tenant_id, "name": name},
@@ -237,7 +258,7 @@ class RagRepository:
     async def ensure_vector_index(self, dimensions: int) -> None:
         """An HNSW index for vectors of this size (pgvector indexes one size per index)."""
         size = int(dimensions)
-        kind = _vector_type(size)
+        kind = vector_type(size)
         operators = "vector_cosine_ops" if kind.startswith("vector") else "halfvec_cosine_ops"
         async with self._db.engine.begin() as connection:
             # CREATE INDEX IF NOT EXISTS locks the table even when the index exists: look first.
@@ -261,7 +282,9 @@ class RagRepository:
             row = (
                 await session.execute(
                     text(
-                        "SELECT c.id FROM rag_collections c JOIN tenants t ON t.id = c.tenant_id"
+                        "SELECT c.id, c.name, c.description, c.embedding_model, c.dimensions,"
+                        " c.created_at, c.vector_store, c.tenant_id"
+                        " FROM rag_collections c JOIN tenants t ON t.id = c.tenant_id"
                         " WHERE t.name = :tenant AND c.name = :name FOR UPDATE OF c"
                     ),
                     {"tenant": tenant, "name": name},
@@ -269,6 +292,8 @@ class RagRepository:
             ).first()
             if row is None:
                 return None
+            collection = CollectionRecord(*row)
+            store = self.vector_store(collection)  # unreachable: 503 before anything is deleted
             counts = (
                 await session.execute(
                     text(
@@ -284,7 +309,18 @@ class RagRepository:
             await session.execute(
                 text("DELETE FROM rag_collections WHERE id = :id"), {"id": row[0]}
             )
-            return int(counts[0]), int(counts[1])
+        await self._after_commit(store.delete_collection(collection.vector_scope))
+        return int(counts[0]), int(counts[1])
+
+    @staticmethod
+    async def _after_commit(deletion: Awaitable[None]) -> None:
+        """Delete points whose rows are gone: a failure only leaves points no search returns
+        (their rows are not there to read back), so it is logged, not raised."""
+        try:
+            with anyio.CancelScope(shield=True):
+                await deletion
+        except DependencyUnavailable:
+            logger.warning("vector store: points of deleted chunks are left behind")
 
     # -- documents ---------------------------------------------------------------------------
 
@@ -349,95 +385,132 @@ class RagRepository:
         chunk_overlap: int,
         chunks: Sequence[ChunkToStore],
     ) -> uuid.UUID:
-        """Write a document and its chunks, replacing any previous version, in one transaction."""
-        async with self._db.session() as session, session.begin():
-            document_id = (
+        """Write a document and its chunks, replacing any previous version, in one transaction
+        (with an external vector store, see the module's docstring)."""
+        store = self.vector_store(collection)
+        chunk_ids = [uuid.uuid4() for _ in chunks]
+        old_chunk_ids: list[uuid.UUID] = []
+        points_written = False
+        try:
+            async with self._db.session() as session, session.begin():
+                document_id = (
+                    await session.execute(
+                        text(
+                            "INSERT INTO rag_documents (id, collection_id, external_id, source,"
+                            " source_type, metadata, content_sha256, characters, chunk_count,"
+                            " chunk_size, chunk_overlap)"
+                            " VALUES (:id, :collection_id, :external_id, :source, :source_type,"
+                            " CAST(:metadata AS jsonb), :sha, :characters, :count, :size,"
+                            " :overlap)"
+                            " ON CONFLICT (collection_id, external_id) DO UPDATE SET"
+                            " source = EXCLUDED.source, source_type = EXCLUDED.source_type,"
+                            " metadata = EXCLUDED.metadata,"
+                            " content_sha256 = EXCLUDED.content_sha256,"
+                            " characters = EXCLUDED.characters,"
+                            " chunk_count = EXCLUDED.chunk_count,"
+                            " chunk_size = EXCLUDED.chunk_size,"
+                            " chunk_overlap = EXCLUDED.chunk_overlap,"
+                            " updated_at = now()"
+                            " RETURNING id"
+                        ),
+                        {
+                            "id": uuid.uuid4(),
+                            "collection_id": collection.id,
+                            "external_id": external_id,
+                            "source": source,
+                            "source_type": source_type,
+                            "metadata": json.dumps(dict(metadata)),
+                            "sha": content_sha256,
+                            "characters": characters,
+                            "count": len(chunks),
+                            "size": chunk_size,
+                            "overlap": chunk_overlap,
+                        },
+                    )
+                ).scalar_one()
+                if not store.in_chunk_rows:
+                    # Read after the row lock: the chunks of the version committed last.
+                    old_chunk_ids = list(
+                        (
+                            await session.execute(
+                                text("SELECT id FROM rag_chunks WHERE document_id = :document_id"),
+                                {"document_id": document_id},
+                            )
+                        ).scalars()
+                    )
                 await session.execute(
                     text(
-                        "INSERT INTO rag_documents (id, collection_id, external_id, source,"
-                        " source_type, metadata, content_sha256, characters, chunk_count,"
-                        " chunk_size, chunk_overlap)"
-                        " VALUES (:id, :collection_id, :external_id, :source, :source_type,"
-                        " CAST(:metadata AS jsonb), :sha, :characters, :count, :size, :overlap)"
-                        " ON CONFLICT (collection_id, external_id) DO UPDATE SET"
-                        " source = EXCLUDED.source, source_type = EXCLUDED.source_type,"
-                        " metadata = EXCLUDED.metadata, content_sha256 = EXCLUDED.content_sha256,"
-                        " characters = EXCLUDED.characters, chunk_count = EXCLUDED.chunk_count,"
-                        " chunk_size = EXCLUDED.chunk_size, chunk_overlap = EXCLUDED.chunk_overlap,"
-                        " updated_at = now()"
-                        " RETURNING id"
+                        "DELETE FROM rag_postings WHERE chunk_id IN"
+                        " (SELECT id FROM rag_chunks WHERE document_id = :document_id)"
                     ),
-                    {
-                        "id": uuid.uuid4(),
-                        "collection_id": collection.id,
-                        "external_id": external_id,
-                        "source": source,
-                        "source_type": source_type,
-                        "metadata": json.dumps(dict(metadata)),
-                        "sha": content_sha256,
-                        "characters": characters,
-                        "count": len(chunks),
-                        "size": chunk_size,
-                        "overlap": chunk_overlap,
-                    },
+                    {"document_id": document_id},
                 )
-            ).scalar_one()
-            await session.execute(
-                text(
-                    "DELETE FROM rag_postings WHERE chunk_id IN"
-                    " (SELECT id FROM rag_chunks WHERE document_id = :document_id)"
-                ),
-                {"document_id": document_id},
-            )
-            await session.execute(
-                text("DELETE FROM rag_chunks WHERE document_id = :document_id"),
-                {"document_id": document_id},
-            )
-            await session.execute(
-                text(
-                    "INSERT INTO rag_chunks (id, document_id, collection_id, position, content,"
-                    " char_start, char_end, page, token_count, lexeme_count, dimensions, embedding)"
-                    " VALUES (:id, :document_id, :collection_id, :position, :content, :start,"
-                    " :end, :page, :tokens, 0, :dimensions, CAST(:embedding AS vector))"
-                ),
-                [
-                    {
-                        "id": uuid.uuid4(),
-                        "document_id": document_id,
-                        "collection_id": collection.id,
-                        "position": chunk.position,
-                        "content": chunk.content,
-                        "start": chunk.start,
-                        "end": chunk.end,
-                        "page": chunk.page,
-                        "tokens": chunk.token_count,
-                        "dimensions": collection.dimensions,
-                        "embedding": _vector_literal(chunk.vector),
-                    }
-                    for chunk in chunks
-                ],
-            )
-            await session.execute(
-                text(
-                    "INSERT INTO rag_postings (collection_id, lexeme, chunk_id, tf)"
-                    " SELECT c.collection_id, t.lexeme, c.id,"
-                    " coalesce(array_length(t.positions, 1), 1)"
-                    f" FROM rag_chunks c, unnest(to_tsvector('{TS_CONFIG}', c.content)) t"
-                    " WHERE c.document_id = :document_id"
-                ),
-                {"document_id": document_id},
-            )
-            await session.execute(
-                text(
-                    "UPDATE rag_chunks c SET lexeme_count = coalesce(s.total, 0) FROM"
-                    " (SELECT chunk_id, sum(tf) AS total FROM rag_postings"
-                    "  WHERE chunk_id IN (SELECT id FROM rag_chunks WHERE document_id = :d)"
-                    "  GROUP BY chunk_id) s"
-                    " WHERE c.id = s.chunk_id"
-                ),
-                {"d": document_id},
-            )
-        assert isinstance(document_id, uuid.UUID)
+                await session.execute(
+                    text("DELETE FROM rag_chunks WHERE document_id = :document_id"),
+                    {"document_id": document_id},
+                )
+                await session.execute(
+                    text(
+                        "INSERT INTO rag_chunks (id, document_id, collection_id, position,"
+                        " content, char_start, char_end, page, token_count, lexeme_count,"
+                        " dimensions, embedding)"
+                        " VALUES (:id, :document_id, :collection_id, :position, :content,"
+                        " :start, :end, :page, :tokens, 0, :dimensions,"
+                        " CAST(:embedding AS vector))"
+                    ),
+                    [
+                        {
+                            "id": chunk_id,
+                            "document_id": document_id,
+                            "collection_id": collection.id,
+                            "position": chunk.position,
+                            "content": chunk.content,
+                            "start": chunk.start,
+                            "end": chunk.end,
+                            "page": chunk.page,
+                            "tokens": chunk.token_count,
+                            "dimensions": collection.dimensions,
+                            "embedding": store.row_embedding(chunk.vector),
+                        }
+                        for chunk_id, chunk in zip(chunk_ids, chunks, strict=True)
+                    ],
+                )
+                await session.execute(
+                    text(
+                        "INSERT INTO rag_postings (collection_id, lexeme, chunk_id, tf)"
+                        " SELECT c.collection_id, t.lexeme, c.id,"
+                        " coalesce(array_length(t.positions, 1), 1)"
+                        f" FROM rag_chunks c, unnest(to_tsvector('{TS_CONFIG}', c.content)) t"
+                        " WHERE c.document_id = :document_id"
+                    ),
+                    {"document_id": document_id},
+                )
+                await session.execute(
+                    text(
+                        "UPDATE rag_chunks c SET lexeme_count = coalesce(s.total, 0) FROM"
+                        " (SELECT chunk_id, sum(tf) AS total FROM rag_postings"
+                        "  WHERE chunk_id IN (SELECT id FROM rag_chunks WHERE document_id = :d)"
+                        "  GROUP BY chunk_id) s"
+                        " WHERE c.id = s.chunk_id"
+                    ),
+                    {"d": document_id},
+                )
+                assert isinstance(document_id, uuid.UUID)
+                # Last, so that a failure rolls everything back: the store removes what it
+                # wrote of a failed write itself, and raises DependencyUnavailable.
+                await store.upsert(
+                    collection.vector_scope,
+                    [
+                        VectorPoint(chunk_id, document_id, chunk.vector, metadata)
+                        for chunk_id, chunk in zip(chunk_ids, chunks, strict=True)
+                    ],
+                )
+                points_written = True
+        except BaseException:
+            if points_written:  # the commit failed: the new points belong to nothing
+                await self._after_commit(store.delete_points(collection.vector_scope, chunk_ids))
+            raise
+        await self._after_commit(store.delete_points(collection.vector_scope, old_chunk_ids))
         return document_id
 
     async def delete_document(self, tenant: str, collection: str, external_id: str) -> int | None:
@@ -446,7 +519,8 @@ class RagRepository:
             row = (
                 await session.execute(
                     text(
-                        "SELECT d.id, d.chunk_count FROM rag_documents d"
+                        "SELECT d.id, d.chunk_count, c.vector_store, c.tenant_id, c.id,"
+                        " c.dimensions FROM rag_documents d"
                         " JOIN rag_collections c ON c.id = d.collection_id"
                         " JOIN tenants t ON t.id = c.tenant_id"
                         " WHERE t.name = :tenant AND c.name = :collection"
@@ -457,6 +531,12 @@ class RagRepository:
             ).first()
             if row is None:
                 return None
+            store = self._stores.get(row[2])
+            if store is None:
+                raise DependencyUnavailable(
+                    f"Collection {collection!r} keeps its vectors in {row[2]}, "
+                    "which this deployment is not configured to reach."
+                )
             await session.execute(
                 text(
                     "DELETE FROM rag_postings WHERE chunk_id IN"
@@ -465,13 +545,10 @@ class RagRepository:
                 {"id": row[0]},
             )
             await session.execute(text("DELETE FROM rag_documents WHERE id = :id"), {"id": row[0]})
-            return int(row[1])
+        await self._after_commit(store.delete_document(VectorScope(row[3], row[4], row[5]), row[0]))
+        return int(row[1])
 
     # -- search ------------------------------------------------------------------------------
-
-    _RESULT_COLUMNS = (
-        "c.id, d.external_id, c.content, d.source, d.metadata, c.char_start, c.char_end, c.page"
-    )
 
     async def search_dense(
         self,
@@ -481,30 +558,43 @@ class RagRepository:
         limit: int,
         filters: Mapping[str, Any],
     ) -> list[ScoredChunk]:
-        """Chunks by cosine similarity to ``vector`` (HNSW, iterative scan under filters)."""
-        size = int(collection.dimensions)
+        """Chunks by cosine similarity to ``vector``, from the collection's vector store."""
+        hits = await self.vector_store(collection).search(
+            collection.vector_scope, vector, limit=limit, filters=filters
+        )
+        missing = [hit.chunk_id for hit in hits if hit.chunk is None]
+        rows = await self._chunks_by_id(collection, missing, filters) if missing else {}
+        found: list[ScoredChunk] = []
+        for hit in hits:
+            if hit.chunk is not None:
+                found.append(hit.chunk)
+            elif hit.chunk_id in rows:
+                found.append(dataclasses.replace(rows[hit.chunk_id], score=hit.score))
+        return found
+
+    async def _chunks_by_id(
+        self, collection: CollectionRecord, ids: Sequence[uuid.UUID], filters: Mapping[str, Any]
+    ) -> dict[uuid.UUID, ScoredChunk]:
+        """The committed chunk rows of these ids that are in the tenant's collection and match
+        the filter (a point without one, or outside it, is never returned)."""
         params: dict[str, Any] = {
+            "ids": list(ids),
             "collection_id": collection.id,
-            "query": _vector_literal(vector),
-            "limit": limit,
+            "tenant_id": collection.tenant_id,
         }
-        where = _filter_sql(filters, params)
-        kind = _vector_type(size)
-        distance = f"c.embedding::{kind} <=> CAST(:query AS {kind})"
-        async with self._db.session() as session, session.begin():
-            await session.execute(text("SET LOCAL hnsw.ef_search = 100"))
-            await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+        where = metadata_filter_sql(filters, params)
+        async with self._db.session() as session:
             rows = await session.execute(
                 text(
-                    f"SELECT {self._RESULT_COLUMNS}, 1 - ({distance}) AS score"
-                    " FROM rag_chunks c JOIN rag_documents d ON d.id = c.document_id"
-                    f" WHERE c.collection_id = :collection_id AND c.dimensions = {size}{where}"
-                    f" ORDER BY {distance} LIMIT :limit"
+                    f"SELECT {RESULT_COLUMNS}, 0.0 FROM rag_chunks c"
+                    " JOIN rag_documents d ON d.id = c.document_id"
+                    " JOIN rag_collections k ON k.id = c.collection_id"
+                    " WHERE c.id = ANY(CAST(:ids AS uuid[])) AND c.collection_id = :collection_id"
+                    f" AND k.tenant_id = :tenant_id{where}"
                 ),
                 params,
             )
-            found = [ScoredChunk(*row) for row in rows]
-        return sorted(found, key=lambda chunk: -chunk.score)
+            return {row[0]: ScoredChunk(*row) for row in rows}
 
     async def search_lexical(
         self,
@@ -516,7 +606,7 @@ class RagRepository:
     ) -> list[ScoredChunk]:
         """Chunks by BM25 (k1 1.2, b 0.75) over the collection's postings."""
         params: dict[str, Any] = {"collection_id": collection.id, "query": query, "limit": limit}
-        where = _filter_sql(filters, params)
+        where = metadata_filter_sql(filters, params)
         sql = f"""
         WITH q AS MATERIALIZED (
             SELECT DISTINCT lexeme FROM unnest(to_tsvector('{TS_CONFIG}', :query))
@@ -551,7 +641,7 @@ class RagRepository:
             WHERE df.df > 0
             GROUP BY p.chunk_id
         )
-        SELECT {self._RESULT_COLUMNS}, s.score
+        SELECT {RESULT_COLUMNS}, s.score
         FROM scored s JOIN rag_chunks c ON c.id = s.chunk_id
         JOIN rag_documents d ON d.id = c.document_id
         WHERE TRUE{where}

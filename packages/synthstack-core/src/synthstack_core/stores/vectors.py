@@ -1,0 +1,294 @@
+"""Where a collection's chunk vectors live: one interface, two stores (pgvector and Qdrant).
+
+The chunk rows — text, span, page, BM25 postings — are always in PostgreSQL, the system of record;
+a :class:`VectorStore` holds their vectors and finds the nearest ones. Each collection records
+which store holds its vectors (``rag_collections.vector_store``), chosen when it is created from
+``SYNTHSTACK_VECTOR_STORE``; switching the setting changes where new collections go and never
+strands existing ones.
+
+- :class:`PgVectorStore` keeps a vector in its chunk row (``rag_chunks.embedding``): it is written
+  by the chunk's own ``INSERT``, in the document's transaction, and removed with the row, so
+  :meth:`~VectorStore.upsert` and the deletions have nothing more to do; a search returns whole
+  chunks in one query (partial HNSW index per size).
+- :class:`~synthstack_core.stores.qdrant.QdrantStore` keeps them in Qdrant; the repository writes
+  them before it commits the document and reads the chunk rows of the ids Qdrant returns.
+
+A search is always scoped to one collection of one tenant, and takes the same metadata filter as
+lexical search: equality, or membership (a list), on the document's flat metadata.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import text
+
+from synthstack_core.schemas.health import DependencyCheck
+from synthstack_core.stores.database import Database
+
+__all__ = [
+    "DEFAULT_EF_SEARCH",
+    "MAX_VECTOR_INDEX_DIMENSIONS",
+    "PgVectorStore",
+    "ScoredChunk",
+    "StoreName",
+    "VectorHit",
+    "VectorPoint",
+    "VectorScope",
+    "VectorStore",
+    "metadata_filter_sql",
+    "vector_literal",
+    "vector_type",
+]
+
+StoreName = Literal["pgvector", "qdrant"]
+
+#: pgvector's HNSW indexes ``vector`` up to 2,000 dimensions and ``halfvec`` up to 4,000: larger
+#: embeddings (text-embedding-3-large, 3,072) are indexed and searched as half-precision vectors.
+MAX_VECTOR_INDEX_DIMENSIONS = 2000
+
+#: ``hnsw.ef_search`` of a dense search. Measured on 100k MiniLM-sized vectors (bench/vectors.py,
+#: docs/benchmarks.md): 40 (pgvector's default) misses the 0.95 recall@10 target, 100 meets it.
+DEFAULT_EF_SEARCH = 100
+
+
+@dataclass(frozen=True)
+class ScoredChunk:
+    """A chunk found by a search, with its score."""
+
+    chunk_id: uuid.UUID
+    document_id: str
+    content: str
+    source: str
+    metadata: dict[str, Any]
+    start: int
+    end: int
+    page: int | None
+    score: float
+
+
+@dataclass(frozen=True)
+class VectorScope:
+    """One collection of one tenant: every read and write of a store is inside one."""
+
+    tenant_id: uuid.UUID
+    collection_id: uuid.UUID
+    dimensions: int
+
+
+@dataclass(frozen=True)
+class VectorPoint:
+    """A chunk's vector, with what a search filters on."""
+
+    chunk_id: uuid.UUID
+    document_id: uuid.UUID
+    vector: npt.NDArray[np.float32]
+    metadata: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class VectorHit:
+    """A nearest chunk: its id and cosine similarity, and its row when the store has read it."""
+
+    chunk_id: uuid.UUID
+    score: float
+    chunk: ScoredChunk | None = None
+
+
+def vector_type(dimensions: int) -> str:
+    """The pgvector type vectors of this size are indexed and compared as."""
+    size = int(dimensions)
+    return f"vector({size})" if size <= MAX_VECTOR_INDEX_DIMENSIONS else f"halfvec({size})"
+
+
+def vector_literal(vector: npt.NDArray[np.float32]) -> str:
+    """A vector as pgvector's text input."""
+    return "[" + ",".join(format(float(x), ".8g") for x in vector) + "]"
+
+
+def metadata_filter_sql(filters: Mapping[str, Any], params: dict[str, Any]) -> str:
+    """``AND ...`` conditions on ``d.metadata`` (jsonb containment, so numbers compare as numbers)."""
+    clauses: list[str] = []
+    for index, (key, condition) in enumerate(sorted(filters.items())):
+        values = condition if isinstance(condition, list) else [condition]
+        alternatives = []
+        for number, value in enumerate(values):
+            name = f"f{index}_{number}"
+            params[name] = json.dumps({key: value})
+            alternatives.append(f"d.metadata @> CAST(:{name} AS jsonb)")
+        clauses.append("(" + " OR ".join(alternatives) + ")")
+    return "".join(f" AND {clause}" for clause in clauses)
+
+
+#: The columns of a ``ScoredChunk`` (``c`` a chunk row, ``d`` its document), before its score.
+RESULT_COLUMNS = (
+    "c.id, d.external_id, c.content, d.source, d.metadata, c.char_start, c.char_end, c.page"
+)
+
+
+class VectorStore(abc.ABC):
+    """Holds chunk vectors and finds the nearest ones within one tenant's collection."""
+
+    #: What ``GET /api/v1/rag/stats`` reports as a collection's ``store``.
+    name: ClassVar[StoreName]
+    #: The vectors are columns of the chunk rows (written and deleted with them).
+    in_chunk_rows: ClassVar[bool] = False
+
+    def row_embedding(self, vector: npt.NDArray[np.float32]) -> str | None:
+        """What the chunk row's ``embedding`` column holds: nothing, unless the store is the row."""
+        return None
+
+    @abc.abstractmethod
+    async def upsert(self, scope: VectorScope, points: Sequence[VectorPoint]) -> None:
+        """Write (or overwrite) the vectors of one document's chunks; all or an exception."""
+
+    @abc.abstractmethod
+    async def delete_points(self, scope: VectorScope, chunk_ids: Sequence[uuid.UUID]) -> None:
+        """Remove these chunks' vectors (absent ones are no error)."""
+
+    @abc.abstractmethod
+    async def delete_document(self, scope: VectorScope, document_id: uuid.UUID) -> None:
+        """Remove every vector of a document."""
+
+    @abc.abstractmethod
+    async def delete_collection(self, scope: VectorScope) -> None:
+        """Remove every vector of a collection."""
+
+    @abc.abstractmethod
+    async def search(
+        self,
+        scope: VectorScope,
+        vector: npt.NDArray[np.float32],
+        *,
+        limit: int,
+        filters: Mapping[str, Any],
+    ) -> list[VectorHit]:
+        """The ``limit`` nearest vectors by cosine similarity, best first, matching ``filters``."""
+
+    @abc.abstractmethod
+    async def count(self, scope: VectorScope) -> int:
+        """How many vectors the store holds for the collection."""
+
+    @abc.abstractmethod
+    async def check(self) -> DependencyCheck:
+        """Really reach the store (readiness)."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Release connections and clients."""
+
+
+class PgVectorStore(VectorStore):
+    """Vectors in their chunk rows (``rag_chunks.embedding``), searched through partial HNSW.
+
+    ``ef_search`` is the HNSW candidate list of a search, set per query (``SET LOCAL``) with
+    ``hnsw.iterative_scan = relaxed_order``: pgvector 0.8 then keeps scanning the graph until
+    ``LIMIT`` rows pass the collection and metadata filters, so a small collection inside a large
+    table still gets its results (measured in bench/vectors.py).
+    """
+
+    name: ClassVar[StoreName] = "pgvector"
+    in_chunk_rows: ClassVar[bool] = True
+
+    def __init__(self, database: Database, *, ef_search: int = DEFAULT_EF_SEARCH) -> None:
+        self._db = database
+        self.ef_search = int(ef_search)
+
+    def row_embedding(self, vector: npt.NDArray[np.float32]) -> str | None:
+        """The vector itself: it is written by the chunk's ``INSERT``, in the same transaction."""
+        return vector_literal(vector)
+
+    async def upsert(self, scope: VectorScope, points: Sequence[VectorPoint]) -> None:
+        """Nothing more to write: the chunk rows carry their vectors."""
+
+    async def delete_points(self, scope: VectorScope, chunk_ids: Sequence[uuid.UUID]) -> None:
+        """Nothing more to delete: a vector goes with its chunk row."""
+
+    async def delete_document(self, scope: VectorScope, document_id: uuid.UUID) -> None:
+        """Nothing more to delete: a vector goes with its chunk row."""
+
+    async def delete_collection(self, scope: VectorScope) -> None:
+        """Nothing more to delete: a vector goes with its chunk row."""
+
+    async def search(
+        self,
+        scope: VectorScope,
+        vector: npt.NDArray[np.float32],
+        *,
+        limit: int,
+        filters: Mapping[str, Any],
+    ) -> list[VectorHit]:
+        """The nearest chunks, read whole in the same query (HNSW, iterative scan under filters)."""
+        size = int(scope.dimensions)
+        params: dict[str, Any] = {
+            "collection_id": scope.collection_id,
+            "query": vector_literal(vector),
+            "limit": limit,
+        }
+        where = metadata_filter_sql(filters, params)
+        kind = vector_type(size)
+        distance = f"c.embedding::{kind} <=> CAST(:query AS {kind})"
+        # Only integers and fixed names are interpolated; values are bound parameters.
+        sql = (
+            f"SELECT {RESULT_COLUMNS}, 1 - ({distance}) AS score"  # noqa: S608
+            " FROM rag_chunks c JOIN rag_documents d ON d.id = c.document_id"
+            f" WHERE c.collection_id = :collection_id AND c.dimensions = {size}{where}"
+            f" ORDER BY {distance} LIMIT :limit"
+        )
+        async with self._db.session() as session, session.begin():
+            await session.execute(text(f"SET LOCAL hnsw.ef_search = {self.ef_search}"))
+            await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+            rows = await session.execute(text(sql), params)
+            found = [ScoredChunk(*row) for row in rows]
+        # relaxed_order may return rows slightly out of order: sort them.
+        found.sort(key=lambda chunk: -chunk.score)
+        return [VectorHit(chunk.chunk_id, chunk.score, chunk) for chunk in found]
+
+    async def aclose(self) -> None:
+        """Nothing of its own to close: the database is the service's."""
+
+    async def count(self, scope: VectorScope) -> int:
+        """Chunk rows of the collection that carry a vector."""
+        async with self._db.session() as session:
+            found = await session.scalar(
+                text(
+                    "SELECT count(*) FROM rag_chunks"
+                    " WHERE collection_id = :id AND embedding IS NOT NULL"
+                ),
+                {"id": scope.collection_id},
+            )
+        return int(found or 0)
+
+    async def check(self) -> DependencyCheck:
+        """The ``vector`` extension is installed in the database."""
+        import time
+
+        start = time.perf_counter()
+        try:
+            async with self._db.session() as session:
+                version = await session.scalar(
+                    text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+                )
+            if version is None:
+                raise LookupError("no vector extension")
+        except Exception as exc:
+            return DependencyCheck(
+                status="error",
+                required=True,
+                latency_ms=round((time.perf_counter() - start) * 1000, 3),
+                kind="pgvector",
+                detail=f"unavailable ({type(exc).__name__})",
+            )
+        return DependencyCheck(
+            status="ok",
+            required=True,
+            latency_ms=round((time.perf_counter() - start) * 1000, 3),
+            kind=f"pgvector {version}",
+        )
