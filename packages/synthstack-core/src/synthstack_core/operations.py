@@ -23,6 +23,13 @@ from synthstack_core.schemas.embeddings import (
     SimilarityRequest,
     SimilarityResponse,
 )
+from synthstack_core.schemas.generation import (
+    ChatGenerationRequest,
+    ChatGenerationResponse,
+    GenerationModelList,
+    TextGenerationRequest,
+    TextGenerationResponse,
+)
 from synthstack_core.schemas.health import HealthResponse, ReadinessResponse
 from synthstack_core.schemas.rag import (
     Collection,
@@ -201,7 +208,25 @@ async def _upload_document(
     return await service.rag.upload(caller.tenant, form)
 
 
-async def _query(service: SynthStack, caller: Principal, body: QueryRequest, _: None) -> BaseModel:
+async def _generate_text(
+    service: SynthStack, _: Principal, body: TextGenerationRequest, __: None
+) -> BaseModel | EventStream:
+    return await service.generation.text(body)
+
+
+async def _generate_chat(
+    service: SynthStack, _: Principal, body: ChatGenerationRequest, __: None
+) -> BaseModel | EventStream:
+    return await service.generation.chat(body)
+
+
+async def _generation_models(service: SynthStack, _: Principal, __: None, ___: None) -> BaseModel:
+    return service.generation.models()
+
+
+async def _query(
+    service: SynthStack, caller: Principal, body: QueryRequest, _: None
+) -> BaseModel | EventStream:
     return await service.rag.query(caller.tenant, body)
 
 
@@ -292,6 +317,20 @@ OPERATIONS: tuple[Operation, ...] = (
         "rag-query", "POST", "/api/v1/rag/query", QueryResponse, _query,
         request_model=QueryRequest, tags=("rag",),
         summary="Answer a question from a collection, with citations",
+    ),
+    Operation(
+        "generation-text", "POST", "/api/v1/generation/text", TextGenerationResponse,
+        _generate_text, request_model=TextGenerationRequest, tags=("generation",),
+        summary="Generate text from a prompt (optionally streamed)",
+    ),
+    Operation(
+        "generation-chat", "POST", "/api/v1/generation/chat", ChatGenerationResponse,
+        _generate_chat, request_model=ChatGenerationRequest, tags=("generation",),
+        summary="Continue a conversation (optionally streamed)",
+    ),
+    Operation(
+        "generation-models", "GET", "/api/v1/generation/models", GenerationModelList,
+        _generation_models, tags=("generation",), summary="The chat models this deployment serves",
     ),
 )  # fmt: skip
 

@@ -16,6 +16,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import TypeVar
 
@@ -23,8 +24,9 @@ import anyio
 from sqlalchemy.exc import SQLAlchemyError
 
 from synthstack_core import __version__
-from synthstack_core.errors import DependencyUnavailable, SynthStackError
+from synthstack_core.errors import DependencyUnavailable
 from synthstack_core.features.embeddings import EmbeddingModelRegistry, EmbeddingService
+from synthstack_core.features.generation import GenerationService
 from synthstack_core.features.health import liveness, readiness
 from synthstack_core.features.rag import RagService
 from synthstack_core.http import (
@@ -32,11 +34,15 @@ from synthstack_core.http import (
     HttpResponse,
     check_json_body,
     error_response,
+    event_stream_response,
     json_response,
+    raw_response,
     request_id_of,
 )
-from synthstack_core.operations import Operation, Reply
+from synthstack_core.multipart import FormData, parse_form, receive_form
+from synthstack_core.operations import EventStream, Operation, RawReply, Reply
 from synthstack_core.providers.embedding import EmbeddingProvider
+from synthstack_core.providers.llm import LLMRegistry, build_llm_registry
 from synthstack_core.providers.local_onnx import LocalOnnxEmbeddingProvider
 from synthstack_core.providers.openai import OpenAIEmbeddingProvider
 from synthstack_core.schemas.common import Limits
@@ -76,6 +82,8 @@ class SynthStack:
         self._api_keys: ApiKeyRepository | None = None
         self._auth: ApiKeyAuthenticator | None = None
         self._rag: RagService | None = None
+        self._llm: LLMRegistry | None = None
+        self._generation: GenerationService | None = None
         self._vector_stores: list[VectorStore] = []
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -118,11 +126,16 @@ class SynthStack:
             registry, self._cache, limits=self.limits, ttl_seconds=settings.cache_ttl_seconds
         )
         self._api_keys = ApiKeyRepository(self._database)
+        self._llm = build_llm_registry(settings)
+        self._generation = GenerationService(
+            self._llm, max_output_tokens=settings.max_generation_tokens
+        )
         self._vector_stores = _vector_stores(settings, self._database)
         self._rag = RagService(
             RagRepository(self._database, self._vector_stores, default_store=settings.vector_store),
             self._embeddings,
             self._api_keys,
+            self._generation,
         )
         self._auth = ApiKeyAuthenticator(settings, self._api_keys)
         try:
@@ -138,6 +151,8 @@ class SynthStack:
         if self._embeddings is not None:
             for provider in self._embeddings.registry.providers:
                 await provider.aclose()
+        if self._llm is not None:
+            await self._llm.aclose()
         if self._cache is not None:
             await self._cache.aclose()
         for store in self._vector_stores:
@@ -150,6 +165,7 @@ class SynthStack:
         self._database = self._cache = self._embeddings = None
         self._api_keys = self._auth = None
         self._rag = None
+        self._llm = self._generation = None
         self._embedded = None
 
     async def __aenter__(self) -> SynthStack:
@@ -192,6 +208,11 @@ class SynthStack:
         return self._require(self._rag)
 
     @property
+    def generation(self) -> GenerationService:
+        """Text and chat generation with the deployment's chat models."""
+        return self._require(self._generation)
+
+    @property
     def api_keys(self) -> ApiKeyRepository:
         """API keys and tenants."""
         return self._require(self._api_keys)
@@ -229,10 +250,16 @@ class SynthStack:
 
     # -- HTTP ------------------------------------------------------------------------------
 
+    def body_limit(self, operation: Operation) -> int:
+        """The most bytes ``operation`` accepts as its request body."""
+        limit: int = getattr(self.settings, operation.body_limit)
+        return limit
+
     async def handle(self, operation: Operation, request: HttpRequest) -> HttpResponse:
         """Serve one request of ``operation`` (see :mod:`synthstack_core.http`)."""
         started = time.perf_counter()
         request_id = request_id_of(request.headers)
+        form: FormData | None = None
         try:
             principal = (
                 await self.auth.authenticate(request.headers) if operation.authenticated else None
@@ -241,23 +268,37 @@ class SynthStack:
             if operation.params_model is not None:
                 params = parse_params(operation.params_model, request.path_params, request.query)
             body = None
-            if operation.request_model is not None:
-                check_json_body(request, self.settings.max_body_bytes)
+            if operation.request_model is not None and operation.form:
+                form = await receive_form(
+                    request.headers,
+                    request.stream if request.stream is not None else _chunks(request.body),
+                    limit=self.body_limit(operation),
+                    tmp_dir=self.settings.upload_dir,
+                )
+                body = parse_form(operation.request_model, form, self.limits)
+            elif operation.request_model is not None:
+                check_json_body(request, self.body_limit(operation))
                 body = parse_json_body(operation.request_model, request.body, self.limits)
             result = await operation.handler(self, principal, body, params)  # type: ignore[arg-type]
-            reply = result if isinstance(result, Reply) else Reply(result, operation.status)
-            response = json_response(reply.body, status=reply.status, request_id=request_id)
-        except SQLAlchemyError as exc:
-            logger.warning("database error in request %s: %s", request_id, type(exc).__name__)
-            response = error_response(
-                DependencyUnavailable("The database is unavailable."),
-                request_id=request_id,
-                path=request.path,
-            )
-        except SynthStackError as exc:
-            response = error_response(exc, request_id=request_id, path=request.path)
+            if isinstance(result, EventStream):
+                response = await event_stream_response(
+                    result.events, request_id=request_id, path=request.path, translate=_translate
+                )
+            elif isinstance(result, RawReply):
+                response = raw_response(
+                    result.body,
+                    media_type=result.media_type,
+                    status=result.status,
+                    request_id=request_id,
+                )
+            else:
+                reply = result if isinstance(result, Reply) else Reply(result, operation.status)
+                response = json_response(reply.body, status=reply.status, request_id=request_id)
         except Exception as exc:
-            response = error_response(exc, request_id=request_id, path=request.path)
+            response = error_response(_translate(exc), request_id=request_id, path=request.path)
+        finally:
+            if form is not None:
+                form.close()
         access_logger.info(
             "%s %s %d %.1fms request_id=%s",
             request.method,
@@ -267,6 +308,20 @@ class SynthStack:
             request_id,
         )
         return response
+
+
+async def _chunks(body: bytes) -> AsyncIterator[bytes]:
+    """A body already in memory, as a stream."""
+    if body:
+        yield body
+
+
+def _translate(exc: Exception) -> BaseException:
+    """What the caller sees of ``exc``: a database failure is the database being unavailable."""
+    if isinstance(exc, SQLAlchemyError):
+        logger.warning("database error: %s", type(exc).__name__)
+        return DependencyUnavailable("The database is unavailable.")
+    return exc
 
 
 def _vector_stores(settings: Settings, database: Database) -> list[VectorStore]:

@@ -85,6 +85,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1_048_576, ge=1024, validation_alias=_env("SYNTHSTACK_MAX_BODY_BYTES")
     )
+    max_upload_bytes: int = Field(
+        20 * 1_048_576,
+        ge=1024,
+        validation_alias=_env("SYNTHSTACK_MAX_UPLOAD_BYTES"),
+        description="The largest document upload (POST /api/v1/rag/documents), in bytes.",
+    )
+    upload_dir: Path | None = Field(
+        None,
+        validation_alias=_env("SYNTHSTACK_UPLOAD_DIR"),
+        description="Where uploads are spooled while a request runs (default: the system's).",
+    )
     max_batch_size: int = Field(
         128, ge=1, le=2048, validation_alias=_env("SYNTHSTACK_MAX_BATCH_SIZE")
     )
@@ -105,6 +116,70 @@ class Settings(BaseSettings):
         description="ONNX Runtime intra-op threads for the local model; 0 = one per core.",
     )
 
+    # -- transcription (features/transcription.py) ----------------------------------------------
+    max_audio_bytes: int = Field(
+        25 * 1_048_576,
+        ge=1024,
+        validation_alias=_env("SYNTHSTACK_MAX_AUDIO_BYTES"),
+        description="The largest audio upload to transcribe, in bytes (OpenAI's limit: 25 MB).",
+    )
+    max_audio_seconds: float = Field(
+        3600.0,
+        gt=0,
+        le=86_400,
+        validation_alias=_env("SYNTHSTACK_MAX_AUDIO_SECONDS"),
+        description="The longest audio to transcribe; longer is a 413 `audio_too_long`.",
+    )
+    transcription_model: str = Field(
+        "whisper-tiny.en",
+        validation_alias=_env("SYNTHSTACK_TRANSCRIPTION_MODEL"),
+        description="The default transcription model.",
+    )
+    whisper_threads: int = Field(
+        0,
+        ge=0,
+        le=64,
+        validation_alias=_env("SYNTHSTACK_WHISPER_THREADS"),
+        description="CTranslate2 threads for the local Whisper model; 0 = one per core.",
+    )
+    whisper_beam_size: int = Field(
+        1,
+        ge=1,
+        le=10,
+        validation_alias=_env("SYNTHSTACK_WHISPER_BEAM_SIZE"),
+        description="Beam width of the local Whisper model (1 = greedy, the fastest).",
+    )
+    whisper_vad_min_seconds: float = Field(
+        30.0,
+        ge=0,
+        validation_alias=_env("SYNTHSTACK_WHISPER_VAD_MIN_SECONDS"),
+        description="Audio at least this long goes through the VAD filter (0 = all audio).",
+    )
+    cache_max_entries: int = Field(
+        10_000, ge=0, validation_alias=_env("SYNTHSTACK_CACHE_MAX_ENTRIES")
+    )
+    cache_ttl_seconds: int = Field(
+        7 * 24 * 3600, ge=1, validation_alias=_env("SYNTHSTACK_CACHE_TTL_SECONDS")
+    )
+    provider_timeout_seconds: float = Field(
+        30.0, gt=0, le=600, validation_alias=_env("SYNTHSTACK_PROVIDER_TIMEOUT_SECONDS")
+    )
+    provider_max_retries: int = Field(
+        2, ge=0, le=10, validation_alias=_env("SYNTHSTACK_PROVIDER_MAX_RETRIES")
+    )
+    key_cache_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=3600,
+        validation_alias=_env("SYNTHSTACK_KEY_CACHE_SECONDS"),
+        description="How long a database API key lookup is remembered (revocation delay).",
+    )
+    bind_host: str = Field(
+        "127.0.0.1",
+        validation_alias=_env("SYNTHSTACK_HOST"),
+        description="The address the server binds; auth may be off only on loopback.",
+    )
+    migrate_on_start: bool = Field(True, validation_alias=_env("SYNTHSTACK_MIGRATE_ON_START"))
 
     # -- chat models (providers/llm.py) ---------------------------------------------------------
     anthropic_base_url: str | None = Field(

@@ -16,11 +16,13 @@ import functools
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
 from datetime import datetime
 from typing import Any
 
 import anyio
+from pydantic import BaseModel
 
 from synthstack_core.errors import (
     DependencyUnavailable,
@@ -28,6 +30,7 @@ from synthstack_core.errors import (
     InvalidRequest,
     ModelNotAvailable,
     NotFound,
+    ProviderError,
 )
 from synthstack_core.features.chunking import split_text, validate_chunk_params
 from synthstack_core.features.embeddings import Embeddings, EmbeddingService
@@ -38,7 +41,13 @@ from synthstack_core.features.extractive import (
     select_sentences,
     sentence_spans,
 )
+from synthstack_core.features.generation import GenerationService
+from synthstack_core.features.grounded import SourceText, check_citations, grounded_messages
+from synthstack_core.features.parsing import ParsedDocument, parse_document
+from synthstack_core.operations import EventStream
 from synthstack_core.providers.embedding import EmbeddingModelSpec, EmbeddingProvider
+from synthstack_core.providers.llm import ChatCompletion, ChatDelta, ChatRequest, LLMProvider
+from synthstack_core.schemas.generation import GenerationDelta
 from synthstack_core.schemas.rag import (
     AnswerUsage,
     Citation,
@@ -51,13 +60,16 @@ from synthstack_core.schemas.rag import (
     Document,
     DocumentList,
     DocumentListParams,
+    DocumentUploadForm,
     IndexRequest,
     IndexResponse,
     InFilter,
     ProjectDocumentRequest,
+    QueryDone,
     QueryRequest,
     QueryResponse,
     QuerySource,
+    QuerySources,
     RagStats,
     SearchRequest,
     SearchResponse,
@@ -73,9 +85,15 @@ from synthstack_core.stores.rag import (
     ScoredChunk,
 )
 
-__all__ = ["DEFAULT_COLLECTION", "RagService", "reciprocal_rank_fusion"]
+__all__ = ["DEFAULT_COLLECTION", "MAX_DOCUMENT_CHARS", "RagService", "reciprocal_rank_fusion"]
 
 DEFAULT_COLLECTION = "default"
+#: The longest generated answer, in tokens (less when the model's output limit is lower).
+ANSWER_MAX_TOKENS = 512
+#: Low: an answer should stay close to its sources.
+ANSWER_TEMPERATURE = 0.1
+#: The most text one document may hold, as JSON ``content`` or extracted from an upload (413).
+MAX_DOCUMENT_CHARS = 1_000_000
 RRF_K = 60
 #: Candidates each side contributes to a hybrid search (at least; more for larger limits).
 HYBRID_CANDIDATES = 50
@@ -130,11 +148,16 @@ class RagService:
     """The RAG feature; reachable as ``SynthStack.rag``."""
 
     def __init__(
-        self, repository: RagRepository, embeddings: EmbeddingService, tenants: ApiKeyRepository
+        self,
+        repository: RagRepository,
+        embeddings: EmbeddingService,
+        tenants: ApiKeyRepository,
+        generation: GenerationService | None = None,
     ) -> None:
         self._repository = repository
         self._embeddings = embeddings
         self._tenants = tenants
+        self._generation = generation
 
     # -- collections -------------------------------------------------------------------------
 
@@ -238,6 +261,36 @@ class RagService:
             chunk_overlap=request.chunk_overlap,
         )
 
+    async def upload(self, tenant: str, form: DocumentUploadForm) -> Document:
+        """``POST /api/v1/rag/documents``: parse an uploaded file (type by content), index it, and
+        return the stored document."""
+        upload = form.file
+        data = await anyio.to_thread.run_sync(upload.read_bytes)
+        parsed = await anyio.to_thread.run_sync(
+            functools.partial(
+                parse_document,
+                data,
+                source_type=form.source_type,
+                filename=upload.filename or None,
+                max_chars=MAX_DOCUMENT_CHARS,
+            )
+        )
+        collection = form.collection or DEFAULT_COLLECTION
+        document_id = form.document_id or uuid.uuid4().hex
+        await self._index(
+            tenant,
+            collection=collection,
+            document_id=document_id,
+            content=parsed.text,
+            source=form.source or upload.filename or document_id,
+            source_type=parsed.source_type,
+            metadata=form.metadata or {},
+            chunk_size=form.chunk_size,
+            chunk_overlap=form.chunk_overlap,
+            parsed=parsed,
+        )
+        return await self.get_document(tenant, collection, document_id)
+
     async def _index(
         self,
         tenant: str,
@@ -250,7 +303,9 @@ class RagService:
         metadata: Mapping[str, Any],
         chunk_size: int,
         chunk_overlap: int,
+        parsed: ParsedDocument | None = None,
     ) -> IndexResponse:
+        """Index ``content`` (or the already ``parsed`` document: its text and page breaks)."""
         try:
             validate_chunk_params(chunk_size, chunk_overlap)
         except ValueError as exc:
@@ -272,7 +327,11 @@ class RagService:
         size = min(chunk_size, spec.max_input_tokens)
         overlap = chunk_overlap * size // chunk_size
         # Parsing HTML and splitting take up to ~1 s of CPU each: keep them off the event loop.
-        text = await anyio.to_thread.run_sync(_plain_text, content, source_type)
+        text = (
+            parsed.text
+            if parsed is not None
+            else await anyio.to_thread.run_sync(_plain_text, content, source_type)
+        )
         digest = hashlib.sha256(f"{source_type}\n{text}".encode()).hexdigest()
         existing = await self._repository.get_document(tenant, collection, document_id)
         if (
@@ -294,6 +353,7 @@ class RagService:
                 chunk_overlap=overlap,
                 counter=counter,
                 source_type=source_type,  # type: ignore[arg-type]
+                page_breaks=parsed.page_breaks if parsed is not None else None,
             )
         )
         if not chunks:
@@ -404,8 +464,14 @@ class RagService:
         results = [SearchResult(**_result_fields(chunk)) for chunk in found]
         return SearchResponse(results=results, query=request.query, total_found=len(results))
 
-    async def query(self, tenant: str, request: QueryRequest) -> QueryResponse:
-        """``POST /api/v1/rag/query``: an extractive answer with citations."""
+    async def query(self, tenant: str, request: QueryRequest) -> QueryResponse | EventStream:
+        """``POST /api/v1/rag/query``: an answer from the collection, every claim cited.
+
+        Generated by a chat model from the numbered sources (:mod:`.grounded`) when the request
+        names a model or a remote provider is configured; otherwise extractive: the retrieved
+        sentences that best answer the question, quoted verbatim. ``stream`` sends ``sources``,
+        ``delta`` pieces and ``done`` (the checked answer, citations, usage) as events.
+        """
         record = await self._existing(tenant, request.collection or DEFAULT_COLLECTION)
         spec, _ = self._model_of(record)
         found, embedded = await self._retrieve(
@@ -416,6 +482,67 @@ class RagService:
             filters=_filters(request.filter),
         )
         assert embedded is not None  # hybrid retrieval embeds the query
+        sources = [
+            QuerySource(index=index, **_result_fields(chunk))
+            for index, chunk in enumerate(found, start=1)
+        ]
+        generation = self._generation
+        if generation is None or (
+            request.model is None and not generation.registry.remote_configured
+        ):
+            answer = await self._extractive(request.query, spec, found, embedded)
+            answer = answer.model_copy(update={"sources": sources})
+            if request.stream:
+                return EventStream(_replayed(answer))
+            return answer
+        _, llm = generation.registry.resolve(request.model)
+        max_tokens = min(ANSWER_MAX_TOKENS, llm.max_output_tokens)
+        texts = [SourceText(s.index, s.source, s.content) for s in sources]
+        provider, _, chat = generation.prepare(
+            grounded_messages(
+                request.query,
+                texts,
+                system_prompt=request.system_prompt,
+                context_window=llm.context_window,
+                max_tokens=max_tokens,
+            ),
+            model=llm.id,
+            max_tokens=max_tokens,
+            temperature=ANSWER_TEMPERATURE,
+        )
+        if request.stream:
+            return EventStream(self._generated_events(provider, chat, found, sources, texts))
+        completion = await provider.complete(chat)
+        return _generated_answer(completion, found, sources, texts)
+
+    async def _generated_events(
+        self,
+        provider: LLMProvider,
+        chat: ChatRequest,
+        found: Sequence[ScoredChunk],
+        sources: list[QuerySource],
+        texts: Sequence[SourceText],
+    ) -> AsyncGenerator[tuple[str, BaseModel], None]:
+        yield "sources", QuerySources(sources=sources)
+        async with aclosing(provider.stream(chat)) as pieces:  # type: ignore[type-var]
+            async for piece in pieces:
+                if isinstance(piece, ChatDelta):
+                    if piece.text:
+                        yield "delta", GenerationDelta(text=piece.text)
+                    continue
+                answer = _generated_answer(piece, found, sources, texts)
+                yield "done", QueryDone(**answer.model_dump(exclude={"sources"}))
+                return
+        raise ProviderError("The model's stream ended before it finished.")
+
+    async def _extractive(
+        self,
+        question: str,
+        spec: EmbeddingModelSpec,
+        found: Sequence[ScoredChunk],
+        embedded: Embeddings,
+    ) -> QueryResponse:
+        """The best retrieved sentences for ``question``, each quoted and cited."""
         candidates = [
             Candidate(index, index - 1, chunk.content[start:end], start, end)
             for index, chunk in enumerate(found, start=1)
@@ -428,37 +555,71 @@ class RagService:
             sentences = await self._embeddings.embed([c.text for c in candidates], model=spec.id)
             tokens += sentences.total_tokens
             selected = select_sentences(
-                request.query, embedded.vectors[0], candidates, sentences.vectors
+                question, embedded.vectors[0], candidates, sentences.vectors
             )
-        citations = []
-        for item in selected:
-            chunk = found[item.candidate.source_index - 1]
-            citations.append(
-                Citation(
-                    index=item.candidate.source_index,
-                    chunk_id=str(chunk.chunk_id),
-                    document_id=chunk.document_id,
-                    source=chunk.source,
-                    span=Span(
-                        start=chunk.start + item.candidate.start,
-                        end=chunk.start + item.candidate.end,
-                    ),
-                    quote=item.candidate.text,
-                )
+        citations = [
+            _citation(
+                found[item.candidate.source_index - 1],
+                item.candidate.source_index,
+                item.candidate.start,
+                item.candidate.end,
+                item.candidate.text,
             )
-        answer = " ".join(f"{c.quote} [{c.index}]" for c in citations)
-        sources = [
-            QuerySource(index=index, **_result_fields(chunk))
-            for index, chunk in enumerate(found, start=1)
+            for item in selected
         ]
         return QueryResponse(
-            answer=answer,
+            answer=" ".join(f"{c.quote} [{c.index}]" for c in citations),
             citations=citations,
-            sources=sources,
+            sources=[],
             model=spec.id,
             answer_mode="extractive",
             usage=AnswerUsage(prompt_tokens=tokens, completion_tokens=0, total_tokens=tokens),
         )
+
+
+def _citation(chunk: ScoredChunk, index: int, start: int, end: int, quote: str) -> Citation:
+    """A citation of ``quote``, at ``start:end`` of ``chunk``, as source ``[index]``."""
+    return Citation(
+        index=index,
+        chunk_id=str(chunk.chunk_id),
+        document_id=chunk.document_id,
+        source=chunk.source,
+        span=Span(start=chunk.start + start, end=chunk.start + end),
+        quote=quote,
+    )
+
+
+def _generated_answer(
+    completion: ChatCompletion,
+    found: Sequence[ScoredChunk],
+    sources: list[QuerySource],
+    texts: Sequence[SourceText],
+) -> QueryResponse:
+    answer, checked = check_citations(completion.content, texts)
+    usage = completion.usage
+    return QueryResponse(
+        answer=answer,
+        citations=[
+            _citation(found[c.index - 1], c.index, c.start, c.end, c.quote) for c in checked
+        ],
+        sources=sources,
+        model=completion.model,
+        answer_mode="generative",
+        usage=AnswerUsage(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
+        ),
+    )
+
+
+async def _replayed(answer: QueryResponse) -> AsyncGenerator[tuple[str, BaseModel], None]:
+    """An extractive answer as events: its sources, one ``delta`` per cited sentence, ``done``."""
+    yield "sources", QuerySources(sources=answer.sources)
+    for number, citation in enumerate(answer.citations):
+        separator = " " if number else ""
+        yield "delta", GenerationDelta(text=f"{separator}{citation.quote} [{citation.index}]")
+    yield "done", QueryDone(**answer.model_dump(exclude={"sources"}))
 
 
 def _result_fields(chunk: ScoredChunk) -> dict[str, Any]:
@@ -504,8 +665,6 @@ def _plain_text(content: str, source_type: str) -> str:
     normalised = content.replace("\r\n", "\n").replace("\r", "\n")
     if source_type != "html":
         return normalised
-    from synthstack_core.features.parsing import parse_document
-
     return parse_document(
         normalised.encode(), source_type="html", filename=None, max_chars=len(normalised) + 1
     ).text

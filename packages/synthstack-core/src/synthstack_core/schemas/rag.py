@@ -5,9 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Json
+from pydantic.json_schema import SkipJsonSchema
 
-from synthstack_core.schemas.common import AS_INTEGER, ModelName, RequestModel, ResponseModel
+from synthstack_core.multipart import UploadedFile
+from synthstack_core.schemas.common import (
+    AS_INTEGER,
+    FormModel,
+    ModelName,
+    RequestModel,
+    ResponseModel,
+    Text,
+)
 
 __all__ = [
     "AnswerUsage",
@@ -24,15 +33,18 @@ __all__ = [
     "DocumentList",
     "DocumentListParams",
     "DocumentParams",
+    "DocumentUploadForm",
     "InFilter",
     "IndexRequest",
     "IndexResponse",
     "Metadata",
     "NamedCollectionParams",
     "ProjectDocumentRequest",
+    "QueryDone",
     "QueryRequest",
     "QueryResponse",
     "QuerySource",
+    "QuerySources",
     "RagStats",
     "SearchRequest",
     "SearchResponse",
@@ -151,6 +163,32 @@ class IndexRequest(RequestModel):
         32,
         description="Tokens repeated between neighbouring chunks; less than half of `chunk_size`.",
     )
+
+
+class DocumentUploadForm(FormModel):
+    """``POST /api/v1/rag/documents``: a file to parse and index (``multipart/form-data``).
+
+    A form has no null: an optional field is simply left out (``SkipJsonSchema`` keeps ``null`` out
+    of the schema).
+    """
+
+    file: UploadedFile = Field(
+        description="Plain text, Markdown, HTML, PDF or DOCX; its type is read from its content."
+    )
+    collection: CollectionName | SkipJsonSchema[None] = None
+    document_id: DocumentId | SkipJsonSchema[None] = None
+    source: (
+        Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\x00]*$")]
+        | SkipJsonSchema[None]
+    ) = Field(None, description="Where the document comes from; default: the file's name.")
+    source_type: Literal["text", "markdown", "html", "pdf", "docx"] | SkipJsonSchema[None] = Field(
+        None, description="Checked against the content when given; default: detected."
+    )
+    metadata: Json[Metadata] | SkipJsonSchema[None] = Field(
+        None, description="A JSON object of flat key/value metadata."
+    )
+    chunk_size: Annotated[int, Field(ge=16, le=4096), AS_INTEGER] = 256
+    chunk_overlap: Annotated[int, Field(ge=0, le=2047), AS_INTEGER] = 32
 
 
 class ProjectDocumentRequest(RequestModel):
@@ -275,6 +313,17 @@ class QueryRequest(RequestModel):
         dict[MetadataKey, FilterCondition],
         Field(max_length=16, json_schema_extra={"additionalProperties": False}),
     ] = Field(default_factory=dict)
+    model: ModelName | None = Field(
+        None,
+        description="A chat model to write the answer (`GET /api/v1/generation/models`); "
+        "default: the deployment's default when a remote provider is configured, else extractive.",
+    )
+    system_prompt: Text | None = Field(
+        None, description="Instructions for the chat model, instead of the built-in ones."
+    )
+    stream: bool = Field(
+        False, description="Answer as server-sent events: `sources`, `delta`..., `done`."
+    )
 
 
 class Citation(ResponseModel):
@@ -321,7 +370,24 @@ class QueryResponse(ResponseModel):
     model: str = Field(
         description="What produced the answer (the embedding model, for an extractive answer)."
     )
-    answer_mode: Literal["extractive"]
+    answer_mode: Literal["extractive", "generative"]
+    usage: AnswerUsage
+
+
+class QuerySources(ResponseModel):
+    """The streamed ``sources`` event: what the answer may cite."""
+
+    sources: list[QuerySource]
+
+
+class QueryDone(ResponseModel):
+    """The streamed ``done`` event: the checked answer (invalid markers removed), its citations,
+    and usage."""
+
+    answer: str
+    citations: list[Citation]
+    model: str
+    answer_mode: Literal["extractive", "generative"]
     usage: AnswerUsage
 
 
