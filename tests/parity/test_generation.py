@@ -36,7 +36,7 @@ def _mask(node: Any) -> Any:
             key: "<masked>" if key in {"id", "processing_time_ms", "request_id"} else _mask(value)
             for key, value in node.items()
         }
-    if isinstance(node, list):
+    if isinstance(node, list | tuple):
         return [_mask(item) for item in node]
     return node
 
