@@ -254,12 +254,14 @@ def _clip01(value: float) -> float:
     return round(min(1.0, max(0.0, value)), 4)
 
 
-def _sentiment(text: str, include_aspects: bool) -> SentimentResponse:
+def _sentiment(
+    text: str, include_aspects: bool, split: Sequence[str] | None = None
+) -> SentimentResponse:
     vader = _TOOLKIT.vader()
     score = float(vader.polarity_scores(text)["compound"])
     sentences = [
         SentenceSentiment(s, float(vader.polarity_scores(s)["compound"]))
-        for s in _TOOLKIT.sentences(text)
+        for s in (_TOOLKIT.sentences(text) if split is None else split)
     ]
     label, confidence = sentiment_of(score, sentences)
     aspects = None
@@ -274,9 +276,11 @@ def _sentiment(text: str, include_aspects: bool) -> SentimentResponse:
     )
 
 
-def _summary(text: str, max_sentences: int) -> SummarizeResponse:
+def _summary(
+    text: str, max_sentences: int, split: Sequence[str] | None = None
+) -> SummarizeResponse:
     summarizer, dom = _TOOLKIT.textrank()
-    sentences = _TOOLKIT.sentences(text)
+    sentences = _TOOLKIT.sentences(text) if split is None else list(split)
     if not sentences:
         return SummarizeResponse(summary="", key_points=[], model=SUMMARY_MODEL)
     tokenizer = _WordTokenizer()
@@ -318,35 +322,30 @@ class AnalysisService:
     async def text(self, request: TextAnalysisRequest) -> TextAnalysisResponse:
         """Counts of the text and the requested analyses, run concurrently."""
         results: dict[str, SentimentResponse | SummarizeResponse | KeywordsResponse] = {}
-        counts: dict[str, int] = {}
+        # The text is split into sentences once, for the count and for every analysis.
+        sentences = await anyio.to_thread.run_sync(_TOOLKIT.sentences, request.text)
 
         # Each analysis with its request's defaults (the text is already validated).
         work: dict[str, Callable[[], SentimentResponse | SummarizeResponse | KeywordsResponse]]
         work = {
-            "sentiment": lambda: _sentiment(request.text, False),
-            "summary": lambda: _summary(request.text, DEFAULT_SUMMARY_SENTENCES),
+            "sentiment": lambda: _sentiment(request.text, False, sentences),
+            "summary": lambda: _summary(request.text, DEFAULT_SUMMARY_SENTENCES, sentences),
             "keywords": lambda: _keywords(request.text, DEFAULT_KEYWORDS),
         }
 
         async def run(name: str) -> None:
             results[name] = await anyio.to_thread.run_sync(work[name])
 
-        async def count() -> None:
-            sentences = await anyio.to_thread.run_sync(_TOOLKIT.sentences, request.text)
-            counts["sentences"] = len(sentences)
-            counts["words"] = len(words(request.text))
-
         async with anyio.create_task_group() as group:
-            group.start_soon(count)
             for name in request.analyses:
                 group.start_soon(run, name)
         sentiment = results.get("sentiment")
         summary = results.get("summary")
         keywords = results.get("keywords")
         return TextAnalysisResponse(
-            word_count=counts["words"],
+            word_count=len(words(request.text)),
             character_count=len(request.text),
-            sentence_count=counts["sentences"],
+            sentence_count=len(sentences),
             sentiment=sentiment if isinstance(sentiment, SentimentResponse) else None,
             summary=summary if isinstance(summary, SummarizeResponse) else None,
             keywords=keywords if isinstance(keywords, KeywordsResponse) else None,
