@@ -14,6 +14,27 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from synthstack_core.schemas.analysis import (
+    ClassifyRequest,
+    ClassifyResponse,
+    KeywordsRequest,
+    KeywordsResponse,
+    SentimentRequest,
+    SentimentResponse,
+    SummarizeRequest,
+    SummarizeResponse,
+    TextAnalysisRequest,
+    TextAnalysisResponse,
+)
+from synthstack_core.schemas.complexity import (
+    ComplexityAdjustmentRequest,
+    ComplexityAdjustmentResponse,
+    ComplexityAnalysisRequest,
+    ComplexityAnalysisResponse,
+    ComplexityEstimateRequest,
+    ComplexityEstimateResponse,
+    ComplexityScaleResponse,
+)
 from synthstack_core.schemas.embeddings import (
     BatchEmbeddingRequest,
     BatchEmbeddingResponse,
@@ -24,6 +45,8 @@ from synthstack_core.schemas.embeddings import (
     SimilarityResponse,
 )
 from synthstack_core.schemas.generation import (
+    AnalysisGenerateRequest,
+    AnalysisGenerateResponse,
     ChatGenerationRequest,
     ChatGenerationResponse,
     GenerationModelList,
@@ -224,6 +247,64 @@ async def _generation_models(service: SynthStack, _: Principal, __: None, ___: N
     return service.generation.models()
 
 
+async def _analyze_text(
+    service: SynthStack, _: Principal, body: TextAnalysisRequest, __: None
+) -> BaseModel:
+    return await service.language.text(body)
+
+
+async def _sentiment(
+    service: SynthStack, _: Principal, body: SentimentRequest, __: None
+) -> BaseModel:
+    return await service.language.sentiment(body)
+
+
+async def _summarize(
+    service: SynthStack, _: Principal, body: SummarizeRequest, __: None
+) -> BaseModel:
+    return await service.language.summarize(body)
+
+
+async def _keywords(
+    service: SynthStack, _: Principal, body: KeywordsRequest, __: None
+) -> BaseModel:
+    return await service.language.keywords(body)
+
+
+async def _classify(
+    service: SynthStack, _: Principal, body: ClassifyRequest, __: None
+) -> BaseModel:
+    return await service.language.classify(body)
+
+
+async def _analysis_generate(
+    service: SynthStack, _: Principal, body: AnalysisGenerateRequest, __: None
+) -> BaseModel:
+    return await service.language.generate(body)
+
+
+async def _estimate(
+    service: SynthStack, _: Principal, body: ComplexityEstimateRequest, __: None
+) -> BaseModel:
+    return await service.language.estimate(body)
+
+
+async def _analyze_change(
+    service: SynthStack, _: Principal, body: ComplexityAnalysisRequest, __: None
+) -> BaseModel:
+    return await service.complexity.analyze(body)
+
+
+async def _scale(service: SynthStack, _: Principal, __: None, ___: None) -> BaseModel:
+    return await service.complexity.scale()
+
+
+async def _adjustment(
+    service: SynthStack, _: Principal, body: ComplexityAdjustmentRequest, __: None
+) -> BaseModel:
+    return await service.complexity.adjustment(body)
+
+
 async def _query(
     service: SynthStack, caller: Principal, body: QueryRequest, _: None
 ) -> BaseModel | EventStream:
@@ -331,6 +412,52 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "generation-models", "GET", "/api/v1/generation/models", GenerationModelList,
         _generation_models, tags=("generation",), summary="The chat models this deployment serves",
+    ),
+    Operation(
+        "analysis-text", "POST", "/api/v1/analysis/text", TextAnalysisResponse, _analyze_text,
+        request_model=TextAnalysisRequest, tags=("analysis",),
+        summary="Counts and several analyses of a text at once",
+    ),
+    Operation(
+        "analysis-sentiment", "POST", "/api/v1/analysis/sentiment", SentimentResponse, _sentiment,
+        request_model=SentimentRequest, tags=("analysis",), summary="Sentiment of a text",
+    ),
+    Operation(
+        "analysis-summarize", "POST", "/api/v1/analysis/summarize", SummarizeResponse, _summarize,
+        request_model=SummarizeRequest, tags=("analysis",), summary="Summary and key points",
+    ),
+    Operation(
+        "analysis-keywords", "POST", "/api/v1/analysis/keywords", KeywordsResponse, _keywords,
+        request_model=KeywordsRequest, tags=("analysis",), summary="Keywords of a text",
+    ),
+    Operation(
+        "analysis-classify", "POST", "/api/v1/analysis/classify", ClassifyResponse, _classify,
+        request_model=ClassifyRequest, tags=("analysis",),
+        summary="Classify a text into given categories (zero-shot)",
+    ),
+    Operation(
+        "analysis-generate", "POST", "/api/v1/analysis/generate", AnalysisGenerateResponse,
+        _analysis_generate, request_model=AnalysisGenerateRequest, tags=("analysis",),
+        summary="Generate text from a prompt and optional context",
+    ),
+    Operation(
+        "complexity-estimate", "POST", "/api/v1/complexity/estimate", ComplexityEstimateResponse,
+        _estimate, request_model=ComplexityEstimateRequest, tags=("complexity",),
+        summary="Estimate a task's complexity, hours and points",
+    ),
+    Operation(
+        "complexity-analyze", "POST", "/api/v1/complexity/analyze", ComplexityAnalysisResponse,
+        _analyze_change, request_model=ComplexityAnalysisRequest, tags=("complexity",),
+        summary="The complexity a merged change turned out to have",
+    ),
+    Operation(
+        "complexity-scale", "GET", "/api/v1/complexity/scale", ComplexityScaleResponse, _scale,
+        tags=("complexity",), summary="The five complexity levels",
+    ),
+    Operation(
+        "complexity-adjustment", "POST", "/api/v1/complexity/adjustment",
+        ComplexityAdjustmentResponse, _adjustment, request_model=ComplexityAdjustmentRequest,
+        tags=("complexity",), summary="Point adjustment between an estimate and the actual level",
     ),
 )  # fmt: skip
 

@@ -25,9 +25,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from synthstack_core import __version__
 from synthstack_core.errors import DependencyUnavailable
+from synthstack_core.features.analysis import AnalysisService
+from synthstack_core.features.complexity import DEFAULT_SCALE, ComplexityService
 from synthstack_core.features.embeddings import EmbeddingModelRegistry, EmbeddingService
 from synthstack_core.features.generation import GenerationService
 from synthstack_core.features.health import liveness, readiness
+from synthstack_core.features.language import LanguageService
 from synthstack_core.features.rag import RagService
 from synthstack_core.http import (
     HttpRequest,
@@ -84,6 +87,8 @@ class SynthStack:
         self._rag: RagService | None = None
         self._llm: LLMRegistry | None = None
         self._generation: GenerationService | None = None
+        self._complexity: ComplexityService | None = None
+        self._language: LanguageService | None = None
         self._vector_stores: list[VectorStore] = []
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -137,6 +142,13 @@ class SynthStack:
             self._api_keys,
             self._generation,
         )
+        self._complexity = ComplexityService(self._embeddings, DEFAULT_SCALE)
+        self._language = LanguageService(
+            AnalysisService(self._embeddings, self.limits),
+            self._complexity,
+            self._generation,
+            DEFAULT_SCALE,
+        )
         self._auth = ApiKeyAuthenticator(settings, self._api_keys)
         try:
             for tenant in sorted(self._auth.settings_tenants):
@@ -166,6 +178,8 @@ class SynthStack:
         self._api_keys = self._auth = None
         self._rag = None
         self._llm = self._generation = None
+        self._complexity = None
+        self._language = None
         self._embedded = None
 
     async def __aenter__(self) -> SynthStack:
@@ -211,6 +225,16 @@ class SynthStack:
     def generation(self) -> GenerationService:
         """Text and chat generation with the deployment's chat models."""
         return self._require(self._generation)
+
+    @property
+    def language(self) -> LanguageService:
+        """Text analysis and complexity estimates (a remote chat model, or offline)."""
+        return self._require(self._language)
+
+    @property
+    def complexity(self) -> ComplexityService:
+        """Task-complexity estimates, change analysis and the scale."""
+        return self._require(self._complexity)
 
     @property
     def api_keys(self) -> ApiKeyRepository:

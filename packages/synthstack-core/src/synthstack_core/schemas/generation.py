@@ -11,6 +11,8 @@ from synthstack_core.schemas.common import AS_INTEGER, ModelName, RequestModel, 
 __all__ = [
     "MAX_MESSAGES",
     "MAX_OUTPUT_TOKENS",
+    "AnalysisGenerateRequest",
+    "AnalysisGenerateResponse",
     "ChatGenerationRequest",
     "ChatGenerationResponse",
     "ChatMessageIn",
@@ -114,6 +116,26 @@ class GenerationDone(ResponseModel):
     usage: GenerationUsage
     finish_reason: FinishReason
     processing_time_ms: float = Field(ge=0)
+
+
+class AnalysisGenerateRequest(RequestModel):
+    """``POST /api/v1/analysis/generate``: text from a prompt, grounded in optional context."""
+
+    prompt: Text
+    context: Text | None = Field(None, description="Material the text should draw on.")
+    max_tokens: MaxTokens = 256
+    temperature: Temperature = 0.7
+    model: ModelName | None = None
+
+
+class AnalysisGenerateResponse(ResponseModel):
+    """Generated text, with its counts."""
+
+    content: str
+    model: str
+    usage: GenerationUsage
+    finish_reason: FinishReason
+    word_count: int = Field(ge=0)
 
 
 class GenerationModel(ResponseModel):
