@@ -17,15 +17,20 @@ How a :class:`~synthstack_core.providers.llm.ChatRequest` is translated:
   ``max_tokens`` and ``model_context_window_exceeded`` are ``length``; ``refusal`` is
   ``content_filter``.
 * JSON output: the Messages API has no plain JSON mode, so the system prompt asks for one JSON
-  object, and the answer is prefilled with ``{`` (an assistant turn the model continues). The
-  ``{`` is put back in front of the answer, also as the first streamed delta. This makes the
-  answer start as an object but does not guarantee valid JSON (a ``length`` stop truncates it).
-  When the conversation already ends with an assistant turn (the caller's own prefill), it is
-  left alone and only the instruction is added.
+  object and, on models that accept a prefill (Claude 4.5 and earlier: Anthropic refuses prefills
+  from Claude 4.6 on with a 400), the answer is prefilled with ``{`` (an assistant turn the model
+  continues). The ``{`` is put back in front of the answer, also as the first streamed delta.
+  This makes the answer start as an object but does not guarantee valid JSON (a ``length`` stop
+  truncates it). Newer models, and conversations that already end with an assistant turn (the
+  caller's own prefill), get the instruction only. (Structured outputs, ``output_config.format``,
+  need a JSON schema with closed objects, which a free-form object is not.)
+* ``temperature`` is not sent: the Messages API of the pinned SDK (2.x) has no sampling
+  parameters any more, and Anthropic's current models refuse them.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -51,6 +56,7 @@ __all__ = [
     "JSON_SYSTEM_INSTRUCTION",
     "KNOWN_ANTHROPIC_MODELS",
     "AnthropicLLMProvider",
+    "accepts_prefill",
 ]
 
 _SUBJECT = "chat model provider"
@@ -143,14 +149,13 @@ class AnthropicLLMProvider(LLMProvider):
         prefill = ""
         if request.json_output:
             system.append(JSON_SYSTEM_INSTRUCTION)
-            if not messages or messages[-1]["role"] != "assistant":
+            if accepts_prefill(request.model) and messages and messages[-1]["role"] != "assistant":
                 prefill = JSON_PREFILL
                 messages.append({"role": "assistant", "content": prefill})
         arguments: dict[str, Any] = {
             "model": request.model,
             "messages": messages,
             "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
         }
         if system:
             arguments["system"] = "\n\n".join(system)
@@ -251,6 +256,22 @@ def _spec(model_id: str) -> LLMModelSpec:
         context_window, max_output = _UNKNOWN_MODEL_LIMITS
         description = f"{model_id}, served by Anthropic."
     return LLMModelSpec(model_id, "anthropic", context_window, max_output, description)
+
+
+_VERSION = re.compile(r"claude-(?:[a-z]+-)?(\d+)(?:-(\d{1,2}))?(?:-|$)")
+
+
+def accepts_prefill(model: str) -> bool:
+    """Whether ``model`` continues a prefilled assistant turn (Claude 4.5 and earlier do).
+
+    Anthropic refuses prefills from Claude 4.6 on; a model name this does not recognise is taken
+    to be a newer one.
+    """
+    match = _VERSION.match(model)
+    if match is None:
+        return False
+    major, minor = int(match[1]), int(match[2] or 0)
+    return (major, minor) < (4, 6)
 
 
 def _finish_reason(value: object) -> FinishReason:

@@ -37,6 +37,7 @@ kept out of the repository; figures are medians of 5 runs each):
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib.util
 import logging
 import os
@@ -187,6 +188,11 @@ class LocalLLMProvider(LLMProvider):
         """Whether the model is in memory."""
         return self._loaded is not None
 
+    @property
+    def busy(self) -> bool:
+        """Whether a generation is running (or waiting for the model) in a worker thread."""
+        return self._generation_lock.locked()
+
     # -- loading ---------------------------------------------------------------------------------
 
     def _load(self) -> _LoadedModel:
@@ -277,6 +283,7 @@ class LocalLLMProvider(LLMProvider):
             name="synthstack-local-llm",
             daemon=True,
         )
+        _stop_at_exit(stop, worker)
         worker.start()
         try:
             while True:
@@ -340,6 +347,7 @@ class LocalLLMProvider(LLMProvider):
         try:
             for position in range(n_prompt, n_prompt + budget):
                 if stop.is_set():
+                    logger.debug("generation stopped by its caller after %d tokens", generated)
                     return None
                 token = sampler.sample(context, -1)
                 if vocab.is_eog(token):
@@ -363,6 +371,33 @@ class LocalLLMProvider(LLMProvider):
             post(ChatDelta(text))
         usage = LLMUsage(n_prompt, generated, n_prompt + generated)
         return ChatCompletion("".join(parts), LOCAL_MODEL_ID, usage, finish)
+
+
+_running: dict[threading.Thread, threading.Event] = {}
+_running_lock = threading.Lock()
+
+
+def _stop_at_exit(stop: threading.Event, worker: threading.Thread) -> None:
+    """Remember a generation thread, so that the interpreter stops it before it exits.
+
+    A daemon thread still inside llama.cpp while the interpreter finalises can crash the process.
+    """
+    with _running_lock:
+        if not _running:
+            atexit.register(_stop_all_generations)
+        for thread in [t for t in _running if not t.is_alive()]:
+            del _running[thread]
+        _running[worker] = stop
+
+
+def _stop_all_generations() -> None:
+    with _running_lock:
+        running = list(_running.items())
+        _running.clear()
+    for _thread, stop in running:
+        stop.set()
+    for thread, _ in running:
+        thread.join(timeout=10)
 
 
 def _llama_cpp() -> Any:

@@ -5,6 +5,15 @@ These helpers let tests and benchmarks exercise real client code (such as the of
 importing them never pulls in a web framework.
 """
 
+from synthstack_core.testing.anthropic_stub import AnthropicStub
+from synthstack_core.testing.chat_stub import ChatReply, expected_chat_reply
 from synthstack_core.testing.openai_stub import OpenAIStub, RecordedRequest, expected_embedding
 
-__all__ = ["OpenAIStub", "RecordedRequest", "expected_embedding"]
+__all__ = [
+    "AnthropicStub",
+    "ChatReply",
+    "OpenAIStub",
+    "RecordedRequest",
+    "expected_chat_reply",
+    "expected_embedding",
+]

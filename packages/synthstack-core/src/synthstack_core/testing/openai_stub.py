@@ -27,6 +27,13 @@ Faults can be injected, thread-safely, with :meth:`OpenAIStub.fail_next`,
 :meth:`OpenAIStub.delay_next` and :meth:`OpenAIStub.garbage_next`; every request received is
 recorded in :attr:`OpenAIStub.requests`.
 
+``POST /v1/chat/completions`` answers a deterministic reply (see
+:mod:`synthstack_core.testing.chat_stub`), whole or streamed as OpenAI frames it (server-sent
+events, ``stream_options.include_usage``, ``data: [DONE]``), and ``response_format`` of type
+``json_object`` with one JSON object. The stream controls of
+:class:`~synthstack_core.testing.chat_stub.ChatStubControls` (token delay, a stream broken midway,
+counters of abandoned streams) apply to it.
+
 Only the standard library and numpy are used: the core must not depend on a web framework.
 """
 
@@ -53,8 +60,16 @@ from typing import Any, Final, NamedTuple, Self, cast
 import numpy as np
 import numpy.typing as npt
 
+from synthstack_core.testing.chat_stub import (
+    ChatStubControls,
+    ChunkedWriter,
+    approximate_chat_prompt_tokens,
+    expected_chat_reply,
+)
+
 __all__ = [
     "DEFAULT_API_KEY",
+    "KNOWN_CHAT_MODELS",
     "KNOWN_MODELS",
     "MAX_INPUTS_PER_REQUEST",
     "MAX_TOKENS_PER_INPUT",
@@ -569,6 +584,9 @@ class _StubHandler(BaseHTTPRequestHandler):
 
         try:
             self._check_auth(headers.get("authorization"))
+            if self.command == "POST" and self.path.split("?", 1)[0] == "/v1/chat/completions":
+                _serve_chat_completions(self, body)
+                return
             if self.command != "POST" or self.path.split("?", 1)[0].rstrip("/") != "/v1/embeddings":
                 raise _APIError(404, f"Invalid URL ({self.command} {self.path})")
             if body is None:
@@ -651,11 +669,247 @@ class _StubHandler(BaseHTTPRequestHandler):
 
 
 # --------------------------------------------------------------------------------------------
+# Chat completions
+# --------------------------------------------------------------------------------------------
+
+KNOWN_CHAT_MODELS: Final = frozenset(
+    {"gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-3.5-turbo"}
+)
+"""The chat models the stub serves; any other model name is answered with a 404."""
+
+_CHAT_PARAMS: Final = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "n",
+        "stream",
+        "stream_options",
+        "response_format",
+        "stop",
+        "seed",
+        "user",
+        "presence_penalty",
+        "frequency_penalty",
+    }
+)
+_CHAT_ROLES: Final = frozenset({"system", "developer", "user", "assistant"})
+_GARBAGE_EVENT: Final = b'data: {"id": "chatcmpl-broken", "object": "chat.completion.chu\n\n'
+
+
+@dataclass(frozen=True, slots=True)
+class _ChatCompletionsRequest:
+    """A validated ``POST /v1/chat/completions`` body."""
+
+    model: str
+    texts: tuple[str, ...]
+    last_user_message: str
+    max_tokens: int | None
+    json_output: bool
+    stream: bool
+    include_usage: bool
+
+
+def _message_text(message: object, position: int) -> tuple[str, str]:
+    """Validate one chat message and return its role and text."""
+    where = f"$.messages[{position}]"
+    if not isinstance(message, dict):
+        raise _invalid(f"'{where}' is invalid: expected an object.", "messages")
+    role = message.get("role")
+    if role not in _CHAT_ROLES:
+        raise _invalid(f"Invalid value for '{where}.role': {role!r}.", "messages")
+    content = message.get("content")
+    if isinstance(content, list):
+        parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        if len(parts) != len(content) or not all(isinstance(p, str) for p in parts):
+            raise _invalid(f"'{where}.content' is invalid: only text parts are served.", "messages")
+        content = "".join(cast(list[str], parts))
+    if not isinstance(content, str):
+        raise _invalid(f"'{where}.content' is invalid: expected a string.", "messages")
+    return cast(str, role), content
+
+
+def _parse_chat_request(body: object) -> _ChatCompletionsRequest:
+    """Validate a chat completions body the way OpenAI does, raising :class:`_APIError`."""
+    if not isinstance(body, dict):
+        raise _invalid("We could not parse the JSON body of your request.")
+    for key in body:
+        if key not in _CHAT_PARAMS:
+            raise _invalid(f"Unrecognized request argument supplied: {key}")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise _invalid(
+            "You must provide a model parameter.", "model", code="missing_required_parameter"
+        )
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _invalid("'messages' must be a non-empty array.", "messages")
+    roles_texts = [_message_text(message, i) for i, message in enumerate(messages)]
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    if max_tokens is not None and (not _is_int(max_tokens) or cast(int, max_tokens) < 1):
+        raise _invalid("Invalid 'max_tokens': expected an integer of at least 1.", "max_tokens")
+    temperature = body.get("temperature")
+    if temperature is not None and (
+        not isinstance(temperature, int | float) or not 0 <= temperature <= 2
+    ):
+        raise _invalid("Invalid 'temperature': expected a number within 0..2.", "temperature")
+    stream = body.get("stream") is True
+    stream_options = body.get("stream_options")
+    if stream_options is not None and not stream:
+        raise _invalid(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            "stream_options",
+        )
+    response_format = body.get("response_format")
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if response_format is not None and kind not in ("text", "json_object"):
+        raise _invalid("Invalid 'response_format': the stub serves text and json_object.")
+    json_output = kind == "json_object"
+    if json_output and not any("json" in text.lower() for _, text in roles_texts):
+        raise _invalid(
+            "'messages' must contain the word 'json' in some form, to use 'response_format' of "
+            "type 'json_object'.",
+            "messages",
+        )
+    if model not in KNOWN_CHAT_MODELS:
+        raise _APIError(
+            404,
+            f"The model `{model}` does not exist or you do not have access to it.",
+            code="model_not_found",
+        )
+    users = [text for role, text in roles_texts if role == "user"]
+    include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
+    return _ChatCompletionsRequest(
+        model,
+        tuple(text for _, text in roles_texts),
+        users[-1] if users else "",
+        cast(int | None, max_tokens),
+        json_output,
+        stream,
+        include_usage,
+    )
+
+
+def _chat_usage(request: _ChatCompletionsRequest, completion_tokens: int) -> dict[str, object]:
+    """OpenAI's usage object for a chat completion."""
+    prompt_tokens = approximate_chat_prompt_tokens(request.texts)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+    }
+
+
+def _serve_chat_completions(handler: _StubHandler, body: object) -> None:
+    """Answer ``POST /v1/chat/completions``, whole or streamed."""
+    request = _parse_chat_request(body)
+    reply = expected_chat_reply(
+        request.model,
+        request.last_user_message,
+        max_tokens=request.max_tokens,
+        json_output=request.json_output,
+    )
+    completion_id = f"chatcmpl-{secrets.token_hex(12)}"
+    if request.stream:
+        _stream_chat_completion(handler, request, completion_id)
+        return
+    payload = {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": reply.content,
+                    "refusal": None,
+                    "annotations": [],
+                },
+                "logprobs": None,
+                "finish_reason": reply.finish,
+            }
+        ],
+        "usage": _chat_usage(request, reply.completion_tokens),
+        "service_tier": "default",
+        "system_fingerprint": "fp_stub",
+    }
+    handler._send_json(200, payload, {"openai-model": request.model})
+
+
+def _stream_chat_completion(
+    handler: _StubHandler, request: _ChatCompletionsRequest, completion_id: str
+) -> None:
+    """Stream a chat completion as OpenAI does: server-sent events in a chunked response."""
+    stub = handler._stub
+    reply = expected_chat_reply(
+        request.model,
+        request.last_user_message,
+        max_tokens=request.max_tokens,
+        json_output=request.json_output,
+    )
+    fault = stub._take_stream_fault()
+    created = int(time.time())
+
+    def chunk(delta: dict[str, object], finish: str | None = None) -> dict[str, object]:
+        payload: dict[str, object] = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": request.model,
+            "system_fingerprint": "fp_stub",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        if request.include_usage:
+            payload["usage"] = None
+        return payload
+
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/event-stream; charset=utf-8")
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.send_header("Cache-Control", "no-cache")
+    handler.send_header("x-request-id", f"req_{secrets.token_hex(16)}")
+    handler.send_header("openai-model", request.model)
+    handler.end_headers()
+    writer = ChunkedWriter(handler)
+    try:
+        writer.event({**chunk({"role": "assistant", "content": "", "refusal": None})})
+        for position, token in enumerate(reply.tokens):
+            if fault is not None and position == fault.after_chunks:
+                if not fault.garbage:
+                    writer.cut()
+                    return
+                writer.send(_GARBAGE_EVENT)
+            if stub.token_delay:
+                stub._stopping.wait(stub.token_delay)
+            writer.event(chunk({"content": token}))
+        writer.event(chunk({}, reply.finish))
+        if request.include_usage:
+            usage_chunk = chunk({})
+            usage_chunk["choices"] = []
+            usage_chunk["usage"] = _chat_usage(request, reply.completion_tokens)
+            writer.event(usage_chunk)
+        writer.send(b"data: [DONE]\n\n")
+        writer.end()
+    except OSError:  # the client went away (closed the stream early)
+        handler.close_connection = True
+        stub._stream_ended(aborted=True)
+        return
+    stub._stream_ended(aborted=False)
+
+
+# --------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------
 
 
-class OpenAIStub:
+class OpenAIStub(ChatStubControls):
     """A local, deterministic stand-in for the OpenAI embeddings API.
 
     Use it as a context manager (``with OpenAIStub() as stub: ...``) or call :meth:`start` and
@@ -798,6 +1052,7 @@ class OpenAIStub:
             self._faults.clear()
             self._delays.clear()
             self._requests.clear()
+        self._reset_chat()
 
     # -- used by the request handler ---------------------------------------------------------
 
