@@ -210,7 +210,7 @@ def test_raw_error_shapes(stub: OpenAIStub) -> None:
         assert missing_key.status_code == 401
         assert set(missing_key.json()["error"]) == {"message", "type", "param", "code"}
         auth = {"Authorization": f"Bearer {stub.api_key}"}
-        wrong_path = raw.post("/chat/completions", json={}, headers=auth)
+        wrong_path = raw.post("/completions", json={}, headers=auth)
         assert wrong_path.status_code == 404
         assert wrong_path.json()["error"]["type"] == "invalid_request_error"
         unknown_param = raw.post(
