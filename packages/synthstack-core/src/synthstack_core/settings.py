@@ -143,14 +143,15 @@ class Settings(BaseSettings):
         description="CTranslate2 threads for the local Whisper model; 0 = one per core.",
     )
     whisper_beam_size: int = Field(
-        1,
+        5,
         ge=1,
         le=10,
         validation_alias=_env("SYNTHSTACK_WHISPER_BEAM_SIZE"),
-        description="Beam width of the local Whisper model (1 = greedy, the fastest).",
+        description="Beam width of the local Whisper model (1 = greedy: faster, less accurate).",
     )
+    # VAD on every clip by default: it costs little and keeps Whisper from hearing "you" in noise.
     whisper_vad_min_seconds: float = Field(
-        30.0,
+        0.0,
         ge=0,
         validation_alias=_env("SYNTHSTACK_WHISPER_VAD_MIN_SECONDS"),
         description="Audio at least this long goes through the VAD filter (0 = all audio).",
