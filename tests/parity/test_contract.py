@@ -34,6 +34,15 @@ def _canonical(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     node = {k: v for k, v in node.items() if k not in IGNORED_KEYS}
+    if isinstance(node.get("properties"), dict):
+        # Property names are data, not annotations: a property called `title` stays.
+        node["properties"] = {
+            name: _canonical(schema) for name, schema in node["properties"].items()
+        }
+        properties = node.pop("properties")
+        out = _canonical(node)
+        out["properties"] = properties
+        return out
     if isinstance(node.get("type"), list):
         types = node.pop("type")
         rest = dict(node)

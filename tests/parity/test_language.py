@@ -1,9 +1,7 @@
 """``/api/v1/analysis/*`` and ``/api/v1/complexity/*`` on both backends.
 
-The parity environment configures a remote provider (the OpenAI stub), so analyses there come from
-the chat model in JSON mode and are checked; the stub's JSON is not an analysis, so they are a 502
-— which is exactly the behaviour to check: an unusable answer is a clear ``provider_error``. The
-offline analysers: test_language_offline.py.
+Offline analysers: test_language_offline.py; analyses from a chat model:
+test_language_llm.py. Here: what both share (the scale, generation with context, bad input).
 """
 
 from __future__ import annotations
@@ -41,20 +39,6 @@ def test_scale_is_identical(clients: dict[str, httpx.Client]) -> None:
     answers = _both(clients, "/api/v1/complexity/scale")
     assert [a.status_code for a in answers] == [200, 200]
     assert answers[0].json() == answers[1].json()
-
-
-@pytest.mark.parametrize(
-    "path",
-    ["/api/v1/analysis/sentiment", "/api/v1/analysis/summarize", "/api/v1/analysis/keywords"],
-)
-def test_an_unusable_chat_model_answer_is_a_502(
-    clients: dict[str, httpx.Client], path: str
-) -> None:
-    """The stub answers JSON that is no analysis: checked, refused, alike on both backends."""
-    answers = _both(clients, path, {"text": REVIEW})
-    assert [a.status_code for a in answers] == [502, 502], answers[0].text
-    problems = [_mask(answer.json()) for answer in answers]
-    assert problems[0] == problems[1] and problems[0]["code"] == "provider_error"
 
 
 def test_generate_with_context_uses_the_chat_model(clients: dict[str, httpx.Client]) -> None:

@@ -1,13 +1,11 @@
-"""The offline analysers and complexity estimator on both backends, with no remote provider.
+"""The offline analysers and complexity estimator on both backends.
 
-Both apps are (re)built here without the OpenAI settings: a FastAPI app of its own, and the
-process's Django service restarted without them (and restarted again, with them, afterwards).
+The parity environment sets ``SYNTHSTACK_ANALYSIS_LLM=off``: even with a remote provider
+configured, analyses come from VADER, TextRank, YAKE, embeddings and the offline estimator.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,34 +15,10 @@ from tests.parity.conftest import AUTH
 from tests.parity.test_language import REVIEW, _both
 
 
-@pytest.fixture(scope="module")
-def offline_clients(
-    service_env: dict[str, str], django_app: Any, clients: dict[str, httpx.Client]
-) -> Iterator[dict[str, httpx.Client]]:
-    """A FastAPI app built with no remote provider, and the Django app likewise.
-
-    The Django project reads its settings from the environment when its service starts; it is
-    restarted here without the OpenAI settings and restarted again afterwards.
-    """
-    from fastapi.testclient import TestClient
-
-    from synthstack_core import Settings
-    from synthstack_django.service import reset_stack
-    from synthstack_fastapi import create_app
-
-    removed = {name: os.environ.pop(name) for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
-    reset_stack()
-    try:
-        with (
-            TestClient(create_app(Settings()), raise_server_exceptions=False) as fastapi,
-            httpx.Client(
-                transport=httpx.WSGITransport(app=django_app), base_url="http://testserver"
-            ) as django,
-        ):
-            yield {"fastapi": fastapi, "django": django}
-    finally:
-        os.environ.update(removed)
-        reset_stack()
+@pytest.fixture
+def offline_clients(clients: dict[str, httpx.Client]) -> dict[str, httpx.Client]:
+    """The parity apps: SYNTHSTACK_ANALYSIS_LLM=off there, so analyses are offline."""
+    return clients
 
 
 OFFLINE_CASES: list[tuple[str, dict[str, Any]]] = [

@@ -148,6 +148,7 @@ class SynthStack:
             self._complexity,
             self._generation,
             DEFAULT_SCALE,
+            use_llm=settings.analysis_llm == "auto",
         )
         self._auth = ApiKeyAuthenticator(settings, self._api_keys)
         try:

@@ -209,6 +209,12 @@ class Settings(BaseSettings):
         validation_alias=_env("SYNTHSTACK_ANTHROPIC_CHAT_MODELS"),
         description="Comma-separated Anthropic chat models, the default first.",
     )
+    analysis_llm: Literal["auto", "off"] = Field(
+        "auto",
+        validation_alias=_env("SYNTHSTACK_ANALYSIS_LLM"),
+        description="`auto`: text analysis and complexity estimates come from the default chat "
+        "model when a remote provider is configured; `off`: always from the offline analysers.",
+    )
     local_llm_enabled: bool = Field(
         True,
         validation_alias=_env("SYNTHSTACK_LOCAL_LLM"),

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import anyio
 
+from synthstack_core.errors import SynthStackError
 from synthstack_core.features.analysis import (
     AnalysisService,
     parse_llm_classification,
@@ -62,6 +63,23 @@ from synthstack_core.schemas.generation import (
 
 __all__ = ["LanguageService"]
 
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first error of ``group`` that is not a cancellation, preferring SynthStack's own."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        error = pending.pop(0)
+        if isinstance(error, BaseExceptionGroup):
+            pending.extend(error.exceptions)
+        else:
+            leaves.append(error)
+    for error in leaves:
+        if isinstance(error, SynthStackError):
+            return error
+    return next((e for e in leaves if not isinstance(e, anyio.get_cancelled_exc_class())), group)
+
+
 #: Output budget of a JSON analysis (a summary and its key points fit comfortably).
 ANALYSIS_MAX_TOKENS = 1024
 
@@ -75,16 +93,20 @@ class LanguageService:
         complexity: ComplexityService,
         generation: GenerationService,
         scale: ComplexityScale = DEFAULT_SCALE,
+        *,
+        use_llm: bool = True,
     ) -> None:
         self.offline = offline
         self.complexity = complexity
         self.generation = generation
         self.scale = scale
+        self._use_llm = use_llm
 
     @property
     def uses_llm(self) -> bool:
-        """Whether analyses come from a remote chat model."""
-        return self.generation.registry.remote_configured
+        """Whether analyses come from a remote chat model (``SYNTHSTACK_ANALYSIS_LLM=auto`` and a
+        remote provider configured)."""
+        return self._use_llm and self.generation.registry.remote_configured
 
     async def _ask(self, prompt: Sequence[PromptMessage]) -> ChatCompletion:
         """The default chat model's JSON answer to ``prompt``."""
@@ -142,9 +164,13 @@ class LanguageService:
             results["keywords"] = await self.keywords(KeywordsRequest(text=request.text))
 
         jobs = {"sentiment": sentiment, "summary": summary, "keywords": keywords}
-        async with anyio.create_task_group() as group:
-            for name in request.analyses:
-                group.start_soon(jobs[name])
+        try:
+            async with anyio.create_task_group() as group:
+                for name in request.analyses:
+                    group.start_soon(jobs[name])
+        except BaseExceptionGroup as failed:
+            # One analysis failed (the others were cancelled): answer with its error.
+            raise _first_error(failed) from None
         counts = await self.offline.text(
             TextAnalysisRequest.model_construct(text=request.text, analyses=[])
         )

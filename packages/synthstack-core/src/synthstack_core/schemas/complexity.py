@@ -5,7 +5,7 @@ Field names and shapes are those of the existing gateway (snake_case).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -39,6 +39,9 @@ def _blank_is_none(value: Any) -> Any:
     return value
 
 
+#: "" (or only blanks): the gateway's way of leaving a field empty, taken as absent.
+Blank = Literal[""]
+
 #: A level of the scale: 1 (Trivial) to 5 (Epic).
 ComplexityLevel = Annotated[int, Field(ge=1, le=5), AS_INTEGER]
 ShortText = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_no_nul)]
@@ -51,11 +54,11 @@ class ComplexityEstimateRequest(RequestModel):
     """A task to estimate before the work starts."""
 
     title: ShortText
-    description: Text | None = None
+    description: Text | Blank | None = None
     issue_type: Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_no_nul)] = "task"
     labels: Annotated[list[ShortText], Field(max_length=50)] | None = None
-    milestone: ShortText | None = None
-    project_context: Text | None = None
+    milestone: ShortText | Blank | None = None
+    project_context: Text | Blank | None = None
     related_files: Annotated[list[ShortText], Field(max_length=1000)] | None = None
 
     _blank_text = field_validator("description", "milestone", "project_context", mode="before")(
@@ -84,10 +87,10 @@ class ComplexityAnalysisRequest(RequestModel):
     commits: Count | None = None
     time_to_merge_hours: Hours | None = None
     review_comments: Count | None = None
-    pr_description: Text | None = None
+    pr_description: Text | Blank | None = None
     pre_complexity_score: ComplexityLevel | None = None
     pre_estimated_hours: Hours | None = None
-    pre_reasoning: Text | None = None
+    pre_reasoning: Text | Blank | None = None
 
     _blank_text = field_validator("pr_description", "pre_reasoning", mode="before")(_blank_is_none)
 
