@@ -149,6 +149,8 @@ def _open(path: Path) -> Iterator[av.container.InputContainer]:
         try:
             container = av.open(handle, mode="r")
         except (av.FFmpegError, EOFError) as exc:
+            if _wav_data_missing(path):  # a WAV header whose data is (nearly all) missing
+                raise _truncated_error() from exc
             raise UnsupportedMediaType(
                 "The file is not audio this service can read; see GET /api/v1/transcription/formats.",
                 code="not_audio",
@@ -254,15 +256,15 @@ def decode_audio(
                     take(resampler.resample(frame))
             take(resampler.resample(None))
         except (av.FFmpegError, ValueError, EOFError) as exc:
+            # A decoder failing on a cut-off last frame is a truncated file, not a corrupt one.
+            if _truncated(path, info, count / SAMPLE_RATE):
+                raise _truncated_error() from exc
             raise InvalidRequest(
                 "The audio is corrupt: it cannot be decoded.", code="corrupt_audio"
             ) from exc
     duration = count / SAMPLE_RATE
     if _truncated(path, info, duration):
-        raise InvalidRequest(
-            "The file ends before the length its header declares: it looks truncated.",
-            code="truncated_audio",
-        )
+        raise _truncated_error()
     if count == 0:
         raise InvalidRequest("The file holds no audio samples.", code="empty_audio")
     samples = None
@@ -270,6 +272,13 @@ def decode_audio(
         samples = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
         np.clip(samples, -1.0, 1.0, out=samples)
     return DecodedAudio(path=path, info=info, duration=duration, peak=peak, samples=samples)
+
+
+def _truncated_error() -> InvalidRequest:
+    return InvalidRequest(
+        "The file ends before the length its header declares: it looks truncated.",
+        code="truncated_audio",
+    )
 
 
 def _truncated(path: Path, info: AudioInfo, duration: float) -> bool:

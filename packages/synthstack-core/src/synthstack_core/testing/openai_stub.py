@@ -34,6 +34,11 @@ events, ``stream_options.include_usage``, ``data: [DONE]``), and ``response_form
 :class:`~synthstack_core.testing.chat_stub.ChatStubControls` (token delay, a stream broken midway,
 counters of abandoned streams) apply to it.
 
+``POST /v1/audio/transcriptions`` (``multipart/form-data``, parsed with the standard library)
+answers :func:`expected_transcript` of the uploaded bytes in OpenAI's ``json``, ``verbose_json``
+(segments, and words with ``timestamp_granularities[]=word``), ``text``, ``srt`` or ``vtt``; its
+recorded body is the form's text fields and ``file`` as ``{filename, content_type, size}``.
+
 Only the standard library and numpy are used: the core must not depend on a web framework.
 """
 
@@ -42,6 +47,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import io
 import json
 import re
 import secrets
@@ -49,9 +55,11 @@ import socket
 import sys
 import threading
 import time
+import wave
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from email.message import Message
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -71,14 +79,19 @@ __all__ = [
     "DEFAULT_API_KEY",
     "KNOWN_CHAT_MODELS",
     "KNOWN_MODELS",
+    "KNOWN_TRANSCRIPTION_MODELS",
+    "MAX_AUDIO_FILE_BYTES",
     "MAX_INPUTS_PER_REQUEST",
     "MAX_TOKENS_PER_INPUT",
     "MAX_TOKENS_PER_REQUEST",
+    "TRANSCRIPTIONS_PATH",
     "EmbeddingModelSpec",
     "OpenAIStub",
     "RecordedRequest",
     "approximate_token_count",
+    "expected_audio_duration",
     "expected_embedding",
+    "expected_transcript",
 ]
 
 DEFAULT_API_KEY: Final = "sk-stub-key"
@@ -426,6 +439,305 @@ def _embeddings_response(request: _EmbeddingsRequest) -> dict[str, object]:
 
 
 # --------------------------------------------------------------------------------------------
+# Audio transcriptions
+# --------------------------------------------------------------------------------------------
+
+TRANSCRIPTIONS_PATH: Final = "/v1/audio/transcriptions"
+"""The path of OpenAI's speech-to-text endpoint (``multipart/form-data``)."""
+
+KNOWN_TRANSCRIPTION_MODELS: Final[Mapping[str, bool]] = {
+    "whisper-1": True,
+    "gpt-4o-transcribe": False,
+    "gpt-4o-mini-transcribe": False,
+}
+"""The transcription models the stub serves, and whether each gives timestamps
+(``verbose_json``, ``srt``, ``vtt``); the ``gpt-4o`` models answer ``json`` and ``text`` only."""
+
+MAX_AUDIO_FILE_BYTES: Final = 25 * 1024 * 1024
+"""OpenAI's limit on an uploaded audio file."""
+
+_AUDIO_EXTENSIONS: Final = (
+    "flac",
+    "m4a",
+    "mp3",
+    "mp4",
+    "mpeg",
+    "mpga",
+    "oga",
+    "ogg",
+    "wav",
+    "webm",
+)
+_TRANSCRIPTION_FORMATS: Final = ("json", "text", "srt", "verbose_json", "vtt")
+_TRANSCRIPT_SENTENCES: Final = (
+    "The quick brown fox jumps over the lazy dog.",
+    "Please send the quarterly report before Friday.",
+    "The weather today is sunny with a light breeze.",
+    "Our meeting starts at nine in the main conference room.",
+    "She sells sea shells by the sea shore.",
+    "The library opens early on weekdays.",
+)
+_LANGUAGE_NAMES: Final = {"en": "english", "fr": "french", "de": "german", "es": "spanish"}
+
+
+@dataclass(frozen=True, slots=True)
+class _FormPart:
+    """One part of a ``multipart/form-data`` body."""
+
+    name: str
+    filename: str | None
+    content_type: str | None
+    data: bytes
+
+
+def _parse_multipart(content_type: str, raw: bytes) -> list[_FormPart]:
+    """Split a ``multipart/form-data`` body into its parts (standard library only)."""
+    header = Message()
+    header["content-type"] = content_type
+    boundary = header.get_param("boundary")
+    if header.get_content_type() != "multipart/form-data" or not isinstance(boundary, str):
+        raise _invalid("Could not parse multipart form: expected multipart/form-data.")
+    delimiter = b"--" + boundary.encode("latin-1")
+    chunks = raw.split(delimiter)
+    if len(chunks) < 3 or not chunks[-1].startswith(b"--"):
+        raise _invalid("Could not parse multipart form: the closing boundary is missing.")
+    parts: list[_FormPart] = []
+    for chunk in chunks[1:-1]:
+        head, separator, data = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        if not separator:
+            raise _invalid("Could not parse multipart form: a part has no headers.")
+        headers = Message()
+        for line in head.decode("utf-8", "replace").split("\r\n"):
+            key, colon, value = line.partition(":")
+            if colon:
+                headers[key.strip()] = value.strip()
+        name = headers.get_param("name", header="content-disposition")
+        filename = headers.get_filename()
+        if not isinstance(name, str):
+            raise _invalid("Could not parse multipart form: a part has no name.")
+        content = data.removesuffix(b"\r\n")
+        parts.append(_FormPart(name, filename, headers.get("content-type"), content))
+    return parts
+
+
+def _transcription_record(content_type: str, raw: bytes) -> dict[str, object] | None:
+    """What :attr:`OpenAIStub.requests` keeps of a transcription request: its text fields
+    (a list for a repeated one) and ``file`` as ``{"filename", "content_type", "size"}``."""
+    try:
+        parts = _parse_multipart(content_type, raw)
+    except _APIError:
+        return None
+    record: dict[str, object] = {}
+    for part in parts:
+        value: object
+        if part.filename is not None:
+            value = {
+                "filename": part.filename,
+                "content_type": part.content_type,
+                "size": len(part.data),
+            }
+        else:
+            value = part.data.decode("utf-8", "replace")
+        if part.name in record:
+            previous = record[part.name]
+            record[part.name] = (
+                [*previous, value] if isinstance(previous, list) else [previous, value]
+            )
+        else:
+            record[part.name] = value
+    return record
+
+
+def expected_transcript(audio: bytes) -> str:
+    """The transcript the stub answers for the file ``audio``: two of a fixed set of sentences,
+    chosen by a hash of the bytes (equal files, equal transcripts)."""
+    digest = hashlib.blake2b(audio, digest_size=8, person=_HASH_PERSON).digest()
+    first = digest[0] % len(_TRANSCRIPT_SENTENCES)
+    second = (first + 1 + digest[1] % (len(_TRANSCRIPT_SENTENCES) - 1)) % len(_TRANSCRIPT_SENTENCES)
+    return f"{_TRANSCRIPT_SENTENCES[first]} {_TRANSCRIPT_SENTENCES[second]}"
+
+
+def expected_audio_duration(audio: bytes) -> float:
+    """The duration the stub reports: a WAV file's real one, else one second per 16 kB."""
+    try:
+        with wave.open(io.BytesIO(audio)) as reader:
+            frames, rate = int(reader.getnframes()), int(reader.getframerate())
+    except (wave.Error, EOFError):
+        rate = 0
+    if rate > 0:
+        return round(frames / rate, 3)
+    return round(max(0.1, len(audio) / 16_000), 3)
+
+
+def _subtitle_time(seconds: float, separator: str) -> str:
+    millis = round(seconds * 1000)
+    return (
+        f"{millis // 3_600_000:02d}:{millis // 60_000 % 60:02d}:{millis // 1000 % 60:02d}"
+        f"{separator}{millis % 1000:03d}"
+    )
+
+
+def _transcript_timing(
+    text: str, duration: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Segments (one per sentence) and words, spread over ``duration`` by character count."""
+    sentences = re.findall(r"[^.!?]+[.!?]?", text)
+    total = sum(len(sentence) for sentence in sentences) or 1
+    segments: list[dict[str, Any]] = []
+    words: list[dict[str, Any]] = []
+    start = 0.0
+    for index, sentence in enumerate(sentences):
+        end = round(start + duration * len(sentence) / total, 3)
+        segments.append(
+            {
+                "id": index,
+                "seek": 0,
+                "start": start,
+                "end": end,
+                "text": " " + sentence.strip(),
+                "tokens": [50364 + position for position in range(len(sentence.split()))],
+                "temperature": 0.0,
+                "avg_logprob": -0.25,
+                "compression_ratio": 1.2,
+                "no_speech_prob": 0.01,
+            }
+        )
+        tokens = sentence.split()
+        step = (end - start) / max(1, len(tokens))
+        for position, token in enumerate(tokens):
+            word_start = round(start + position * step, 3)
+            words.append(
+                {
+                    "word": token.strip(".,!?"),
+                    "start": word_start,
+                    "end": round(word_start + step, 3),
+                }
+            )
+        start = end
+    return segments, words
+
+
+def _serve_transcriptions(handler: _StubHandler, raw: bytes) -> None:
+    """Answer ``POST /v1/audio/transcriptions`` in the requested ``response_format``."""
+    parts = _parse_multipart(handler.headers.get("Content-Type", ""), raw)
+    fields: dict[str, list[str]] = {}
+    files = [part for part in parts if part.filename is not None]
+    for part in parts:
+        if part.filename is None:
+            fields.setdefault(part.name.removesuffix("[]"), []).append(part.data.decode())
+    model = (fields.get("model") or [""])[0]
+    if not model:
+        raise _invalid(
+            "you must provide a model parameter", "model", code="missing_required_parameter"
+        )
+    if not files or files[0].name != "file":
+        raise _invalid("Could not parse multipart form: 'file' is required.", "file")
+    upload = files[0]
+    timestamps = KNOWN_TRANSCRIPTION_MODELS.get(model)
+    if timestamps is None:
+        raise _APIError(
+            404,
+            f"The model `{model}` does not exist or you do not have access to it.",
+            code="model_not_found",
+        )
+    if len(upload.data) > MAX_AUDIO_FILE_BYTES:
+        raise _APIError(413, f"Maximum content size limit ({MAX_AUDIO_FILE_BYTES}) exceeded.")
+    extension = (upload.filename or "").rpartition(".")[2].lower()
+    if extension not in _AUDIO_EXTENSIONS:
+        raise _invalid(f"Invalid file format. Supported formats: {list(_AUDIO_EXTENSIONS)}", "file")
+    if not upload.data:
+        raise _invalid(
+            "Audio file is too short. Minimum audio length is 0.1 seconds.",
+            "file",
+            code="audio_too_short",
+        )
+    response_format = (fields.get("response_format") or ["json"])[0]
+    if response_format not in _TRANSCRIPTION_FORMATS:
+        raise _invalid(
+            f"Invalid value for 'response_format': {response_format!r}.", "response_format"
+        )
+    if not timestamps and response_format not in ("json", "text"):
+        raise _invalid(
+            f"response_format '{response_format}' is not compatible with model '{model}'. "
+            "Use 'json' or 'text' instead.",
+            "response_format",
+            code="unsupported_value",
+        )
+    granularities = fields.get("timestamp_granularities", [])
+    if granularities and response_format != "verbose_json":
+        raise _invalid(
+            "timestamp_granularities requires response_format=verbose_json.",
+            "timestamp_granularities",
+        )
+    if any(value not in ("segment", "word") for value in granularities):
+        raise _invalid("Invalid value for 'timestamp_granularities'.", "timestamp_granularities")
+    language = (fields.get("language") or [""])[0]
+    if language and not re.fullmatch(r"[a-z]{2}", language):
+        raise _invalid(
+            f"Invalid language '{language}'. Language parameter must be specified in ISO-639-1 format.",
+            "language",
+        )
+    temperature = (fields.get("temperature") or ["0"])[0]
+    try:
+        if not 0 <= float(temperature) <= 1:
+            raise ValueError(temperature)
+    except ValueError:
+        raise _invalid(
+            "Invalid value for 'temperature': expected a number within 0..1.", "temperature"
+        ) from None
+
+    text = expected_transcript(upload.data)
+    duration = expected_audio_duration(upload.data)
+    segments, words = _transcript_timing(text, duration)
+    usage: dict[str, object] = (
+        {"type": "duration", "seconds": max(1, round(duration))}
+        if timestamps
+        else {
+            "type": "tokens",
+            "input_tokens": 50,
+            "output_tokens": len(text.split()),
+            "total_tokens": 50 + len(text.split()),
+            "input_token_details": {"text_tokens": 0, "audio_tokens": 50},
+        }
+    )
+    if response_format == "json":
+        handler._send_json(200, {"text": text, "usage": usage})
+        return
+    if response_format == "verbose_json":
+        payload: dict[str, object] = {
+            "task": "transcribe",
+            "language": _LANGUAGE_NAMES.get(language or "en", language),
+            "duration": duration,
+            "text": text,
+            "segments": segments,
+            "usage": usage,
+        }
+        if "word" in granularities:
+            payload["words"] = words
+        if granularities == ["word"]:
+            del payload["segments"]
+        handler._send_json(200, payload)
+        return
+    if response_format == "text":
+        body = text + "\n"
+    else:
+        separator = "," if response_format == "srt" else "."
+        cues = [
+            f"{segment['id'] + 1}\n{_subtitle_time(segment['start'], separator)} --> "
+            f"{_subtitle_time(segment['end'], separator)}\n{segment['text'].strip()}\n"
+            for segment in segments
+        ]
+        body = ("WEBVTT\n\n" if response_format == "vtt" else "") + "\n".join(cues) + "\n"
+    encoded = body.encode("utf-8")
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/plain; charset=utf-8")
+    handler.send_header("Content-Length", str(len(encoded)))
+    handler.send_header("x-request-id", f"req_{secrets.token_hex(16)}")
+    handler.end_headers()
+    handler.wfile.write(encoded)
+
+
+# --------------------------------------------------------------------------------------------
 # Fault injection
 # --------------------------------------------------------------------------------------------
 
@@ -572,6 +884,8 @@ class _StubHandler(BaseHTTPRequestHandler):
                 body = json.loads(raw_body)
             except ValueError:
                 body = None
+        if body is None and self.path.split("?", 1)[0] == TRANSCRIPTIONS_PATH:
+            body = _transcription_record(self.headers.get("Content-Type", ""), raw_body)
         headers = {key.lower(): value for key, value in self.headers.items()}
         stub._record(RecordedRequest(self.path, body, headers))
 
@@ -584,6 +898,9 @@ class _StubHandler(BaseHTTPRequestHandler):
 
         try:
             self._check_auth(headers.get("authorization"))
+            if self.command == "POST" and self.path.split("?", 1)[0] == TRANSCRIPTIONS_PATH:
+                _serve_transcriptions(self, raw_body)
+                return
             if self.command == "POST" and self.path.split("?", 1)[0] == "/v1/chat/completions":
                 _serve_chat_completions(self, body)
                 return
