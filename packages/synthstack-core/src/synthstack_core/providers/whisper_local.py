@@ -37,7 +37,8 @@ __all__ = ["WHISPER_TINY_EN", "LocalWhisperProvider"]
 
 logger = logging.getLogger(__name__)
 
-#: tiny.en int8 on 2 shared cores, beam 1, measured by ``bench/transcription.py``.
+#: tiny.en int8, beam 5, long-form audio on 2 shared cores (0.044-0.055 measured with another
+#: 1.2-1.3 cores busy elsewhere), by ``bench/transcription.py``.
 BENCHMARK_RTF = 0.05
 
 WHISPER_TINY_EN = TranscriptionModelSpec(
