@@ -224,14 +224,17 @@ async def test_bad_documents_are_rejected(stack: SynthStack) -> None:
 
 
 async def test_extractive_answers_quote_and_cite_their_sources(stack: SynthStack) -> None:
-    from synthstack_core.schemas.rag import QueryRequest
+    from synthstack_core.schemas.rag import QueryRequest, QueryResponse
 
     rag = stack.rag
     for name, content in {"cats": CATS, "markets": MARKETS, "dogs": DOGS}.items():
         await rag.index("alpha", _index(content, "answers", name))
+    # A remote provider (the OpenAI stub) is configured here: extractive is asked for.
     answer = await rag.query(
-        "alpha", QueryRequest(query="Why does a cat purr?", collection="answers")
+        "alpha",
+        QueryRequest(query="Why does a cat purr?", collection="answers", answer_mode="extractive"),
     )
+    assert isinstance(answer, QueryResponse)
     assert answer.answer_mode == "extractive" and answer.model == "all-MiniLM-L6-v2"
     assert answer.citations, answer
     assert answer.citations[0].document_id == "cats"

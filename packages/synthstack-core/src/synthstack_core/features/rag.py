@@ -487,8 +487,14 @@ class RagService:
             for index, chunk in enumerate(found, start=1)
         ]
         generation = self._generation
-        if generation is None or (
-            request.model is None and not generation.registry.remote_configured
+        if (
+            generation is None
+            or request.answer_mode == "extractive"
+            or (
+                request.answer_mode == "auto"
+                and request.model is None
+                and not generation.registry.remote_configured
+            )
         ):
             answer = await self._extractive(request.query, spec, found, embedded)
             answer = answer.model_copy(update={"sources": sources})

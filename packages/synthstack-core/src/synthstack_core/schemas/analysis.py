@@ -154,7 +154,9 @@ class ClassifyRequest(RequestModel):
 
     text: Text
     categories: Annotated[
-        list[Category], Field(min_length=1, max_length=50), AfterValidator(_unique_categories)
+        list[Category],
+        Field(min_length=1, max_length=50, json_schema_extra={"uniqueItems": True}),
+        AfterValidator(_unique_categories),
     ]
     multi_label: bool = Field(
         False,
@@ -181,7 +183,9 @@ class TextAnalysisRequest(RequestModel):
 
     text: Text
     analyses: Annotated[
-        list[AnalysisName], Field(max_length=len(ALL_ANALYSES)), AfterValidator(_unique_analyses)
+        list[AnalysisName],
+        Field(max_length=len(ALL_ANALYSES), json_schema_extra={"uniqueItems": True}),
+        AfterValidator(_unique_analyses),
     ] = Field(
         default_factory=lambda: list(ALL_ANALYSES),
         description="The analyses to run (default: all); an empty list returns the counts only.",

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import Field, field_validator
 
 from synthstack_core.schemas.common import AS_INTEGER, RequestModel, ResponseModel, Text
 
@@ -26,12 +25,6 @@ __all__ = [
 ]
 
 
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise PydanticCustomError("string_nul", "String must not contain NUL characters")
-    return value
-
-
 def _blank_is_none(value: Any) -> Any:
     # The gateway sends "" for a field left empty in its form: that is no value, not an error.
     if isinstance(value, str) and not value.strip():
@@ -44,7 +37,7 @@ Blank = Literal[""]
 
 #: A level of the scale: 1 (Trivial) to 5 (Epic).
 ComplexityLevel = Annotated[int, Field(ge=1, le=5), AS_INTEGER]
-ShortText = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_no_nul)]
+ShortText = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00]*$")]
 Count = Annotated[int, Field(ge=0, le=1_000_000_000), AS_INTEGER]
 Hours = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
 Probability = Annotated[float, Field(ge=0, le=1)]
@@ -55,7 +48,7 @@ class ComplexityEstimateRequest(RequestModel):
 
     title: ShortText
     description: Text | Blank | None = None
-    issue_type: Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_no_nul)] = "task"
+    issue_type: Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[^\x00]*$")] = "task"
     labels: Annotated[list[ShortText], Field(max_length=50)] | None = None
     milestone: ShortText | Blank | None = None
     project_context: Text | Blank | None = None

@@ -324,6 +324,12 @@ class QueryRequest(RequestModel):
     stream: bool = Field(
         False, description="Answer as server-sent events: `sources`, `delta`..., `done`."
     )
+    answer_mode: Literal["auto", "extractive", "generative"] = Field(
+        "auto",
+        description="`auto`: generative when `model` is given or a remote provider is "
+        "configured, else extractive; `extractive`: always quote (no chat model is called); "
+        "`generative`: always a chat model (the local one offline).",
+    )
 
 
 class Citation(ResponseModel):
