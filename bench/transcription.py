@@ -48,7 +48,7 @@ from _servers import ROOT, ForeignLoad, machine, progress
 
 from synthstack_core.features.audio import SAMPLE_RATE, AudioUpload, load_audio
 from synthstack_core.features.transcription import TranscriptionService
-from synthstack_core.schemas.transcription import TranscriptionForm
+from synthstack_core.schemas.transcription import TranscriptionParameters
 from synthstack_core.settings import Settings
 
 FIXTURES = ROOT / "packages" / "synthstack-core" / "tests" / "fixtures" / "audio"
@@ -120,7 +120,7 @@ async def bench_core(settings: Settings, repeat: int) -> dict[str, Any]:
     """WER, RTF and memory of the core, in this process."""
     manifest = json.loads((FIXTURES / "manifest.json").read_text())
     service = TranscriptionService.from_settings(settings)
-    form = TranscriptionForm()
+    form = TranscriptionParameters()
     started = time.perf_counter()
     await service.check()  # loads the model
     load_seconds = time.perf_counter() - started

@@ -47,7 +47,7 @@ from synthstack_core.features.subtitles import (
     subtitle_cues,
 )
 from synthstack_core.features.transcription import TranscriptionResult, TranscriptionService
-from synthstack_core.multipart import FormData, parse_form
+from synthstack_core.multipart import FormData, UploadedFile, parse_form
 from synthstack_core.providers.transcription import (
     Transcript,
     TranscriptSegment,
@@ -57,6 +57,7 @@ from synthstack_core.schemas.common import Limits
 from synthstack_core.schemas.transcription import (
     CostEstimateRequest,
     TranscriptionForm,
+    TranscriptionParameters,
     TranscriptionResponse,
     VerboseTranscriptionResponse,
 )
@@ -79,8 +80,8 @@ def _upload(name: str) -> AudioUpload:
     return AudioUpload(path, filename=name, content_type="audio/whatever", size=path.stat().st_size)
 
 
-def _form(**fields: Any) -> TranscriptionForm:
-    return TranscriptionForm.model_validate(fields)
+def _form(**fields: Any) -> TranscriptionParameters:
+    return TranscriptionParameters.model_validate(fields)
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -211,7 +212,8 @@ async def test_silence_and_noise_give_an_empty_transcript(local: TranscriptionSe
 
 
 async def test_prompt_and_temperature_are_accepted(local: TranscriptionService) -> None:
-    form = _form(prompt="A pangram about a fox.", temperature="0.2")
+    # Any temperature above 0 samples (a random transcript): 0 keeps the test deterministic.
+    form = _form(prompt="A pangram about a fox.", temperature="0")
     result = await local.transcribe(_upload("speech.ogg"), form)
     assert "fox" in result.transcript.text.lower()
 
@@ -294,21 +296,47 @@ def test_decoded_audio_is_16_khz_mono_float32() -> None:
 # -- request validation --------------------------------------------------------------------------
 
 
-def test_form_fields_arrive_as_strings_through_the_multipart_parser() -> None:
+async def test_a_parsed_upload_form_is_transcribed(local: TranscriptionService) -> None:
+    path = FIXTURES / "speech.flac"
+    upload = UploadedFile("file", "speech.flac", "audio/flac", path, path.stat().st_size)
     form = FormData(
         fields={
             "language": ["EN"],
-            "temperature": ["0.5"],
+            "temperature": ["0.0"],
             "response_format": ["verbose_json"],
             "timestamp_granularities[]": ["segment", "word"],
             "prompt": [""],
             "model": ["whisper-tiny.en"],
-        }
+        },
+        files={"file": [upload]},
     )
     parsed = parse_form(TranscriptionForm, form, Limits())
-    assert parsed.language == "en" and parsed.temperature == 0.5
+    assert parsed.language == "en" and parsed.temperature == 0.0
     assert parsed.timestamp_granularities == ["segment", "word"] and parsed.word_timestamps
     assert parsed.prompt is None and parsed.model == "whisper-tiny.en"
+    result = await local.transcribe_form(parsed)
+    response = result.render()
+    assert isinstance(response, VerboseTranscriptionResponse) and response.words
+    assert _words(response.text) >= FOX
+
+
+def test_strings_become_numbers_and_blanks_become_unset() -> None:
+    parsed = _form(temperature=" 0.5 ", language="", model="", response_format="")
+    assert parsed.temperature == 0.5 and parsed.language is None and parsed.model is None
+    assert parsed.response_format == "json" and parsed.timestamp_granularities == []
+    strict = TranscriptionParameters.model_validate(
+        {"temperature": 1, "timestamp_granularities": "word", "response_format": "verbose_json"},
+        strict=True,
+    )
+    assert strict.temperature == 1.0 and strict.timestamp_granularities == ["word"]
+
+
+def test_the_file_is_required_and_the_schema_has_no_null() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_form(TranscriptionForm, FormData(fields={"model": ["whisper-1"]}), Limits())
+    assert [e.loc for e in caught.value.errors] == [("file",)]
+    schema = json.dumps(TranscriptionForm.model_json_schema())
+    assert '"type": "null"' not in schema and '"format": "binary"' in schema
 
 
 @pytest.mark.parametrize(

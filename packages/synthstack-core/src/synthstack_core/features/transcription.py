@@ -1,7 +1,9 @@
 """Transcription: speech to text, as JSON, plain text or subtitles; formats, languages, cost.
 
-:meth:`TranscriptionService.transcribe` takes an upload already on disk (the HTTP layer spooled
-and size-limited it) and the validated :class:`TranscriptionForm`, checks the request against the
+:meth:`TranscriptionService.transcribe_form` takes the validated :class:`TranscriptionForm` (its
+file already on disk, spooled and size-limited by the upload pipeline);
+:meth:`TranscriptionService.transcribe` takes any file on disk and
+:class:`TranscriptionParameters`. Either checks the request against the
 chosen model *before* touching the audio (unknown model, a language it does not know, a format
 that needs timestamps it cannot give), then reads the audio by its content
 (:mod:`synthstack_core.features.audio`, in a worker thread) and hands it to the provider. The
@@ -55,6 +57,7 @@ from synthstack_core.schemas.transcription import (
     TranscriptionForm,
     TranscriptionLanguageList,
     TranscriptionModelLanguages,
+    TranscriptionParameters,
     TranscriptionResponse,
     TranscriptionSegment,
     TranscriptionWord,
@@ -284,7 +287,9 @@ class TranscriptionService:
 
     # -- transcribe ------------------------------------------------------------------------------
 
-    def _check_capabilities(self, spec: TranscriptionModelSpec, form: TranscriptionForm) -> None:
+    def _check_capabilities(
+        self, spec: TranscriptionModelSpec, form: TranscriptionParameters
+    ) -> None:
         if form.language is not None and form.language not in spec.languages:
             able = [s.id for s in self.registry.specs() if form.language in s.languages]
             name = language_name(form.language)
@@ -328,11 +333,21 @@ class TranscriptionService:
             )
         )
 
+    async def transcribe_form(self, form: TranscriptionForm) -> TranscriptionResult:
+        """``POST /transcribe``: the uploaded file, transcribed as the form asks."""
+        upload = AudioUpload(
+            form.file.path,
+            filename=form.file.filename,
+            content_type=form.file.content_type,
+            size=form.file.size,
+        )
+        return await self.transcribe(upload, form)
+
     async def transcribe(
-        self, upload: AudioUpload, form: TranscriptionForm | None = None
+        self, upload: AudioUpload, form: TranscriptionParameters | None = None
     ) -> TranscriptionResult:
-        """Transcribe an uploaded file as ``form`` asks (defaults: the default model, json)."""
-        form = form or TranscriptionForm()
+        """Transcribe a file on disk as ``form`` asks (defaults: the default model, json)."""
+        form = form or TranscriptionParameters()
         spec, provider = self.registry.resolve(form.model)
         self._check_capabilities(spec, form)
         audio = await self.read_audio(upload, keep_samples=provider.needs_samples)

@@ -1,9 +1,10 @@
 """Models of ``/api/v1/transcription/*``.
 
-``POST /transcribe`` is a ``multipart/form-data`` upload: its text fields arrive as strings, so
-:class:`TranscriptionForm` converts them itself (``"0.5"`` is a temperature, ``""`` is an unset
-optional field) and validates the same whether it is run strictly (the library API) or not (a
-form). The ``file`` part is not in this model: the upload pipeline hands it over separately.
+``POST /transcribe`` is a ``multipart/form-data`` upload (:class:`TranscriptionForm`): its text
+fields arrive as strings, so :class:`TranscriptionParameters` converts them itself (``"0.5"`` is a
+temperature, ``""`` is an unset optional field) and validates the same whether it is run strictly
+(the library API) or not (a form). A form has no null: an optional field is left out
+(``SkipJsonSchema`` keeps ``null`` out of the schema).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from synthstack_core.languages import ISO_639_1
-from synthstack_core.schemas.common import ModelName, RequestModel, ResponseModel
+from synthstack_core.multipart import UploadedFile
+from synthstack_core.schemas.common import FormModel, ModelName, RequestModel, ResponseModel
 
 __all__ = [
     "RESPONSE_FORMATS",
@@ -32,6 +35,7 @@ __all__ = [
     "TranscriptionForm",
     "TranscriptionLanguageList",
     "TranscriptionModelLanguages",
+    "TranscriptionParameters",
     "TranscriptionResponse",
     "TranscriptionSegment",
     "TranscriptionWord",
@@ -112,22 +116,25 @@ Prompt = Annotated[
 ]
 
 
-class TranscriptionForm(RequestModel):
-    """The text fields of ``POST /api/v1/transcription/transcribe`` (the ``file`` comes apart).
+class TranscriptionParameters(FormModel):
+    """How to transcribe: the text fields of ``POST /api/v1/transcription/transcribe``.
 
     ``timestamp_granularities`` (sent as ``timestamp_granularities[]``, repeatable) needs
     ``response_format=verbose_json``, as with OpenAI; segments are always in ``verbose_json``,
     words only when ``word`` is asked for.
     """
 
-    language: Annotated[LanguageCode | None, BeforeValidator(_blank_is_unset)] = Field(
-        None, description="The spoken language (ISO 639-1); unset = the model's own detection."
+    language: Annotated[LanguageCode | SkipJsonSchema[None], BeforeValidator(_blank_is_unset)] = (
+        Field(
+            None,
+            description="The spoken language (ISO 639-1); unset = the model's own detection.",
+        )
     )
-    model: Annotated[ModelName | None, BeforeValidator(_blank_is_unset)] = Field(
+    model: Annotated[ModelName | SkipJsonSchema[None], BeforeValidator(_blank_is_unset)] = Field(
         None, description="A model from GET /api/v1/transcription/languages; unset = the default."
     )
-    prompt: Annotated[Prompt | None, BeforeValidator(_blank_is_unset)] = None
-    temperature: Annotated[Temperature | None, BeforeValidator(_form_number)] = None
+    prompt: Annotated[Prompt | SkipJsonSchema[None], BeforeValidator(_blank_is_unset)] = None
+    temperature: Annotated[Temperature | SkipJsonSchema[None], BeforeValidator(_form_number)] = None
     response_format: Annotated[ResponseFormat, BeforeValidator(_format_or_default)] = "json"
     timestamp_granularities: Annotated[
         list[TimestampGranularity], BeforeValidator(_one_or_many)
@@ -151,6 +158,16 @@ class TranscriptionForm(RequestModel):
     def word_timestamps(self) -> bool:
         """Whether word timestamps were asked for."""
         return "word" in self.timestamp_granularities
+
+
+class TranscriptionForm(TranscriptionParameters):
+    """``POST /api/v1/transcription/transcribe`` (``multipart/form-data``): the audio and how to
+    transcribe it."""
+
+    file: UploadedFile = Field(
+        description="The audio (WAV, FLAC, MP3, Ogg, M4A, WebM, ...: see GET /formats); its "
+        "format is read from its content, never from its name or declared type."
+    )
 
 
 # -- transcripts ---------------------------------------------------------------------------------
