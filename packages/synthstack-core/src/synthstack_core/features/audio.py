@@ -231,22 +231,31 @@ def decode_audio(
     """
     limit = int(max_seconds * SAMPLE_RATE) + SAMPLE_RATE  # one second of resampler slack
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-    chunks: list[npt.NDArray[np.float32]] = []
+    # One buffer, sized from the declared duration and grown if needed: an hour of audio is
+    # 230 MB of float32, so collecting chunks and concatenating them would need twice that.
+    expected = int((info.declared_duration or 30.0) * SAMPLE_RATE) + SAMPLE_RATE
+    buffer = np.empty(min(expected, limit) if keep_samples else 0, dtype=np.float32)
     count = 0
     peak = 0.0
 
     def take(frames: list[av.AudioFrame]) -> None:
-        nonlocal count, peak
+        nonlocal buffer, count, peak
         for frame in frames:
-            data = frame.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+            data = frame.to_ndarray().reshape(-1)
             if data.size == 0:
                 continue
-            count += data.size
-            if count > limit:
-                raise _too_long(count / SAMPLE_RATE, max_seconds)
+            if count + data.size > limit:
+                raise _too_long((count + data.size) / SAMPLE_RATE, max_seconds)
             peak = max(peak, float(np.max(np.abs(data))))
             if keep_samples:
-                chunks.append(data)
+                if count + data.size > buffer.size:
+                    grown = np.empty(
+                        min(max(2 * buffer.size, count + data.size), limit), np.float32
+                    )
+                    grown[:count] = buffer[:count]
+                    buffer = grown
+                buffer[count : count + data.size] = data
+            count += data.size
 
     with _open(path) as container:
         stream = container.streams.audio[0]
@@ -269,7 +278,7 @@ def decode_audio(
         raise InvalidRequest("The file holds no audio samples.", code="empty_audio")
     samples = None
     if keep_samples:
-        samples = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+        samples = buffer[:count]
         np.clip(samples, -1.0, 1.0, out=samples)
     return DecodedAudio(path=path, info=info, duration=duration, peak=peak, samples=samples)
 
