@@ -460,7 +460,7 @@ def test_settings_validate_chat_fields() -> None:
 
 @pytest.fixture(scope="module")
 async def local() -> AsyncIterator[LocalLLMProvider]:
-    provider = LocalLLMProvider(threads=2, context_tokens=1024)
+    provider = LocalLLMProvider(threads=1, context_tokens=1024)
     await provider.check()
     yield provider
     await provider.aclose()

