@@ -75,6 +75,14 @@ from synthstack_core.schemas.rag import (
     SearchRequest,
     SearchResponse,
 )
+from synthstack_core.schemas.transcription import (
+    AudioFormatList,
+    CostEstimateRequest,
+    CostEstimateResponse,
+    TranscriptionForm,
+    TranscriptionLanguageList,
+    TranscriptionOutput,
+)
 
 if TYPE_CHECKING:
     from synthstack_core.security import Principal
@@ -305,6 +313,32 @@ async def _adjustment(
     return await service.complexity.adjustment(body)
 
 
+async def _transcribe(
+    service: SynthStack, _: Principal, form: TranscriptionForm, __: None
+) -> BaseModel | RawReply:
+    result = await service.transcription.transcribe_form(form)
+    rendered = result.render()
+    if isinstance(rendered, BaseModel):
+        return rendered
+    return RawReply(result.body(), result.media_type)
+
+
+async def _audio_formats(service: SynthStack, _: Principal, __: None, ___: None) -> BaseModel:
+    return service.transcription.formats()
+
+
+async def _transcription_languages(
+    service: SynthStack, _: Principal, __: None, ___: None
+) -> BaseModel:
+    return service.transcription.languages()
+
+
+async def _estimate_cost(
+    service: SynthStack, _: Principal, body: CostEstimateRequest, __: None
+) -> BaseModel:
+    return service.transcription.estimate_cost(body)
+
+
 async def _query(
     service: SynthStack, caller: Principal, body: QueryRequest, _: None
 ) -> BaseModel | EventStream:
@@ -458,6 +492,26 @@ OPERATIONS: tuple[Operation, ...] = (
         "complexity-adjustment", "POST", "/api/v1/complexity/adjustment",
         ComplexityAdjustmentResponse, _adjustment, request_model=ComplexityAdjustmentRequest,
         tags=("complexity",), summary="Point adjustment between an estimate and the actual level",
+    ),
+    Operation(
+        "transcription-transcribe", "POST", "/api/v1/transcription/transcribe",
+        TranscriptionOutput, _transcribe, request_model=TranscriptionForm, form=True,
+        body_limit="max_audio_bytes", tags=("transcription",),
+        summary="Transcribe an uploaded audio file (json, verbose_json, text, srt, vtt)",
+    ),
+    Operation(
+        "transcription-formats", "GET", "/api/v1/transcription/formats", AudioFormatList,
+        _audio_formats, tags=("transcription",), summary="The audio this deployment decodes",
+    ),
+    Operation(
+        "transcription-languages", "GET", "/api/v1/transcription/languages",
+        TranscriptionLanguageList, _transcription_languages, tags=("transcription",),
+        summary="The transcription models and their languages",
+    ),
+    Operation(
+        "transcription-estimate-cost", "POST", "/api/v1/transcription/estimate-cost",
+        CostEstimateResponse, _estimate_cost, request_model=CostEstimateRequest,
+        tags=("transcription",), summary="Processing time and price of transcribing audio",
     ),
 )  # fmt: skip
 

@@ -32,6 +32,7 @@ from synthstack_core.features.generation import GenerationService
 from synthstack_core.features.health import liveness, readiness
 from synthstack_core.features.language import LanguageService
 from synthstack_core.features.rag import RagService
+from synthstack_core.features.transcription import TranscriptionService
 from synthstack_core.http import (
     HttpRequest,
     HttpResponse,
@@ -88,6 +89,7 @@ class SynthStack:
         self._llm: LLMRegistry | None = None
         self._generation: GenerationService | None = None
         self._complexity: ComplexityService | None = None
+        self._transcription: TranscriptionService | None = None
         self._language: LanguageService | None = None
         self._vector_stores: list[VectorStore] = []
 
@@ -150,6 +152,7 @@ class SynthStack:
             DEFAULT_SCALE,
             use_llm=settings.analysis_llm == "auto",
         )
+        self._transcription = TranscriptionService.from_settings(settings)
         self._auth = ApiKeyAuthenticator(settings, self._api_keys)
         try:
             for tenant in sorted(self._auth.settings_tenants):
@@ -166,6 +169,8 @@ class SynthStack:
                 await provider.aclose()
         if self._llm is not None:
             await self._llm.aclose()
+        if self._transcription is not None:
+            await self._transcription.aclose()
         if self._cache is not None:
             await self._cache.aclose()
         for store in self._vector_stores:
@@ -181,6 +186,7 @@ class SynthStack:
         self._llm = self._generation = None
         self._complexity = None
         self._language = None
+        self._transcription = None
         self._embedded = None
 
     async def __aenter__(self) -> SynthStack:
@@ -236,6 +242,11 @@ class SynthStack:
     def complexity(self) -> ComplexityService:
         """Task-complexity estimates, change analysis and the scale."""
         return self._require(self._complexity)
+
+    @property
+    def transcription(self) -> TranscriptionService:
+        """Speech to text: local Whisper, or OpenAI's models when a key is set."""
+        return self._require(self._transcription)
 
     @property
     def api_keys(self) -> ApiKeyRepository:

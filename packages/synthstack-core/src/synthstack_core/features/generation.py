@@ -81,6 +81,10 @@ class GenerationService:
             default=default,
         )
 
+    def output_limit(self, spec: LLMModelSpec) -> int:
+        """The largest ``max_tokens`` for ``spec`` here: its own limit and the deployment's."""
+        return min(spec.max_output_tokens, self._max_output_tokens)
+
     def prepare(
         self,
         messages: Sequence[ChatMessage],
@@ -93,7 +97,7 @@ class GenerationService:
         """The provider, model and request for a generation; 422 for an unknown model or a
         ``max_tokens`` over the model's or the deployment's limit."""
         provider, spec = self.registry.resolve(model)
-        limit = min(spec.max_output_tokens, self._max_output_tokens)
+        limit = self.output_limit(spec)
         if max_tokens > limit:
             message = f"max_tokens is at most {limit} for {spec.id} in this deployment."
             raise InvalidRequest(

@@ -113,7 +113,7 @@ class LanguageService:
         _, spec = self.generation.registry.resolve(None)
         return await self.generation.complete(
             [ChatMessage(role, content) for role, content in prompt],
-            max_tokens=min(ANALYSIS_MAX_TOKENS, spec.max_output_tokens),
+            max_tokens=min(ANALYSIS_MAX_TOKENS, self.generation.output_limit(spec)),
             temperature=0.0,
             json_output=True,
         )

@@ -502,7 +502,7 @@ class RagService:
                 return EventStream(_replayed(answer))
             return answer
         _, llm = generation.registry.resolve(request.model)
-        max_tokens = min(ANSWER_MAX_TOKENS, llm.max_output_tokens)
+        max_tokens = min(ANSWER_MAX_TOKENS, generation.output_limit(llm))
         texts = [SourceText(s.index, s.source, s.content) for s in sources]
         provider, _, chat = generation.prepare(
             grounded_messages(

@@ -12,7 +12,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    RootModel,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
@@ -35,6 +42,7 @@ __all__ = [
     "TranscriptionForm",
     "TranscriptionLanguageList",
     "TranscriptionModelLanguages",
+    "TranscriptionOutput",
     "TranscriptionParameters",
     "TranscriptionResponse",
     "TranscriptionSegment",
@@ -248,6 +256,11 @@ class AudioLimits(ResponseModel):
     max_audio_bytes: int = Field(ge=1)
     max_audio_seconds: float = Field(gt=0)
     sample_rate: int = Field(ge=1, description="Audio is resampled to this rate (mono).")
+
+
+class TranscriptionOutput(RootModel[VerboseTranscriptionResponse | TranscriptionResponse]):
+    """The JSON answer of ``POST /transcribe``: ``json`` or ``verbose_json`` (the other formats
+    are plain text, SubRip or WebVTT)."""
 
 
 class AudioFormatList(ResponseModel):
