@@ -49,8 +49,10 @@ How it works
    Its end is the *strongest* break point that keeps the chunk within ``chunk_size``, the latest
    one among equally strong ones: sections are kept whole when they fit, else split at paragraphs,
    else at lines, sentences, words, and characters as the last resort — the recursive splitter's
-   order, found with one binary search per strength level. If even the first new unit does not
-   fit behind the overlap, the overlap shrinks.
+   order, found with one binary search per strength level. Below a section, a break is taken only
+   once the chunk is at least half full (:data:`MIN_FILL`), so a short paragraph — a title above
+   its abstract — is packed with the sentences after it rather than left as a chunk of its own. If
+   even the first new unit does not fit behind the overlap, the overlap shrinks.
 
 4. **Verification.** BPE counts are only approximately additive, so every chunk is counted again
    for real (after stripping its surrounding whitespace). If it overshoots, the chunk is planned
@@ -293,6 +295,10 @@ _LINE: Final = 5
 _PARAGRAPH: Final = 6
 _SECTION: Final = 7
 _END: Final = 13
+
+#: A chunk ends at a paragraph, line, sentence or word break only once it holds at least this share
+#: of ``chunk_size`` (sections and the end of the text excepted): no tiny chunk of a title alone.
+MIN_FILL: Final = 0.5
 
 #: Runs of non-space characters longer than this are cut into units (punctuation, then hard cuts).
 _MAX_UNIT: Final = 32
@@ -676,11 +682,22 @@ class _Splitter:
             k = bisect.bisect_left(prefix, prefix[covered + 1] - budget, s, covered)
             s = self._align(k, covered, prev_start)
         last = bisect.bisect_right(prefix, prefix[s] + budget, covered + 1) - 1
+        # Below a section, a break is taken only if the chunk is at least MIN_FILL full: a short
+        # paragraph (a title above its abstract) is packed with what follows instead of
+        # becoming a chunk of its own.
+        filled = prefix[s] + int(budget * MIN_FILL)
+        strongest: int | None = None
         for level in self.levels:
             i = bisect.bisect_right(level, last) - 1
             if i >= 0 and level[i] > covered:
-                return s, level[i]
-        raise AssertionError("unreachable: every boundary has a strength")  # pragma: no cover
+                e = level[i]
+                if self.strengths[e] >= _SECTION or prefix[e] >= filled:
+                    return s, e
+                strongest = e if strongest is None else strongest
+        # Nothing both fits and fills (large units around a small budget): the strongest break.
+        if strongest is None:  # pragma: no cover - `last` itself is a boundary after `covered`
+            raise AssertionError("unreachable: every boundary has a strength")
+        return s, strongest
 
     def run(self) -> list[tuple[int, int, int]]:
         """The chunks as ``(start, end, token_count)``, verified with real counts."""
