@@ -40,6 +40,9 @@ def service_env(
         # Uploads spool here (tests check it is empty after each request) up to 1 MiB.
         "SYNTHSTACK_UPLOAD_DIR": str(tmp_path_factory.mktemp("uploads")),
         "SYNTHSTACK_MAX_UPLOAD_BYTES": str(1024 * 1024),
+        # Audio: 512 KiB and 30 s, so that the limits are reached with small fixtures.
+        "SYNTHSTACK_MAX_AUDIO_BYTES": str(512 * 1024),
+        "SYNTHSTACK_MAX_AUDIO_SECONDS": "30",
         # Analyses from the offline analysers (the stub's JSON is no analysis); the chat-model
         # path is tested with apps of its own (tests/parity/test_language_llm.py).
         "SYNTHSTACK_ANALYSIS_LLM": "off",

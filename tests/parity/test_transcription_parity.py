@@ -166,6 +166,8 @@ REFUSALS: list[tuple[str, dict[str, Any], int, str]] = [
     ("an unknown format", {"response_format": "docx"}, 422, "invalid_request"),
     ("temperature out of range", {"temperature": "1.5"}, 422, "invalid_request"),
     ("an unknown model", {"model": "whisper-huge"}, 422, "model_not_available"),
+    ("over the duration limit", {"content": (FIXTURES / "long.ogg").read_bytes()}, 413, "audio_too_long"),
+    ("over the size limit", {"content": SPEECH * 60}, 413, "payload_too_large"),
 ]  # fmt: skip
 
 
@@ -185,6 +187,14 @@ def test_bad_uploads_are_refused_alike(
     problems = [_mask(answer.json()) for answer in answers]
     assert problems[0] == problems[1]
     assert problems[0]["code"] == code, problems[0]
+
+
+def test_silence_is_an_empty_transcript(clients: dict[str, httpx.Client], upload_dir: Path) -> None:
+    silence = (FIXTURES / "silence.flac").read_bytes()
+    answers = _both(content=silence, name="silence.flac", content_type="audio/flac")(clients)
+    assert [a.status_code for a in answers] == [200, 200], answers[0].text
+    assert answers[0].json() == answers[1].json()
+    assert answers[0].json()["text"] == "" and answers[0].json()["duration"] > 2.5
 
 
 def test_a_missing_file_part_and_a_wrong_content_type(
