@@ -122,12 +122,13 @@ def test_streamed_chat(clients: dict[str, httpx.Client]) -> None:
     assert streams[0][-1][0] == "done"
 
 
+@pytest.mark.parametrize("garbage", [False, True], ids=["connection cut", "garbage event"])
 def test_a_stream_broken_midway_ends_with_an_error_event(
-    clients: dict[str, httpx.Client], openai_stub: OpenAIStub
+    clients: dict[str, httpx.Client], openai_stub: OpenAIStub, garbage: bool
 ) -> None:
     streams = []
     for backend in BACKENDS:
-        openai_stub.break_stream_next(after_chunks=2)
+        openai_stub.break_stream_next(after_chunks=2, garbage=garbage)
         response = clients[backend].post(
             "/api/v1/generation/text",
             headers=AUTH,
