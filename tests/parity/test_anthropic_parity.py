@@ -122,3 +122,15 @@ def test_anthropic_rate_limit_is_a_429(
         assert response.headers["retry-after"] == "3"
         problems.append(_mask(response.json()))
     assert problems[0] == problems[1]
+
+
+def test_a_conversation_must_start_with_the_user_for_anthropic(
+    anthropic_clients: dict[str, httpx.Client], clients: dict[str, httpx.Client]
+) -> None:
+    body = {"messages": [{"role": "assistant", "content": "Hello!"}], "model": MODEL}
+    answers = _both(anthropic_clients, "/api/v1/generation/chat", body)
+    assert [a.status_code for a in answers] == [422, 422]
+    assert _mask(answers[0].json()) == _mask(answers[1].json())
+    only_system = {"messages": [{"role": "system", "content": "Be brief."}]}
+    answers = _both(anthropic_clients, "/api/v1/generation/chat", only_system)
+    assert [a.status_code for a in answers] == [422, 422]

@@ -103,6 +103,16 @@ class GenerationService:
             raise InvalidRequest(
                 message, errors=[FieldError(("max_tokens",), message, "less_than_equal")]
             )
+        turns = [message for message in messages if message.role != "system"]
+        if not turns:
+            message = "The conversation needs at least one user or assistant message."
+            raise InvalidRequest(message, errors=[FieldError(("messages",), message, "too_short")])
+        if provider.name == "anthropic" and turns[0].role != "user":
+            # Anthropic refuses a conversation that does not start with the user: say so here.
+            message = f"{spec.id} needs the conversation to start with a user message."
+            raise InvalidRequest(
+                message, errors=[FieldError(("messages",), message, "value_error")]
+            )
         request = ChatRequest(
             messages=tuple(messages),
             model=spec.id,
