@@ -8,7 +8,8 @@ whatever differs between their answers is a difference of the adapters.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -109,3 +110,40 @@ def django_client(django_app: Any) -> Iterator[httpx.Client]:
 def clients(fastapi_client: httpx.Client, django_client: httpx.Client) -> dict[str, httpx.Client]:
     """Both backends by name."""
     return {"fastapi": fastapi_client, "django": django_client}
+
+
+@contextmanager
+def rebuilt_clients(
+    django_app: Any, env: Mapping[str, str | None]
+) -> Iterator[dict[str, httpx.Client]]:
+    """Both backends built again with ``env`` changed (``None`` removes a variable): a FastAPI app
+    of its own, and the process's Django service restarted; afterwards the environment is restored
+    and the Django service restarted again."""
+    from fastapi.testclient import TestClient
+
+    from synthstack_core import Settings
+    from synthstack_django.service import reset_stack
+    from synthstack_fastapi import create_app
+
+    saved = {name: os.environ.get(name) for name in env}
+
+    def apply(values: Mapping[str, str | None]) -> None:
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    apply(env)
+    reset_stack()
+    try:
+        with (
+            TestClient(create_app(Settings()), raise_server_exceptions=False) as fastapi,
+            httpx.Client(
+                transport=httpx.WSGITransport(app=django_app), base_url="http://testserver"
+            ) as django,
+        ):
+            yield {"fastapi": fastapi, "django": django}
+    finally:
+        apply(saved)
+        reset_stack()

@@ -7,7 +7,6 @@ Django service restarted with them (and restarted again, without them, afterward
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,11 +15,10 @@ import pytest
 
 from synthstack_core.testing import AnthropicStub
 from synthstack_core.testing.chat_stub import expected_chat_reply
-from tests.parity.conftest import AUTH
+from tests.parity.conftest import AUTH, rebuilt_clients
 from tests.parity.test_generation import _mask, events_of
 
 MODEL = "claude-haiku-4-5"
-SETTINGS = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "SYNTHSTACK_LLM_MODEL")
 
 
 @pytest.fixture(scope="module")
@@ -33,36 +31,13 @@ def anthropic_stub() -> Iterator[AnthropicStub]:
 def anthropic_clients(
     anthropic_stub: AnthropicStub, django_app: Any, clients: dict[str, httpx.Client]
 ) -> Iterator[dict[str, httpx.Client]]:
-    from fastapi.testclient import TestClient
-
-    from synthstack_core import Settings
-    from synthstack_django.service import reset_stack
-    from synthstack_fastapi import create_app
-
-    saved = {name: os.environ.get(name) for name in SETTINGS}
-    os.environ.update(
-        {
-            "ANTHROPIC_API_KEY": anthropic_stub.api_key,
-            "ANTHROPIC_BASE_URL": anthropic_stub.base_url,
-            "SYNTHSTACK_LLM_MODEL": MODEL,
-        }
-    )
-    reset_stack()
-    try:
-        with (
-            TestClient(create_app(Settings()), raise_server_exceptions=False) as fastapi,
-            httpx.Client(
-                transport=httpx.WSGITransport(app=django_app), base_url="http://testserver"
-            ) as django,
-        ):
-            yield {"fastapi": fastapi, "django": django}
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        reset_stack()
+    env = {
+        "ANTHROPIC_API_KEY": anthropic_stub.api_key,
+        "ANTHROPIC_BASE_URL": anthropic_stub.base_url,
+        "SYNTHSTACK_LLM_MODEL": MODEL,
+    }
+    with rebuilt_clients(django_app, env) as rebuilt:
+        yield rebuilt
 
 
 def _both(clients: dict[str, httpx.Client], path: str, body: Any = None) -> list[httpx.Response]:

@@ -8,13 +8,13 @@ service restarted with it (and restarted again, without it, afterwards).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.parity.conftest import rebuilt_clients
 from tests.parity.test_language import REVIEW, _both, _mask
 
 
@@ -23,25 +23,8 @@ def llm_clients(
     service_env: dict[str, str], django_app: Any, clients: dict[str, httpx.Client]
 ) -> Iterator[dict[str, httpx.Client]]:
     """Both backends with analyses from the chat model."""
-    from fastapi.testclient import TestClient
-
-    from synthstack_core import Settings
-    from synthstack_django.service import reset_stack
-    from synthstack_fastapi import create_app
-
-    os.environ["SYNTHSTACK_ANALYSIS_LLM"] = "auto"
-    reset_stack()
-    try:
-        with (
-            TestClient(create_app(Settings()), raise_server_exceptions=False) as fastapi,
-            httpx.Client(
-                transport=httpx.WSGITransport(app=django_app), base_url="http://testserver"
-            ) as django,
-        ):
-            yield {"fastapi": fastapi, "django": django}
-    finally:
-        os.environ["SYNTHSTACK_ANALYSIS_LLM"] = service_env["SYNTHSTACK_ANALYSIS_LLM"]
-        reset_stack()
+    with rebuilt_clients(django_app, {"SYNTHSTACK_ANALYSIS_LLM": "auto"}) as rebuilt:
+        yield rebuilt
 
 
 @pytest.mark.parametrize(

@@ -40,10 +40,11 @@ from synthstack_core.schemas.generation import (
     TextGenerationResponse,
 )
 
-__all__ = ["GenerationService"]
+__all__ = ["GenerationService", "usage_of"]
 
 
-def _usage(completion: ChatCompletion) -> GenerationUsage:
+def usage_of(completion: ChatCompletion) -> GenerationUsage:
+    """A completion's usage as the API reports it."""
     usage = completion.usage
     return GenerationUsage(
         prompt_tokens=usage.prompt_tokens,
@@ -162,7 +163,7 @@ class GenerationService:
             id=_new_id(),
             content=completion.content,
             model=completion.model,
-            usage=_usage(completion),
+            usage=usage_of(completion),
             finish_reason=completion.finish_reason,
             processing_time_ms=_elapsed_ms(started),
         )
@@ -185,7 +186,7 @@ class GenerationService:
             id=_new_id(),
             message=ChatMessageOut(role="assistant", content=completion.content),
             model=completion.model,
-            usage=_usage(completion),
+            usage=usage_of(completion),
             finish_reason=completion.finish_reason,
             processing_time_ms=_elapsed_ms(started),
         )
@@ -208,7 +209,7 @@ class GenerationService:
                     GenerationDone(
                         id=identifier,
                         model=piece.model,
-                        usage=_usage(piece),
+                        usage=usage_of(piece),
                         finish_reason=piece.finish_reason,
                         processing_time_ms=_elapsed_ms(started),
                     ),

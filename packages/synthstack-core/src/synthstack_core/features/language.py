@@ -36,7 +36,7 @@ from synthstack_core.features.complexity import (
     parse_llm_estimate,
     prompt_for_estimate,
 )
-from synthstack_core.features.generation import GenerationService
+from synthstack_core.features.generation import GenerationService, usage_of
 from synthstack_core.features.llm_output import PromptMessage
 from synthstack_core.providers.llm import ChatCompletion, ChatMessage
 from synthstack_core.schemas.analysis import (
@@ -58,7 +58,6 @@ from synthstack_core.schemas.complexity import (
 from synthstack_core.schemas.generation import (
     AnalysisGenerateRequest,
     AnalysisGenerateResponse,
-    GenerationUsage,
 )
 
 __all__ = ["LanguageService"]
@@ -201,15 +200,10 @@ class LanguageService:
             max_tokens=request.max_tokens,
             temperature=request.temperature,
         )
-        usage = completion.usage
         return AnalysisGenerateResponse(
             content=completion.content,
             model=completion.model,
-            usage=GenerationUsage(
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                total_tokens=usage.total_tokens,
-            ),
+            usage=usage_of(completion),
             finish_reason=completion.finish_reason,
             word_count=len(words(completion.content)),
         )
