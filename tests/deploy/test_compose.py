@@ -289,11 +289,18 @@ def test_dockerfile(backend: str) -> None:
 
     assert len(args["FROM"]) >= 2, "multi-stage build"
     assert all(base.split()[0] == "python:3.11-slim" for base in args["FROM"])
-    assert any("pip wheel" in run and f"services/{backend}" in run for run in args["RUN"])
-    assert any("--no-index" in run and f"synthstack-{backend}" in run for run in args["RUN"])
+    # The build stage installs the core and the adapter into one environment, without the
+    # llama-cpp-python source build; the final stage copies that environment and nothing else.
+    assert any(
+        "uv pip install" in run and "--override" in run and f"services/{backend}" in run
+        for run in args["RUN"]
+    )
+    assert any("llama-cpp-python" in run for run in args["RUN"])
 
     final = steps[max(i for i, (k, _) in enumerate(steps) if k == "FROM") :]
     final_args = {k: [rest for kk, rest in final if kk == k] for k, _ in final}
+    assert final_args["COPY"] == ["--from=build /opt/synthstack /opt/synthstack"]
+    assert not any("pip install" in run for run in final_args.get("RUN", []))
     users = final_args.get("USER", [])
     assert users, "the final stage runs as a non-root user"
     assert users[-1].split(":")[0] not in {"root", "0"}
