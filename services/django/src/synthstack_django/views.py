@@ -93,16 +93,15 @@ def to_django_response(response: HttpResponse) -> HttpResponseBase:
         merged[key] = (name, f"{merged[key][1]}, {value}") if key in merged else (name, value)
     if "content-length" not in merged and response.stream is None:
         merged["content-length"] = ("Content-Length", str(len(response.body)))
+    headers = list(merged.values())
     if response.stream is not None:
         # Streamed: no length; each chunk comes from the core's loop as it is produced.
-        headers = list(merged.values())
         django_response: HttpResponseBase = StreamingHttpResponse(
             get_stack().iterate(response.stream),
             status=response.status,
             content_type=response.content_type or None,
         )
     else:
-        headers = list(merged.values())
         django_response = DjangoResponse(
             response.body, status=response.status, content_type=response.content_type or None
         )
