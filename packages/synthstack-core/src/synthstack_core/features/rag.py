@@ -438,16 +438,16 @@ class RagService:
             return lexical, None
         spec, _ = self._model_of(record)
         embedded = await self._embeddings.embed([query], model=spec.id)
-        pool = limit if mode == "dense" else max(limit, HYBRID_CANDIDATES)
-        found = await self._repository.search_dense(
-            record, embedded.vectors[0], limit=pool, filters=filters
-        )
-        if mode == "hybrid":
-            lexical = await self._repository.search_lexical(
-                record, query, limit=pool, filters=filters
+        if mode == "dense":
+            found = await self._repository.search_dense(
+                record, embedded.vectors[0], limit=limit, filters=filters
             )
-            found = reciprocal_rank_fusion([lexical, found])[:limit]
-        return found, embedded
+            return found, embedded
+        # Both sides from one snapshot: a re-index committing meanwhile is never half-seen.
+        lexical, dense = await self._repository.search_hybrid(
+            record, query, embedded.vectors[0], limit=max(limit, HYBRID_CANDIDATES), filters=filters
+        )
+        return reciprocal_rank_fusion([lexical, dense])[:limit], embedded
 
     async def search(self, tenant: str, request: SearchRequest) -> SearchResponse:
         """``POST /api/v1/rag/search``."""

@@ -18,11 +18,12 @@ a collection deletes its points after the rows.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -573,27 +574,30 @@ class RagRepository:
         return found
 
     async def _chunks_by_id(
-        self, collection: CollectionRecord, ids: Sequence[uuid.UUID], filters: Mapping[str, Any]
+        self,
+        collection: CollectionRecord,
+        ids: Sequence[uuid.UUID],
+        filters: Mapping[str, Any],
+        session: AsyncSession | None = None,
     ) -> dict[uuid.UUID, ScoredChunk]:
         """The committed chunk rows of these ids that are in the tenant's collection and match
-        the filter (a point without one, or outside it, is never returned)."""
+        the filter (a point without one, or outside it, is never returned); in ``session``'s
+        snapshot when given."""
         params: dict[str, Any] = {
             "ids": list(ids),
             "collection_id": collection.id,
             "tenant_id": collection.tenant_id,
         }
         where = metadata_filter_sql(filters, params)
-        async with self._db.session() as session:
-            rows = await session.execute(
-                text(
-                    f"SELECT {RESULT_COLUMNS}, 0.0 FROM rag_chunks c"
-                    " JOIN rag_documents d ON d.id = c.document_id"
-                    " JOIN rag_collections k ON k.id = c.collection_id"
-                    " WHERE c.id = ANY(CAST(:ids AS uuid[])) AND c.collection_id = :collection_id"
-                    f" AND k.tenant_id = :tenant_id{where}"
-                ),
-                params,
-            )
+        sql = text(
+            f"SELECT {RESULT_COLUMNS}, 0.0 FROM rag_chunks c"
+            " JOIN rag_documents d ON d.id = c.document_id"
+            " JOIN rag_collections k ON k.id = c.collection_id"
+            " WHERE c.id = ANY(CAST(:ids AS uuid[])) AND c.collection_id = :collection_id"
+            f" AND k.tenant_id = :tenant_id{where}"
+        )
+        async with self._session(session) as active:
+            rows = await active.execute(sql, params)
             return {row[0]: ScoredChunk(*row) for row in rows}
 
     async def search_lexical(
@@ -603,8 +607,10 @@ class RagRepository:
         *,
         limit: int,
         filters: Mapping[str, Any],
+        session: AsyncSession | None = None,
     ) -> list[ScoredChunk]:
-        """Chunks by BM25 (k1 1.2, b 0.75) over the collection's postings."""
+        """Chunks by BM25 (k1 1.2, b 0.75) over the collection's postings (in ``session``'s
+        snapshot when given)."""
         params: dict[str, Any] = {"collection_id": collection.id, "query": query, "limit": limit}
         where = metadata_filter_sql(filters, params)
         sql = f"""
@@ -647,6 +653,60 @@ class RagRepository:
         WHERE TRUE{where}
         ORDER BY s.score DESC, c.id LIMIT :limit
         """
-        async with self._db.session() as session:
-            rows = await session.execute(text(sql), params)
+        async with self._session(session) as active:
+            rows = await active.execute(text(sql), params)
             return [ScoredChunk(*row) for row in rows]
+
+    async def search_hybrid(
+        self,
+        collection: CollectionRecord,
+        query: str,
+        vector: npt.NDArray[np.float32],
+        *,
+        limit: int,
+        filters: Mapping[str, Any],
+    ) -> tuple[list[ScoredChunk], list[ScoredChunk]]:
+        """Lexical and dense candidates, both read from **one snapshot** of the database.
+
+        Read in two transactions, the two sides could straddle the commit of a re-index (the
+        lexical side the old chunks, the dense side the new ones) and a fused result would mix
+        two versions of a document. Here both run in one ``REPEATABLE READ`` transaction; with
+        Qdrant, its hits are read back from that same snapshot, so points of a version the
+        snapshot does not hold are dropped.
+        """
+        store = self.vector_store(collection)
+        hits = (
+            None
+            if store.in_chunk_rows
+            else await store.search(collection.vector_scope, vector, limit=limit, filters=filters)
+        )
+        async with self._db.session() as session, session.begin():
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            lexical = await self.search_lexical(
+                collection, query, limit=limit, filters=filters, session=session
+            )
+            if hits is None:
+                assert isinstance(store, PgVectorStore)
+                hits = await store.search_in(
+                    session, collection.vector_scope, vector, limit=limit, filters=filters
+                )
+            missing = [hit.chunk_id for hit in hits if hit.chunk is None]
+            rows = (
+                await self._chunks_by_id(collection, missing, filters, session) if missing else {}
+            )
+        dense: list[ScoredChunk] = []
+        for hit in hits:
+            if hit.chunk is not None:
+                dense.append(hit.chunk)
+            elif hit.chunk_id in rows:
+                dense.append(dataclasses.replace(rows[hit.chunk_id], score=hit.score))
+        return lexical, dense
+
+    @contextlib.asynccontextmanager
+    async def _session(self, session: AsyncSession | None) -> AsyncIterator[AsyncSession]:
+        """``session`` when given (the caller's transaction), else a new one of its own."""
+        if session is not None:
+            yield session
+            return
+        async with self._db.session() as own:
+            yield own

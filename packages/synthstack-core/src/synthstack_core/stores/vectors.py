@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from synthstack_core.schemas.health import DependencyCheck
 from synthstack_core.stores.database import Database
@@ -228,6 +229,19 @@ class PgVectorStore(VectorStore):
         filters: Mapping[str, Any],
     ) -> list[VectorHit]:
         """The nearest chunks, read whole in the same query (HNSW, iterative scan under filters)."""
+        async with self._db.session() as session, session.begin():
+            return await self.search_in(session, scope, vector, limit=limit, filters=filters)
+
+    async def search_in(
+        self,
+        session: AsyncSession,
+        scope: VectorScope,
+        vector: npt.NDArray[np.float32],
+        *,
+        limit: int,
+        filters: Mapping[str, Any],
+    ) -> list[VectorHit]:
+        """:meth:`search` inside the caller's transaction (and so in its snapshot)."""
         size = int(scope.dimensions)
         params: dict[str, Any] = {
             "collection_id": scope.collection_id,
@@ -244,11 +258,10 @@ class PgVectorStore(VectorStore):
             f" WHERE c.collection_id = :collection_id AND c.dimensions = {size}{where}"
             f" ORDER BY {distance} LIMIT :limit"
         )
-        async with self._db.session() as session, session.begin():
-            await session.execute(text(f"SET LOCAL hnsw.ef_search = {self.ef_search}"))
-            await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-            rows = await session.execute(text(sql), params)
-            found = [ScoredChunk(*row) for row in rows]
+        await session.execute(text(f"SET LOCAL hnsw.ef_search = {self.ef_search}"))
+        await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+        rows = await session.execute(text(sql), params)
+        found = [ScoredChunk(*row) for row in rows]
         # relaxed_order may return rows slightly out of order: sort them.
         found.sort(key=lambda chunk: -chunk.score)
         return [VectorHit(chunk.chunk_id, chunk.score, chunk) for chunk in found]
