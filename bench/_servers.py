@@ -9,6 +9,7 @@ took, since the machine may be shared.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import signal
@@ -321,3 +322,31 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "load_average_start": list(os.getloadavg()),
     }
+
+
+def parse_with_surfaces(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, surfaces: Sequence[str]
+) -> argparse.Namespace:
+    """Add the options every side-by-side benchmark has (``--surfaces``, ``--startup-timeout``,
+    ``--settle``), parse ``argv``, and turn ``--surfaces`` into a checked list."""
+    parser.add_argument(
+        "--surfaces",
+        default=",".join(surfaces),
+        help=f"comma-separated subset of {','.join(surfaces)} (default: all)",
+    )
+    parser.add_argument(
+        "--startup-timeout", type=float, default=90.0, help="seconds to wait for /health"
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="wait up to this long for other CPU use to stop before measuring (default: 60)",
+    )
+    args = parser.parse_args(argv)
+    args.surfaces = [s.strip() for s in args.surfaces.split(",") if s.strip()]
+    unknown = set(args.surfaces) - set(surfaces)
+    if unknown:
+        parser.error(f"unknown surfaces: {', '.join(sorted(unknown))}")
+    return args

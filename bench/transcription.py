@@ -80,6 +80,7 @@ from _servers import (
     ServerFailed,
     database_processes,
     machine,
+    parse_with_surfaces,
     percentiles_ms,
     progress,
     serve,
@@ -691,26 +692,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--beam", type=int, default=None, help="beam size (default: settings)")
     parser.add_argument("--threads", type=int, default=None, help="CTranslate2 threads")
     parser.add_argument("--vad-min-seconds", type=float, default=None, help="VAD from this length")
-    parser.add_argument(
-        "--surfaces",
-        default=",".join(SURFACES),
-        help="comma-separated subset of core,fastapi,django (default: all)",
-    )
-    parser.add_argument(
-        "--startup-timeout", type=float, default=90.0, help="seconds to wait for /health"
-    )
-    parser.add_argument(
-        "--settle",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="wait up to this long for other CPU use to stop before measuring (default: 60)",
-    )
-    args = parser.parse_args(argv)
-    args.surfaces = [s.strip() for s in args.surfaces.split(",") if s.strip()]
-    unknown = set(args.surfaces) - set(SURFACES)
-    if unknown:
-        parser.error(f"unknown surfaces: {', '.join(sorted(unknown))}")
+    args = parse_with_surfaces(parser, argv, SURFACES)
     if args.rounds is None:
         args.rounds = 1 if args.quick else 3
     return args
