@@ -1,5 +1,6 @@
 """RAG with its vectors in Qdrant (qdrant-client's local mode) and its rows in real PostgreSQL:
-search, re-indexing without mixtures, deletions, tenant isolation, and a vector write that fails."""
+search, re-indexing without mixtures, deletions, tenant isolation, a vector write that fails, and
+the outbox of deletions Qdrant owes after an outage."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import numpy as np
 import pytest
-from qdrant_client import models
+from qdrant_client import AsyncQdrantClient, models
 from sqlalchemy import text
 
 from synthstack_core import NotFound, Settings, SynthStack
 from synthstack_core.errors import DependencyUnavailable
 from synthstack_core.schemas.rag import DocumentListParams, IndexRequest, SearchRequest
-from synthstack_core.stores.qdrant import QdrantStore
+from synthstack_core.stores.qdrant import UPSERT_BATCH, QdrantStore
+from synthstack_core.stores.rag import RagRepository, VectorSweep
 from synthstack_core.stores.vectors import VectorScope
 
 KEY = "rag-qdrant-key-0001"
@@ -368,3 +371,277 @@ async def test_an_unusable_qdrant_collection_fails_cleanly(stack: SynthStack) ->
                 for p in snapshot[0]
             ],
         )
+
+
+# -- vector deletions Qdrant owes: the outbox ---------------------------------------------------
+#
+# Qdrant goes away for real: its local client (on a folder) is closed, so every call fails as a
+# closed client does, and comes back as a new client on the same folder, holding the same points.
+# Where the outage must start at a precise moment (after a write, after a first batch), the real
+# client's method is wrapped to close the client once it has done its work: nothing of ours is
+# replaced, and every count below is Qdrant's own.
+
+
+@pytest.fixture
+async def outage(empty_database_url: str, tmp_path: Path) -> AsyncIterator[tuple[SynthStack, str]]:
+    folder = str(tmp_path / "qdrant")
+    async with SynthStack(_settings(empty_database_url, folder)) as started:
+        yield started, folder
+
+
+def _repository(stack: SynthStack) -> RagRepository:
+    return stack.rag._repository
+
+
+def _bring_back(store: QdrantStore, folder: str) -> None:
+    """Qdrant is reachable again (a new client on the folder the closed one released)."""
+    store.client = AsyncQdrantClient(path=folder)
+
+
+def _close_after(
+    store: QdrantStore, method: str, monkeypatch: pytest.MonkeyPatch, calls: int = 1
+) -> None:
+    """Qdrant goes away right after the client's ``method`` has done its work ``calls`` times."""
+    client = store.client
+    real = getattr(client, method)
+    done = 0
+
+    async def then_close(*args: Any, **kwargs: Any) -> Any:
+        nonlocal done
+        result = await real(*args, **kwargs)
+        done += 1
+        if done == calls:
+            await client.close()
+        return result
+
+    monkeypatch.setattr(client, method, then_close)
+
+
+async def _outbox(stack: SynthStack) -> list[dict[str, Any]]:
+    """The recorded deletions, oldest first."""
+    async with stack.database.session() as session:
+        rows = await session.execute(
+            text(
+                "SELECT id, store, kind, collection_id, document_id, chunk_ids, attempts,"
+                " last_error FROM rag_vector_deletions ORDER BY id"
+            )
+        )
+        return [dict(row._mapping) for row in rows]
+
+
+def _is_class_name(error: str | None) -> bool:
+    return error is not None and error.isidentifier()
+
+
+async def _count_rows(stack: SynthStack, scope: VectorScope) -> tuple[int, int, int]:
+    async with stack.database.session() as session:
+        counts = (
+            await session.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM rag_documents WHERE collection_id = :id),"
+                    " (SELECT count(*) FROM rag_chunks WHERE collection_id = :id),"
+                    " (SELECT count(*) FROM rag_postings WHERE collection_id = :id)"
+                ),
+                {"id": scope.collection_id},
+            )
+        ).one()
+    return int(counts[0]), int(counts[1]), int(counts[2])
+
+
+async def test_a_document_deleted_while_qdrant_is_down(outage: tuple[SynthStack, str]) -> None:
+    """The deletion succeeds for the caller and is recorded; Qdrant keeps the points until a
+    sweep finds it back, and then holds exactly the remaining chunks."""
+    stack, folder = outage
+    rag, store, repository = stack.rag, _qdrant(stack), _repository(stack)
+    await rag.index("alpha", _index(CATS, "outbox-doc", "gone"))
+    await rag.index("alpha", _index(DOGS, "outbox-doc", "stays"))
+    scope = await _scope(stack, "alpha", "outbox-doc")
+    gone = await _chunk_ids(stack, scope, "gone")
+    stays = await _chunk_ids(stack, scope, "stays")
+    assert await _outbox(stack) == []
+
+    await store.client.close()
+    deleted = await rag.delete_document("alpha", "outbox-doc", "gone")
+    assert deleted.chunks_deleted == len(gone) == 1
+    with pytest.raises(NotFound):
+        await rag.get_document("alpha", "outbox-doc", "gone")
+    assert await _chunk_ids(stack, scope, "gone") == set()
+    [record] = await _outbox(stack)
+    assert (record["store"], record["kind"], record["attempts"]) == ("qdrant", "document", 1)
+    assert record["collection_id"] == scope.collection_id and record["document_id"] is not None
+    assert _is_class_name(record["last_error"]), record["last_error"]
+    assert await repository.pending_vector_deletions() == 1
+    # Still down: a sweep fails, counts the attempt and keeps the record.
+    still_down = await repository.sweep_vector_deletions()
+    assert still_down.done == () and still_down.failed == (record["id"],)
+    assert [r["attempts"] for r in await _outbox(stack)] == [2]
+
+    _bring_back(store, folder)
+    assert await _point_ids(store, scope) == gone | stays, "the points were left behind"
+    swept = await repository.sweep_vector_deletions()
+    assert swept.done == (record["id"],) and swept.failed == ()
+    assert await _outbox(stack) == []
+    assert await repository.pending_vector_deletions() == 0
+    assert await _point_ids(store, scope) == stays
+    documents, chunks, _ = await _count_rows(stack, scope)
+    assert await store.count(scope) == chunks == len(stays) and documents == 1
+    [stats] = [c for c in (await rag.stats("alpha")).collections if c.name == "outbox-doc"]
+    assert stats.vectors == stats.chunks == 1
+    assert await repository.sweep_vector_deletions() == VectorSweep()
+
+
+async def test_a_collection_deleted_while_qdrant_is_down(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """Deleting a collection while Qdrant is down is recorded; the next start-up's sweep removes
+    its points, and only its points."""
+    folder = str(tmp_path / "qdrant")
+    async with SynthStack(_settings(empty_database_url, folder)) as stack:
+        rag, store = stack.rag, _qdrant(stack)
+        await rag.index("alpha", _index(CATS, "outbox-col", "one"))
+        await rag.index("alpha", _index(DOGS, "outbox-col", "two"))
+        await rag.index("alpha", _index(MARKETS, "kept-col", "three"))
+        scope = await _scope(stack, "alpha", "outbox-col")
+        other = await _scope(stack, "alpha", "kept-col")
+        doomed = await _chunk_ids(stack, scope, "one") | await _chunk_ids(stack, scope, "two")
+        kept = await _chunk_ids(stack, other, "three")
+        await store.client.close()
+        removed = await rag.delete_collection("alpha", "outbox-col")
+        assert (removed.documents_deleted, removed.chunks_deleted) == (2, len(doomed))
+        with pytest.raises(NotFound):
+            await rag.search("alpha", _search("cat", "outbox-col", mode="lexical"))
+        assert await _count_rows(stack, scope) == (0, 0, 0)
+        [record] = await _outbox(stack)
+        assert (record["kind"], record["attempts"]) == ("collection", 1)
+        assert record["collection_id"] == scope.collection_id
+        assert record["document_id"] is None and record["chunk_ids"] is None
+        assert _is_class_name(record["last_error"])
+    left = QdrantStore(path=folder)
+    try:
+        assert await _point_ids(left, scope) == doomed, "the points were left behind"
+    finally:
+        await left.aclose()
+
+    async with SynthStack(_settings(empty_database_url, folder)) as restarted:
+        store = _qdrant(restarted)
+        assert await _outbox(restarted) == [], "start-up did not sweep"
+        assert await _point_ids(store, scope) == set()
+        assert await store.count(scope) == 0
+        assert await _point_ids(store, other) == kept, "another collection lost points"
+        [stats] = (await restarted.rag.stats("alpha")).collections
+        assert stats.name == "kept-col" and stats.vectors == stats.chunks == len(kept)
+
+
+async def test_a_reindex_whose_old_points_outlive_the_commit(
+    outage: tuple[SynthStack, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Qdrant goes away between the new version's points and the removal of the old ones: the
+    re-index succeeds, the old points' removal is recorded, and the next write sweeps them."""
+    stack, folder = outage
+    rag, store = stack.rag, _qdrant(stack)
+    first = await rag.index(
+        "alpha", _index(VERSIONS["a"], "outbox-reindex", "doc", chunk_size=32, chunk_overlap=0)
+    )
+    scope = await _scope(stack, "alpha", "outbox-reindex")
+    old = await _chunk_ids(stack, scope, "doc")
+    assert len(old) == first.chunks_created > 3
+
+    _close_after(store, "upsert", monkeypatch)
+    second = await rag.index("alpha", _index(MARKETS, "outbox-reindex", "doc"))
+    new = await _chunk_ids(stack, scope, "doc")
+    assert second.chunks_created == len(new) == 1 and not new & old
+    [record] = await _outbox(stack)
+    assert (record["kind"], record["attempts"]) == ("points", 1)
+    assert {str(i) for i in record["chunk_ids"]} == old
+    assert _is_class_name(record["last_error"])
+
+    monkeypatch.undo()
+    _bring_back(store, folder)
+    assert await _point_ids(store, scope) == old | new, "the old points were left behind"
+    # The next write of a repository (here one sweeping before every write) carries it out.
+    eager = RagRepository(
+        stack.database, stack._vector_stores, default_store="qdrant", sweep_interval_seconds=0
+    )
+    assert await eager.delete_document("alpha", "outbox-reindex", "no-such-document") is None
+    assert await _outbox(stack) == []
+    assert await _point_ids(store, scope) == new
+    found = await rag.search("alpha", _search("Alpha version paragraph", "outbox-reindex"))
+    assert [r.content for r in found.results] == [MARKETS]
+    [stats] = [c for c in (await rag.stats("alpha")).collections if c.name == "outbox-reindex"]
+    assert stats.vectors == stats.chunks == 1
+
+
+async def test_a_write_failing_after_its_first_batch_leaves_nothing(
+    outage: tuple[SynthStack, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Qdrant goes away after the first batch of a large document's points (and so cannot take
+    them back): 503, PostgreSQL keeps the previous version whole, and the points already written
+    are recorded before they were written, so a sweep removes every one of them."""
+    stack, folder = outage
+    rag, store, repository = stack.rag, _qdrant(stack), _repository(stack)
+    await rag.index("alpha", _index(CATS, "outbox-batch", "doc"))
+    scope = await _scope(stack, "alpha", "outbox-batch")
+    kept = await _chunk_ids(stack, scope, "doc")
+    rows_before = await _count_rows(stack, scope)
+    large = " ".join(f"Sentence {i} says that cat number {i} sleeps." for i in range(500))
+
+    _close_after(store, "upsert", monkeypatch)
+    with pytest.raises(DependencyUnavailable):
+        await rag.index(
+            "alpha", _index(large, "outbox-batch", "doc", chunk_size=16, chunk_overlap=0)
+        )
+    assert (await rag.get_document("alpha", "outbox-batch", "doc")).characters == len(CATS)
+    assert await _chunk_ids(stack, scope, "doc") == kept
+    assert await _count_rows(stack, scope) == rows_before
+    [record] = await _outbox(stack)
+    assert (record["kind"], record["attempts"]) == ("points", 1)
+    written = {str(i) for i in record["chunk_ids"]}
+    assert len(written) > UPSERT_BATCH and not written & kept
+
+    monkeypatch.undo()
+    _bring_back(store, folder)
+    leftover = await _point_ids(store, scope) - kept
+    assert len(leftover) == UPSERT_BATCH and leftover <= written, "the first batch was written"
+    swept = await repository.sweep_vector_deletions()
+    assert swept.done == (record["id"],)
+    assert await _outbox(stack) == []
+    assert await _point_ids(store, scope) == kept
+    assert await store.count(scope) == rows_before[1]
+
+
+async def test_concurrent_sweeps_never_share_a_record(outage: tuple[SynthStack, str]) -> None:
+    """A record another worker holds is skipped, not waited for; two sweeps at once carry out
+    disjoint records; together they remove every point of the deleted documents."""
+    stack, folder = outage
+    rag, store, repository = stack.rag, _qdrant(stack), _repository(stack)
+    bodies = [CATS, DOGS, MARKETS, *VERSIONS.values()]
+    names = [f"doc-{n}" for n in range(8)]
+    for number, name in enumerate(names):
+        await rag.index("alpha", _index(bodies[number % len(bodies)], "outbox-race", name))
+    scope = await _scope(stack, "alpha", "outbox-race")
+    await store.client.close()
+    for name in names[:7]:
+        await rag.delete_document("alpha", "outbox-race", name)
+    records = [r["id"] for r in await _outbox(stack)]
+    assert len(records) == 7
+    _bring_back(store, folder)
+
+    other = RagRepository(stack.database, stack._vector_stores, default_store="qdrant")
+    async with stack.database.session() as held, held.begin():
+        # Another worker is carrying out the oldest record.
+        await held.execute(
+            text("SELECT id FROM rag_vector_deletions WHERE id = :id FOR UPDATE"),
+            {"id": records[0]},
+        )
+        with anyio.fail_after(20):
+            first, second = await asyncio.gather(
+                repository.sweep_vector_deletions(limit=3), other.sweep_vector_deletions(limit=3)
+            )
+    assert first.failed == second.failed == ()
+    assert not set(first.done) & set(second.done), "two sweeps carried out one record"
+    assert records[0] not in first.done + second.done, "a held record was taken"
+    assert len(first.done) + len(second.done) == 6
+    assert [r["id"] for r in await _outbox(stack)] == [records[0]]
+    assert (await repository.sweep_vector_deletions()).done == (records[0],)
+    assert await _point_ids(store, scope) == await _chunk_ids(stack, scope, names[7])
+    assert await store.count(scope) == (await _count_rows(stack, scope))[1]

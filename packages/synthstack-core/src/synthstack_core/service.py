@@ -138,12 +138,10 @@ class SynthStack:
             self._llm, max_output_tokens=settings.max_generation_tokens
         )
         self._vector_stores = _vector_stores(settings, self._database)
-        self._rag = RagService(
-            RagRepository(self._database, self._vector_stores, default_store=settings.vector_store),
-            self._embeddings,
-            self._api_keys,
-            self._generation,
+        repository = RagRepository(
+            self._database, self._vector_stores, default_store=settings.vector_store
         )
+        self._rag = RagService(repository, self._embeddings, self._api_keys, self._generation)
         self._complexity = ComplexityService(self._embeddings, DEFAULT_SCALE)
         self._language = LanguageService(
             AnalysisService(self._embeddings, self.limits),
@@ -158,6 +156,8 @@ class SynthStack:
             for tenant in sorted(self._auth.settings_tenants):
                 await self._api_keys.ensure_tenant(tenant)
             await self._auth.configure(settings)
+            # Vector deletions a store failed before this start (nothing without Qdrant).
+            await repository.sweep_vector_deletions_soon()
         except BaseException:
             await self.aclose()
             raise

@@ -8,12 +8,31 @@ A document is written in one transaction — its row (upserted, which also locks
 its previous chunks, its new chunks, and their postings — so a failed ingestion leaves nothing
 behind and two concurrent re-indexings of one document never mix: the second waits for the first's
 row lock, then replaces its chunks whole. With pgvector the vectors are columns of the chunk rows,
-written by the same statements. With Qdrant the new chunks' points (new ids) are written before
-the transaction commits; if that write fails the transaction rolls back, the points written are
-removed and the caller gets a 503. The previous version's points are deleted after the commit;
-until then they are invisible, because a search only returns chunks whose rows it reads back from
-PostgreSQL (committed, in the tenant's collection, matching the filter). Deleting a document or
-a collection deletes its points after the rows.
+written and deleted by the same statements. With Qdrant the new chunks' points (new ids) are written
+before the transaction commits; if that write or the commit fails the transaction rolls back, the
+points written are removed and the caller gets a 503. Points whose rows are gone are invisible
+until they are removed, because a search only returns chunks whose rows it reads back from
+PostgreSQL (committed, in the tenant's collection, matching the filter).
+
+**Deletions Qdrant owes go through an outbox**, ``rag_vector_deletions`` (migration ``0004``), so
+a failing store never leaves points behind for good:
+
+- deleting a document or a collection, and re-indexing one (its previous chunks' points), records
+  the deletion in the transaction that deletes the rows; after the commit the repository asks the
+  store, and deletes the record once the store confirms. A failure keeps the record (``attempts``,
+  the error's class name) and is only logged: the caller's deletion did happen.
+- the points of a version being written are recorded *before* they are written, in a transaction
+  of their own (held back from sweeps for :data:`WRITE_LEASE_SECONDS`); the document's transaction
+  deletes that record first thing (which locks it), so its commit removes the record with the
+  points becoming live, and a rollback — or a crash — leaves it to remove the points.
+- :meth:`RagRepository.sweep_vector_deletions` retries recorded deletions (least tried, then
+  oldest first), each record locked ``FOR UPDATE SKIP LOCKED`` so two workers never carry out the
+  same one. It runs at start-up and at the start of a write (at most every
+  :data:`SWEEP_INTERVAL_SECONDS` per process; not at all when every configured store keeps its
+  vectors in the chunk rows).
+
+Replaying a record late is always safe: chunk, document and collection ids are random UUIDs that
+are never reused, so a record can only address the points it was written for.
 """
 
 from __future__ import annotations
@@ -22,17 +41,18 @@ import contextlib
 import dataclasses
 import json
 import logging
+import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from synthstack_core.errors import Conflict, DependencyUnavailable
@@ -55,6 +75,7 @@ __all__ = [
     "DocumentRecord",
     "RagRepository",
     "ScoredChunk",
+    "VectorSweep",
 ]
 
 logger = logging.getLogger("synthstack.rag")
@@ -64,6 +85,19 @@ logger = logging.getLogger("synthstack.rag")
 TS_CONFIG = "english"
 BM25_K1 = 1.2
 BM25_B = 0.75
+
+#: Recorded vector deletions a sweep carries out at most (oldest first).
+SWEEP_BATCH = 100
+#: ... and one that runs at the start of a write, whose caller waits for it.
+OPPORTUNISTIC_SWEEP_BATCH = 20
+#: Seconds between two opportunistic sweeps of one repository (at start-up and before writes).
+SWEEP_INTERVAL_SECONDS = 30.0
+#: How long the record of the points of a document being written is held back from sweeps. The
+#: writing transaction locks the record within a round trip of its commit; until then (and after a
+#: crash, until this passes) a sweep must not take it.
+WRITE_LEASE_SECONDS = 300
+
+DeletionKind = Literal["points", "document", "collection"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +153,15 @@ class ChunkToStore:
     vector: npt.NDArray[np.float32]
 
 
+@dataclass(frozen=True)
+class VectorSweep:
+    """What carrying out recorded vector deletions did: the records whose deletion the store
+    confirmed (and that are gone), and those it failed (kept, for a later sweep)."""
+
+    done: tuple[int, ...] = ()
+    failed: tuple[int, ...] = ()
+
+
 class RagRepository:
     """Tenant-scoped reads and writes of the RAG tables and of the collections' vector stores."""
 
@@ -128,10 +171,14 @@ class RagRepository:
         stores: Sequence[VectorStore] = (),
         *,
         default_store: StoreName = "pgvector",
+        sweep_interval_seconds: float = SWEEP_INTERVAL_SECONDS,
     ) -> None:
         """``stores`` are the vector stores this deployment reaches (pgvector always); new
-        collections keep their vectors in ``default_store``."""
+        collections keep their vectors in ``default_store``. Pending vector deletions are swept
+        at most every ``sweep_interval_seconds`` before a write."""
         self._db = database
+        self._sweep_interval = float(sweep_interval_seconds)
+        self._next_sweep = 0.0
         self._stores: dict[str, VectorStore] = {"pgvector": PgVectorStore(database)}
         self._stores.update({store.name: store for store in stores})
         if default_store not in self._stores:
@@ -151,6 +198,164 @@ class RagRepository:
     async def vector_count(self, collection: CollectionRecord) -> int:
         """How many vectors the collection's store really holds for it."""
         return await self.vector_store(collection).count(collection.vector_scope)
+
+    # -- vector deletions owed by an external store (the outbox) -----------------------------
+
+    def _external_stores(self) -> list[str]:
+        """The configured stores whose deletions are recorded (those outside the chunk rows)."""
+        return sorted(name for name, store in self._stores.items() if not store.in_chunk_rows)
+
+    @staticmethod
+    async def _record_deletion(
+        session: AsyncSession,
+        store: VectorStore,
+        scope: VectorScope,
+        kind: DeletionKind,
+        *,
+        document_id: uuid.UUID | None = None,
+        chunk_ids: Sequence[uuid.UUID] | None = None,
+        hold_seconds: int = 0,
+    ) -> int:
+        """Record a deletion ``store`` owes, in ``session``'s transaction; its id."""
+        found = await session.scalar(
+            text(
+                "INSERT INTO rag_vector_deletions (store, tenant_id, collection_id, dimensions,"
+                " kind, document_id, chunk_ids, not_before)"
+                " VALUES (:store, :tenant_id, :collection_id, :dimensions, :kind, :document_id,"
+                " CAST(:chunk_ids AS uuid[]), now() + make_interval(secs => :hold))"
+                " RETURNING id"
+            ),
+            {
+                "store": store.name,
+                "tenant_id": scope.tenant_id,
+                "collection_id": scope.collection_id,
+                "dimensions": scope.dimensions,
+                "kind": kind,
+                "document_id": document_id,
+                "chunk_ids": list(chunk_ids) if chunk_ids is not None else None,
+                "hold": hold_seconds,
+            },
+        )
+        assert isinstance(found, int)
+        return found
+
+    async def _carry_out(self, *, ids: Sequence[int] | None, limit: int) -> VectorSweep:
+        """Carry out recorded deletions: these ``ids``, or the due ones, least tried then oldest
+        first (at most ``limit``; a record that keeps failing cannot hold the others back). Each
+        record is locked (``FOR UPDATE SKIP LOCKED``: one a writer or another
+        worker holds is skipped) until the store has answered; a confirmed deletion removes its
+        record, a failure counts an attempt, and the store is not asked again in this call."""
+        stores = self._external_stores()
+        if not stores:
+            return VectorSweep()
+        params: dict[str, Any] = {"stores": stores, "limit": limit}
+        if ids is None:
+            where = "not_before <= now()"
+        else:
+            where = "id = ANY(CAST(:ids AS bigint[]))"
+            params["ids"] = list(ids)
+        done: list[int] = []
+        failed: list[int] = []
+        async with self._db.session() as session, session.begin():
+            rows = (
+                await session.execute(
+                    text(
+                        "SELECT id, store, tenant_id, collection_id, dimensions, kind,"
+                        " document_id, chunk_ids, attempts FROM rag_vector_deletions"
+                        f" WHERE {where} AND store = ANY(CAST(:stores AS text[]))"
+                        " ORDER BY attempts, id LIMIT :limit FOR UPDATE SKIP LOCKED"
+                    ),
+                    params,
+                )
+            ).all()
+            failing: set[str] = set()
+            for row in rows:
+                record_id, name, tenant_id, collection_id, dimensions, kind = row[:6]
+                document_id, chunk_ids, attempts = row[6:]
+                if name in failing:
+                    continue
+                store = self._stores[name]
+                scope = VectorScope(tenant_id, collection_id, dimensions)
+                try:
+                    if kind == "points":
+                        await store.delete_points(scope, chunk_ids)
+                    elif kind == "document":
+                        await store.delete_document(scope, document_id)
+                    else:
+                        await store.delete_collection(scope)
+                except DependencyUnavailable as exc:
+                    failing.add(name)
+                    failed.append(record_id)
+                    # The class of the cause, never its text (a provider's may carry a URL or key).
+                    error = type(exc.__cause__ or exc).__name__[:64]
+                    await session.execute(
+                        text(
+                            "UPDATE rag_vector_deletions SET attempts = attempts + 1,"
+                            " last_attempt_at = now(), last_error = :error, not_before = now()"
+                            " WHERE id = :id"
+                        ),
+                        {"id": record_id, "error": error},
+                    )
+                    logger.warning(
+                        "vector store %s: a %s deletion stays pending (attempt %d failed: %s)",
+                        name,
+                        kind,
+                        attempts + 1,
+                        error,
+                    )
+                else:
+                    done.append(record_id)
+            if done:
+                await session.execute(
+                    text("DELETE FROM rag_vector_deletions WHERE id = ANY(CAST(:ids AS bigint[]))"),
+                    {"ids": done},
+                )
+        return VectorSweep(tuple(done), tuple(failed))
+
+    async def _settle(self, record_id: int | None) -> None:
+        """Carry out one recorded deletion now (after its transaction ended). Never raises: a
+        deletion that fails here stays recorded for a sweep."""
+        if record_id is None:
+            return
+        try:
+            with anyio.CancelScope(shield=True):
+                await self._carry_out(ids=[record_id], limit=1)
+        except SQLAlchemyError as exc:
+            logger.warning(
+                "vector store: a recorded deletion was not carried out (%s); a sweep will retry",
+                type(exc).__name__,
+            )
+
+    async def sweep_vector_deletions(self, *, limit: int = SWEEP_BATCH) -> VectorSweep:
+        """Retry pending vector deletions, least tried then oldest first (at most ``limit``): for
+        each, ask its store again and remove the record once the store confirms. Safe to run in
+        several workers at once (a record another holds is skipped); stops asking a store at its
+        first failure."""
+        return await self._carry_out(ids=None, limit=limit)
+
+    async def sweep_vector_deletions_soon(self) -> None:
+        """The opportunistic sweep (at start-up and at the start of each write): at most once per
+        interval in this repository, a small batch, nothing at all when every configured store
+        keeps its vectors in the chunk rows, and never an error of the caller's."""
+        if not self._external_stores():
+            return
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self._sweep_interval
+        try:
+            await self._carry_out(ids=None, limit=OPPORTUNISTIC_SWEEP_BATCH)
+        except SQLAlchemyError as exc:
+            logger.warning("vector store: pending deletions not swept (%s)", type(exc).__name__)
+
+    async def pending_vector_deletions(self) -> int:
+        """How many vector deletions stores still owe: recorded and not confirmed (the records
+        of documents being written, held back from sweeps, are not counted)."""
+        async with self._db.session() as session:
+            found = await session.scalar(
+                text("SELECT count(*) FROM rag_vector_deletions WHERE not_before <= now()")
+            )
+        return int(found or 0)
 
     # -- collections -------------------------------------------------------------------------
 
@@ -279,6 +484,8 @@ class RagRepository:
 
     async def delete_collection(self, tenant: str, name: str) -> tuple[int, int] | None:
         """Delete a collection with everything in it; (documents, chunks) deleted, or None."""
+        await self.sweep_vector_deletions_soon()
+        record: int | None = None
         async with self._db.session() as session, session.begin():
             row = (
                 await session.execute(
@@ -310,18 +517,12 @@ class RagRepository:
             await session.execute(
                 text("DELETE FROM rag_collections WHERE id = :id"), {"id": row[0]}
             )
-        await self._after_commit(store.delete_collection(collection.vector_scope))
+            if not store.in_chunk_rows:
+                record = await self._record_deletion(
+                    session, store, collection.vector_scope, "collection"
+                )
+        await self._settle(record)
         return int(counts[0]), int(counts[1])
-
-    @staticmethod
-    async def _after_commit(deletion: Awaitable[None]) -> None:
-        """Delete points whose rows are gone: a failure only leaves points no search returns
-        (their rows are not there to read back), so it is logged, not raised."""
-        try:
-            with anyio.CancelScope(shield=True):
-                await deletion
-        except DependencyUnavailable:
-            logger.warning("vector store: points of deleted chunks are left behind")
 
     # -- documents ---------------------------------------------------------------------------
 
@@ -389,11 +590,31 @@ class RagRepository:
         """Write a document and its chunks, replacing any previous version, in one transaction
         (with an external vector store, see the module's docstring)."""
         store = self.vector_store(collection)
+        await self.sweep_vector_deletions_soon()
+        scope = collection.vector_scope
         chunk_ids = [uuid.uuid4() for _ in chunks]
-        old_chunk_ids: list[uuid.UUID] = []
-        points_written = False
+        new_points: int | None = None
+        old_points: int | None = None
+        if not store.in_chunk_rows and chunk_ids:
+            # Before any point is written: the record that removes them unless they go live.
+            async with self._db.session() as session, session.begin():
+                new_points = await self._record_deletion(
+                    session,
+                    store,
+                    scope,
+                    "points",
+                    chunk_ids=chunk_ids,
+                    hold_seconds=WRITE_LEASE_SECONDS,
+                )
         try:
             async with self._db.session() as session, session.begin():
+                if new_points is not None:
+                    # Locks the record (sweeps skip it) until the commit removes it with the
+                    # points going live, or a rollback leaves it to remove them.
+                    await session.execute(
+                        text("DELETE FROM rag_vector_deletions WHERE id = :id"),
+                        {"id": new_points},
+                    )
                 document_id = (
                     await session.execute(
                         text(
@@ -439,6 +660,10 @@ class RagRepository:
                             )
                         ).scalars()
                     )
+                    if old_chunk_ids:
+                        old_points = await self._record_deletion(
+                            session, store, scope, "points", chunk_ids=old_chunk_ids
+                        )
                 await session.execute(
                     text(
                         "DELETE FROM rag_postings WHERE chunk_id IN"
@@ -498,24 +723,26 @@ class RagRepository:
                 )
                 assert isinstance(document_id, uuid.UUID)
                 # Last, so that a failure rolls everything back: the store removes what it
-                # wrote of a failed write itself, and raises DependencyUnavailable.
+                # wrote of a failed write itself (if it can), and raises DependencyUnavailable.
                 await store.upsert(
-                    collection.vector_scope,
+                    scope,
                     [
                         VectorPoint(chunk_id, document_id, chunk.vector, metadata)
                         for chunk_id, chunk in zip(chunk_ids, chunks, strict=True)
                     ],
                 )
-                points_written = True
         except BaseException:
-            if points_written:  # the commit failed: the new points belong to nothing
-                await self._after_commit(store.delete_points(collection.vector_scope, chunk_ids))
+            # Rolled back: the new points belong to nothing. (Had the commit happened after all,
+            # it removed the record, and this finds nothing to do.)
+            await self._settle(new_points)
             raise
-        await self._after_commit(store.delete_points(collection.vector_scope, old_chunk_ids))
+        await self._settle(old_points)
         return document_id
 
     async def delete_document(self, tenant: str, collection: str, external_id: str) -> int | None:
         """Delete a document with its chunks, vectors and postings; chunks deleted, or None."""
+        await self.sweep_vector_deletions_soon()
+        record: int | None = None
         async with self._db.session() as session, session.begin():
             row = (
                 await session.execute(
@@ -546,7 +773,12 @@ class RagRepository:
                 {"id": row[0]},
             )
             await session.execute(text("DELETE FROM rag_documents WHERE id = :id"), {"id": row[0]})
-        await self._after_commit(store.delete_document(VectorScope(row[3], row[4], row[5]), row[0]))
+            if not store.in_chunk_rows:
+                scope = VectorScope(row[3], row[4], row[5])
+                record = await self._record_deletion(
+                    session, store, scope, "document", document_id=row[0]
+                )
+        await self._settle(record)
         return int(row[1])
 
     # -- search ------------------------------------------------------------------------------
