@@ -212,8 +212,11 @@ async def test_deleting_removes_points(stack: SynthStack) -> None:
         assert "gone" not in {r.document_id for r in found.results}, mode
     assert await _point_ids(store, scope) == stays
     assert await store.client.retrieve(store.collection_name(384), ids=sorted(gone)) == []
-    other = await _scope(stack, "alpha", "modes")
+    # A collection of its own to watch (not another test's: the order of tests may vary).
+    await rag.index("alpha", _index(MARKETS, "deletions-bystander", "markets"))
+    other = await _scope(stack, "alpha", "deletions-bystander")
     before_other = await _point_ids(store, other)
+    assert len(before_other) == 1
     removed = await rag.delete_collection("alpha", "deletions")
     assert (removed.documents_deleted, removed.chunks_deleted) == (1, 1)
     assert await _point_ids(store, scope) == set()
