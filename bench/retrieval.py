@@ -4,7 +4,8 @@ It starts ``synthstack serve --backend BACKEND --workers 1`` on a free loopback 
 embedded PostgreSQL in ``bench/.data`` (shared with ``bench/embeddings.py``), and then:
 
 1. **ingests** the SciFact corpus (5,183 abstracts) into the collection ``scifact`` with
-   ``POST /api/v1/rag/index``: content = title + blank line + text, ``document_id`` = the corpus
+   ``POST /api/v1/rag/index``: content = title + blank line + text, ``title`` = the title (so
+   each later chunk of an abstract is indexed with it), ``document_id`` = the corpus
    ``_id``, ``chunk_size`` 256 and ``chunk_overlap`` 32 tokens, several requests in flight
    (``--concurrency``); it reports documents/s and chunks/s;
 2. **searches** the 300 test queries in each mode (``lexical``, ``dense``, ``hybrid``) with
@@ -101,6 +102,7 @@ class Doc:
 
     doc_id: str
     content: str
+    title: str | None
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,11 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 def load_scifact(data_dir: Path) -> SciFact:
     """Read ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/test.tsv`` (CRLF, with a header)."""
     docs = [
-        Doc(str(row["_id"]), f"{row.get('title') or ''}\n\n{row.get('text') or ''}".strip())
+        Doc(
+            str(row["_id"]),
+            f"{row.get('title') or ''}\n\n{row.get('text') or ''}".strip(),
+            str(row.get("title") or "").strip() or None,
+        )
         for row in _read_jsonl(data_dir / "corpus.jsonl")
     ]
     queries = {str(row["_id"]): str(row["text"]) for row in _read_jsonl(data_dir / "queries.jsonl")}
@@ -179,8 +185,8 @@ def _checked(response: httpx.Response, *expected: int) -> Any:
 def _description(docs: int) -> str:
     """What a collection records about its ingestion (``--reuse`` compares it)."""
     return (
-        f"BEIR SciFact, {docs} documents, chunk_size {CHUNK_SIZE}, chunk_overlap {CHUNK_OVERLAP} "
-        "(bench/retrieval.py)"
+        f"BEIR SciFact, {docs} documents with titles, chunk_size {CHUNK_SIZE}, "
+        f"chunk_overlap {CHUNK_OVERLAP} (bench/retrieval.py)"
     )
 
 
@@ -248,6 +254,7 @@ async def _ingest(
                 "source": f"scifact/{doc.doc_id}",
                 "collection": collection,
                 "document_id": doc.doc_id,
+                **({"title": doc.title} if doc.title else {}),
                 "chunk_size": CHUNK_SIZE,
                 "chunk_overlap": CHUNK_OVERLAP,
             }

@@ -75,6 +75,7 @@ def test_a_markdown_upload_is_indexed_and_searchable(
     assert document["collection"] == collection
     assert document["source"] == "bees.md"
     assert document["source_type"] == "markdown"
+    assert document["title"] == "Bees"  # its first heading
     assert document["metadata"] == {"topic": "insects", "year": 2026}
     assert document["chunks"] >= 2
     assert document["status"] == "indexed"
@@ -131,9 +132,12 @@ def test_docx_upload_and_reupload_replaces(
     assert (
         _upload(client, first, "r.docx", collection=collection, document_id="r").status_code == 201
     )
-    again = _upload(client, second, "r.docx", collection=collection, document_id="r")
+    again = _upload(
+        client, second, "r.docx", collection=collection, document_id="r", title="Revised report"
+    )
     assert again.status_code == 201
     assert again.json()["source_type"] == "docx"
+    assert again.json()["title"] == "Revised report"  # the form's (this file declares none)
     listed = client.get(f"{URL}?collection={collection}", headers=AUTH).json()
     assert [d["document_id"] for d in listed["documents"]] == ["r"]
     results = client.post(

@@ -275,3 +275,68 @@ async def test_documents_are_listed_newest_first_with_a_cursor(stack: SynthStack
         await rag.list_documents("alpha", DocumentListParams(collection="paged", cursor="nonsense"))
     with pytest.raises(NotFound):
         await rag.list_documents("beta", DocumentListParams(collection="paged"))
+
+
+RIVER_BOOK = (
+    "# Guide to the Danube delta\n\n"
+    + "The first part describes boats, harbours and the weather in spring. " * 30
+    + "\n\n## Birds\n\n"
+    + "Pelicans and herons nest in the reeds; cormorants fish in the channels. " * 30
+)
+
+
+async def test_a_title_is_stored_and_indexed_with_the_chunks_that_lack_it(
+    stack: SynthStack,
+) -> None:
+    rag = stack.rag
+    await rag.index("alpha", _index(RIVER_BOOK, "titled", "delta", source_type="markdown"))
+    document = await rag.get_document("alpha", "titled", "delta")
+    assert document.title == "Guide to the Danube delta"  # the first Markdown heading
+    # "Danube" is only in the title, at the top of the first chunk: every chunk is found by it,
+    # and each is returned as its own text (the header is indexed, not stored).
+    found = await rag.search("alpha", _search("Danube", "titled", mode="lexical", limit=20))
+    assert found.total_found == document.chunks > 2
+    for result in found.results:
+        assert result.content == RIVER_BOOK[result.span.start : result.span.end]
+        assert result.title == "Guide to the Danube delta"
+    assert sum("Danube" in result.content for result in found.results) == 1
+    # The title counts towards the chunk size: header and chunk fit the model's window.
+    async with stack.database.session() as session:
+        tokens = await session.scalar(
+            text(
+                "SELECT max(c.token_count) FROM rag_chunks c"
+                " JOIN rag_documents d ON d.id = c.document_id WHERE d.external_id = 'delta'"
+            )
+        )
+    assert tokens <= 256 - 8  # "Guide to the Danube delta": 6 word pieces + [CLS] and [SEP]
+
+
+async def test_a_given_title_wins_and_changing_it_reindexes(stack: SynthStack) -> None:
+    rag = stack.rag
+    body = "Pelicans nest in the reeds. " * 80
+    first = await rag.index("alpha", _index(body, "titled", "birds", title="Waterfowl"))
+    again = await rag.index("alpha", _index(body, "titled", "birds", title="Waterfowl"))
+    assert again.chunks_created == first.chunks_created
+    hits = await rag.search("alpha", _search("waterfowl", "titled", mode="lexical", limit=20))
+    assert {r.document_id for r in hits.results} == {"birds"}
+    await rag.index("alpha", _index(body, "titled", "birds", title="Shore birds"))
+    assert (await rag.get_document("alpha", "titled", "birds")).title == "Shore birds"
+    hits = await rag.search("alpha", _search("waterfowl", "titled", mode="lexical", limit=20))
+    assert hits.results == []  # the old header's postings went with the old chunks
+    await rag.index("alpha", _index(body, "titled", "birds"))
+    assert (await rag.get_document("alpha", "titled", "birds")).title is None
+
+
+def test_a_chunk_header_is_cut_to_a_quarter_of_the_chunk_size() -> None:
+    from synthstack_core.features.rag import chunk_header
+    from synthstack_core.providers.local_onnx import LOCAL_MODEL, LocalOnnxEmbeddingProvider
+
+    counter = LocalOnnxEmbeddingProvider().token_counter(LOCAL_MODEL)
+    assert chunk_header(None, counter, 256) is None
+    assert chunk_header("  Spaced \n  title ", counter, 256) == "Spaced title"
+    long_title = " ".join(f"word{n}" for n in range(200))
+    header = chunk_header(long_title, counter, 256)
+    assert header is not None and long_title.startswith(header)
+    assert counter.count(header) <= 64 < counter.count(f"{header} word199")
+    one_word = "-".join(f"w{n}" for n in range(100))  # no space to cut at, 300 word pieces
+    assert chunk_header(one_word, counter, 256) is None

@@ -328,6 +328,7 @@ class DocumentAdmin(_ReadOnlyAdmin):
 
     list_display = (
         "external_id",
+        "title",
         "collection",
         "source",
         "source_type",
@@ -337,10 +338,11 @@ class DocumentAdmin(_ReadOnlyAdmin):
     )
     list_select_related = ("collection__tenant",)
     list_filter = ("collection", "source_type")
-    search_fields = ("external_id", "source")
+    search_fields = ("external_id", "title", "source")
     ordering = ("-updated_at",)
     fields = (
         "external_id",
+        "title",
         "collection",
         "source",
         "source_type",

@@ -129,6 +129,7 @@ class Document(models.Model):
     external_id = models.CharField("document id", max_length=256)
     source = models.CharField(max_length=512)
     source_type = models.CharField(max_length=16)
+    title = models.TextField(null=True, blank=True)
     metadata = models.JSONField(default=dict)
     content_sha256 = models.CharField("content SHA-256", max_length=64)
     characters = models.IntegerField()

@@ -60,6 +60,7 @@ __all__ = [
     "ParsedDocument",
     "SourceType",
     "detect_source_type",
+    "markdown_title",
     "parse_document",
 ]
 
@@ -171,7 +172,7 @@ def parse_document(
     else:
         text = _decode_text(data)
         _check_length(len(text), max_chars)
-        title = _markdown_title(text) if kind == "markdown" else None
+        title = markdown_title(text) if kind == "markdown" else None
         parsed = ParsedDocument(text=text, source_type=kind, title=title)
     _check_length(len(parsed.text), max_chars)
     if not parsed.text.strip():
@@ -370,7 +371,7 @@ _ATX_H1 = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 _SETEXT_H1 = re.compile(r"^ {0,3}=+[ \t]*$")
 
 
-def _markdown_title(text: str) -> str | None:
+def markdown_title(text: str) -> str | None:
     """The first level-1 heading (``# Title`` or an ``===`` underline), outside code fences."""
     previous = ""
     in_fence = False

@@ -147,12 +147,23 @@ class RagStats(ResponseModel):
     collections: list[CollectionStats]
 
 
+#: A document's title, as given or as read from the file.
+DocumentTitle = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\x00]*$")]
+
+
 class IndexRequest(RequestModel):
     """A text document to index."""
 
     content: Annotated[str, Field(min_length=1, max_length=1_000_000, pattern=r"^[^\x00]*$")]
     source: Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\x00]*$")]
     source_type: Literal["text", "markdown", "html"] = "text"
+    title: DocumentTitle | None = Field(
+        None,
+        description=(
+            "The document's title, indexed with each chunk that does not contain it; default, the"
+            " first Markdown heading or the HTML title."
+        ),
+    )
     metadata: Metadata = Field(default_factory=dict)
     collection: CollectionName | None = None
     document_id: DocumentId | None = None
@@ -183,6 +194,13 @@ class DocumentUploadForm(FormModel):
     ) = Field(None, description="Where the document comes from; default: the file's name.")
     source_type: Literal["text", "markdown", "html", "pdf", "docx"] | SkipJsonSchema[None] = Field(
         None, description="Checked against the content when given; default: detected."
+    )
+    title: DocumentTitle | SkipJsonSchema[None] = Field(
+        None,
+        description=(
+            "The document's title, indexed with each chunk that does not contain it; default, the"
+            " file's own (PDF or DOCX properties, HTML title, first Markdown heading)."
+        ),
     )
     metadata: Json[Metadata] | SkipJsonSchema[None] = Field(
         None, description="A JSON object of flat key/value metadata."
@@ -233,6 +251,7 @@ class Document(ResponseModel):
     collection: str
     source: str
     source_type: str
+    title: str | None
     metadata: Metadata
     chunks: int = Field(ge=0)
     characters: int = Field(ge=0)
@@ -287,6 +306,7 @@ class SearchResult(ResponseModel):
     document_id: str
     content: str
     source: str
+    title: str | None = Field(description="The document's title.")
     score: float
     metadata: Metadata
     span: Span
@@ -353,6 +373,7 @@ class QuerySource(ResponseModel):
     document_id: str
     content: str
     source: str
+    title: str | None = Field(description="The document's title.")
     score: float
     metadata: Metadata
     span: Span

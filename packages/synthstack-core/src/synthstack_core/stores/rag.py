@@ -138,11 +138,13 @@ class DocumentRecord:
     chunk_overlap: int
     created_at: datetime
     updated_at: datetime
+    title: str | None
 
 
 @dataclass(frozen=True)
 class ChunkToStore:
-    """A chunk ready to be written: its text, place and vector."""
+    """A chunk ready to be written: its text, place and vector (``headed``: its vector, and its
+    lexical postings, are of the document's title and its text, see :mod:`..features.rag`)."""
 
     position: int
     content: str
@@ -151,6 +153,7 @@ class ChunkToStore:
     page: int | None
     token_count: int
     vector: npt.NDArray[np.float32]
+    headed: bool = False
 
 
 @dataclass(frozen=True)
@@ -536,7 +539,7 @@ class RagRepository:
                     text(
                         "SELECT d.id, d.external_id, c.name, d.source, d.source_type, d.metadata,"
                         " d.content_sha256, d.characters, d.chunk_count, d.chunk_size,"
-                        " d.chunk_overlap, d.created_at, d.updated_at"
+                        " d.chunk_overlap, d.created_at, d.updated_at, d.title"
                         " FROM rag_documents d JOIN rag_collections c ON c.id = d.collection_id"
                         " JOIN tenants t ON t.id = c.tenant_id"
                         " WHERE t.name = :tenant AND c.name = :collection"
@@ -565,7 +568,7 @@ class RagRepository:
                 text(
                     "SELECT d.id, d.external_id, :name, d.source, d.source_type, d.metadata,"
                     " d.content_sha256, d.characters, d.chunk_count, d.chunk_size,"
-                    " d.chunk_overlap, d.created_at, d.updated_at"
+                    " d.chunk_overlap, d.created_at, d.updated_at, d.title"
                     f" FROM rag_documents d WHERE d.collection_id = :collection_id{where}"
                     " ORDER BY d.created_at DESC, d.id DESC LIMIT :limit"
                 ),
@@ -580,6 +583,8 @@ class RagRepository:
         external_id: str,
         source: str,
         source_type: str,
+        title: str | None,
+        header: str | None,
         metadata: Mapping[str, Any],
         content_sha256: str,
         characters: int,
@@ -619,13 +624,14 @@ class RagRepository:
                     await session.execute(
                         text(
                             "INSERT INTO rag_documents (id, collection_id, external_id, source,"
-                            " source_type, metadata, content_sha256, characters, chunk_count,"
-                            " chunk_size, chunk_overlap)"
+                            " source_type, title, metadata, content_sha256, characters,"
+                            " chunk_count, chunk_size, chunk_overlap)"
                             " VALUES (:id, :collection_id, :external_id, :source, :source_type,"
-                            " CAST(:metadata AS jsonb), :sha, :characters, :count, :size,"
-                            " :overlap)"
+                            " :title, CAST(:metadata AS jsonb), :sha, :characters, :count,"
+                            " :size, :overlap)"
                             " ON CONFLICT (collection_id, external_id) DO UPDATE SET"
                             " source = EXCLUDED.source, source_type = EXCLUDED.source_type,"
+                            " title = EXCLUDED.title,"
                             " metadata = EXCLUDED.metadata,"
                             " content_sha256 = EXCLUDED.content_sha256,"
                             " characters = EXCLUDED.characters,"
@@ -641,6 +647,7 @@ class RagRepository:
                             "external_id": external_id,
                             "source": source,
                             "source_type": source_type,
+                            "title": title,
                             "metadata": json.dumps(dict(metadata)),
                             "sha": content_sha256,
                             "characters": characters,
@@ -706,10 +713,21 @@ class RagRepository:
                         "INSERT INTO rag_postings (collection_id, lexeme, chunk_id, tf)"
                         " SELECT c.collection_id, t.lexeme, c.id,"
                         " coalesce(array_length(t.positions, 1), 1)"
-                        f" FROM rag_chunks c, unnest(to_tsvector('{TS_CONFIG}', c.content)) t"
+                        f" FROM rag_chunks c, unnest(to_tsvector('{TS_CONFIG}',"
+                        " CASE WHEN c.id = ANY(CAST(:headed AS uuid[]))"
+                        " THEN CAST(:header AS text) || E'\\n\\n' || c.content"
+                        " ELSE c.content END)) t"
                         " WHERE c.document_id = :document_id"
                     ),
-                    {"document_id": document_id},
+                    {
+                        "document_id": document_id,
+                        "header": header,
+                        "headed": [
+                            chunk_id
+                            for chunk_id, chunk in zip(chunk_ids, chunks, strict=True)
+                            if chunk.headed
+                        ],
+                    },
                 )
                 await session.execute(
                     text(

@@ -74,6 +74,7 @@ class ScoredChunk:
     start: int
     end: int
     page: int | None
+    title: str | None
     score: float
 
 
@@ -132,7 +133,8 @@ def metadata_filter_sql(filters: Mapping[str, Any], params: dict[str, Any]) -> s
 
 #: The columns of a ``ScoredChunk`` (``c`` a chunk row, ``d`` its document), before its score.
 RESULT_COLUMNS = (
-    "c.id, d.external_id, c.content, d.source, d.metadata, c.char_start, c.char_end, c.page"
+    "c.id, d.external_id, c.content, d.source, d.metadata, c.char_start, c.char_end, c.page,"
+    " d.title"
 )
 
 
