@@ -54,9 +54,21 @@ fastapi_contract = schemathesis.pytest.from_fixture("fastapi_schema")
 django_contract = schemathesis.pytest.from_fixture("django_schema")
 
 
+def encodable(body: Any) -> bool:
+    """Whether the test clients encode a generated form body as every parser reads it.
+
+    werkzeug's test client (Django's in-process run) writes an empty file part with no blank line
+    after its headers; RFC 2046 allows that, but python-multipart, the core's parser, reads the
+    closing delimiter as the part's data and answers 400. No other client we know of writes such a
+    part; empty uploads are refused (422) in ``tests/parity/test_uploads.py`` on both backends, and
+    the live run (``.ci/live-schemathesis``) sends every case through a real HTTP client.
+    """
+    return not (isinstance(body, dict) and body.get("file") in (b"", ""))
+
+
 @schemathesis.hook("filter_body")
 def _only_servable(_: Any, body: Any) -> bool:
-    return servable(body)
+    return servable(body) and encodable(body)
 
 
 SETTINGS = hypothesis.settings(
