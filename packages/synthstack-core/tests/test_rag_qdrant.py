@@ -315,17 +315,7 @@ async def test_a_failed_vector_write_leaves_nothing_behind(
         assert await _chunk_ids(stack, scope, "kept") == kept_chunks
         with pytest.raises(NotFound):
             await rag.get_document("alpha", "atomic", "new-one")
-        async with stack.database.session() as session:
-            counts = (
-                await session.execute(
-                    text(
-                        "SELECT (SELECT count(*) FROM rag_documents WHERE collection_id = :id),"
-                        " (SELECT count(*) FROM rag_chunks WHERE collection_id = :id),"
-                        " (SELECT count(*) FROM rag_postings WHERE collection_id = :id)"
-                    ),
-                    {"id": scope.collection_id},
-                )
-            ).one()
+        counts = await _count_rows(stack, scope)
         assert counts[0] == 1 and counts[1] == len(kept_chunks) and counts[2] > 0
         with pytest.raises(DependencyUnavailable):
             await rag.search("alpha", _search("cat", "atomic", mode="dense"))
