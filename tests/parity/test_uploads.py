@@ -122,6 +122,31 @@ def test_pdf_chunks_carry_their_page(
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_a_files_own_title_is_kept_and_indexed_with_its_chunks(
+    clients: dict[str, httpx.Client], backend: str, upload_dir: Path
+) -> None:
+    client = clients[backend]
+    collection = f"uploads-title-{backend}"
+    long_title = "Geology survey " + "appendix " * 80  # 735 characters
+    pdf = make_pdf(
+        [["Basalt columns form as lava cools slowly."], ["Granite forms deep underground."]],
+        title=long_title,
+    )
+    response = _upload(client, pdf, "g.pdf", collection=collection, document_id="g")
+    assert response.status_code == 201, response.text
+    document = response.json()
+    assert document["title"] == " ".join(long_title.split())[:512].strip()  # kept: 512 at most
+    # "survey" is only in the title: the chunk is found through its header.
+    results = client.post(
+        "/api/v1/rag/search",
+        headers=AUTH,
+        json={"query": "survey", "collection": collection, "mode": "lexical"},
+    ).json()["results"]
+    assert len(results) == document["chunks"] >= 1
+    assert all(r["title"] == document["title"] and "survey" not in r["content"] for r in results)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_docx_upload_and_reupload_replaces(
     clients: dict[str, httpx.Client], backend: str, upload_dir: Path
 ) -> None:

@@ -301,7 +301,7 @@ class RagService:
             content=parsed.text,
             source=form.source or upload.filename or document_id,
             source_type=parsed.source_type,
-            title=form.title or parsed.title,
+            title=form.title,  # else the file's own, see _index
             metadata=form.metadata or {},
             chunk_size=form.chunk_size,
             chunk_overlap=form.chunk_overlap,
