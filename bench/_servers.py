@@ -132,6 +132,26 @@ def wait_for_quiet(max_seconds: float, *, busy_percent: float = 15.0) -> float:
 # -- servers -------------------------------------------------------------------------------------
 
 
+class KeepAliveClient:
+    """A running server, called by one sequential client over a keep-alive connection (the HTTP
+    surfaces of the side-by-side benchmarks derive from it)."""
+
+    #: Seconds a request may take.
+    timeout: float = 120.0
+
+    def __init__(self, name: str, base_url: str) -> None:
+        self.name = name
+        self._client = httpx.Client(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            timeout=httpx.Timeout(self.timeout),
+        )
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._client.close()
+
+
 class ServerFailed(RuntimeError):
     """A server did not come up."""
 

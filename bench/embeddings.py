@@ -47,11 +47,11 @@ import httpx
 import numpy as np
 import psutil  # type: ignore[import-untyped]  # no stubs installed
 from _servers import (
-    API_KEY,
     API_KEYS_SETTING,
     RESULTS_DIR,
     ROOT,
     ForeignLoad,
+    KeepAliveClient,
     Server,
     ServerFailed,
     machine,
@@ -268,20 +268,8 @@ class CoreSurface:
         return elapsed
 
 
-class HttpSurface:
+class HttpSurface(KeepAliveClient):
     """A running server, called by one sequential client over a keep-alive connection."""
-
-    def __init__(self, name: str, base_url: str) -> None:
-        self.name = name
-        self._client = httpx.Client(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {API_KEY}"},
-            timeout=httpx.Timeout(120.0),
-        )
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._client.close()
 
     def _post(self, path: str, body: dict[str, Any]) -> tuple[float, Any]:
         start = time.perf_counter()

@@ -58,6 +58,7 @@ from _servers import (
     RESULTS_DIR,
     ROOT,
     ForeignLoad,
+    KeepAliveClient,
     Server,
     ServerFailed,
     database_processes,
@@ -402,20 +403,8 @@ class PipelineSurface:
         )
 
 
-class HttpSurface:
+class HttpSurface(KeepAliveClient):
     """A running server, called by one sequential client over a keep-alive connection."""
-
-    def __init__(self, name: str, base_url: str) -> None:
-        self.name = name
-        self._client = httpx.Client(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {API_KEY}"},
-            timeout=httpx.Timeout(120.0),
-        )
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._client.close()
 
     def call(self, operation: str) -> tuple[float, dict[str, Any]]:
         """``POST`` the operation's body; timed until the answer is decoded."""

@@ -72,10 +72,10 @@ import numpy as np
 import numpy.typing as npt
 import psutil  # type: ignore[import-untyped]  # no stubs installed
 from _servers import (
-    API_KEY,
     RESULTS_DIR,
     ROOT,
     ForeignLoad,
+    KeepAliveClient,
     Server,
     ServerFailed,
     database_processes,
@@ -291,20 +291,10 @@ class CoreSurface:
         return Heard(seconds, result.transcript.text, result.transcript.duration)
 
 
-class HttpSurface:
+class HttpSurface(KeepAliveClient):
     """A running server, called by one sequential client over a keep-alive connection."""
 
-    def __init__(self, name: str, base_url: str) -> None:
-        self.name = name
-        self._client = httpx.Client(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {API_KEY}"},
-            timeout=httpx.Timeout(300.0),
-        )
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._client.close()
+    timeout = 300.0
 
     def _post(self, clip: Clip, form: dict[str, str]) -> tuple[float, httpx.Response]:
         start = time.perf_counter()
