@@ -142,6 +142,12 @@ async def test_reindex_replaces_and_identical_content_is_not_embedded_again(
     )
     assert again.chunks_created == first.chunks_created
     assert len(stub.requests) == calls, "identical content was embedded again"
+    titled = _index(long_text, "remote", "titled", chunk_size=64, chunk_overlap=8, title="Topics")
+    await rag.index("alpha", titled)
+    calls = len(stub.requests)
+    await rag.index("alpha", titled)
+    assert len(stub.requests) == calls, "identical content with a title was embedded again"
+    await rag.delete_document("alpha", "remote", "titled")
     replaced = await rag.index("alpha", _index(MARKETS, "remote", "doc"))
     assert replaced.chunks_created == 1
     document = await rag.get_document("alpha", "remote", "doc")

@@ -371,18 +371,19 @@ class RagService:
             )
         counter = provider.token_counter(spec)
         header = chunk_header(title, counter, size)
+        # What is embedded, header and chunk, must fit the chunk size (and so the model's window).
+        split_size, split_overlap = size, overlap
         spare = size - counter.count(header) if header is not None else 0
         if spare >= MIN_CHUNK_SIZE:
-            # What is embedded, header and chunk, must fit the model's window.
-            size, overlap = spare, overlap * spare // size
+            split_size, split_overlap = spare, overlap * spare // size
         else:
             header = None
         chunks = await anyio.to_thread.run_sync(
             functools.partial(
                 split_text,
                 text,
-                chunk_size=size,
-                chunk_overlap=overlap,
+                chunk_size=split_size,
+                chunk_overlap=split_overlap,
                 counter=counter,
                 source_type=source_type,  # type: ignore[arg-type]
                 page_breaks=parsed.page_breaks,
