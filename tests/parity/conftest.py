@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -147,3 +148,12 @@ def rebuilt_clients(
     finally:
         apply(saved)
         reset_stack()
+
+
+@pytest.fixture
+def upload_dir(service_env: dict[str, str]) -> Iterator[Path]:
+    """The spool directory of uploads, checked empty before and after the test."""
+    path = Path(service_env["SYNTHSTACK_UPLOAD_DIR"])
+    assert list(path.iterdir()) == []
+    yield path
+    assert list(path.iterdir()) == [], "a request left a temporary file behind"

@@ -24,14 +24,6 @@ FIXTURES = Path(__file__).parents[2] / "packages/synthstack-core/tests/fixtures/
 SPEECH = (FIXTURES / "speech.ogg").read_bytes()
 
 
-@pytest.fixture
-def upload_dir(service_env: dict[str, str]) -> Any:
-    path = Path(service_env["SYNTHSTACK_UPLOAD_DIR"])
-    assert list(path.iterdir()) == []
-    yield path
-    assert list(path.iterdir()) == [], "a transcription left a temporary file behind"
-
-
 def _post(
     client: httpx.Client,
     content: bytes = SPEECH,

@@ -7,7 +7,6 @@ Every case runs on both backends, which must answer alike. After each one the up
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +18,6 @@ from tests.parity.conftest import AUTH, KEY_B
 
 BACKENDS = ["fastapi", "django"]
 URL = "/api/v1/rag/documents"
-
-
-@pytest.fixture
-def upload_dir(service_env: dict[str, str]) -> Iterator[Path]:
-    """The spool directory, checked empty after the test."""
-    path = Path(service_env["SYNTHSTACK_UPLOAD_DIR"])
-    assert list(path.iterdir()) == []
-    yield path
-    assert list(path.iterdir()) == [], "an upload left a temporary file behind"
 
 
 def _upload(
