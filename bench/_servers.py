@@ -344,6 +344,21 @@ def machine() -> dict[str, Any]:
     }
 
 
+def add_server_options(parser: argparse.ArgumentParser, *, settle_before: str) -> None:
+    """``--startup-timeout`` (for a server's /health) and ``--settle`` (wait for quiet before
+    ``settle_before``): the options of every benchmark that starts servers."""
+    parser.add_argument(
+        "--startup-timeout", type=float, default=90.0, help="seconds to wait for /health"
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help=f"wait up to this long for other CPU use to stop before {settle_before} (default: 60)",
+    )
+
+
 def parse_with_surfaces(
     parser: argparse.ArgumentParser, argv: Sequence[str] | None, surfaces: Sequence[str]
 ) -> argparse.Namespace:
@@ -354,16 +369,7 @@ def parse_with_surfaces(
         default=",".join(surfaces),
         help=f"comma-separated subset of {','.join(surfaces)} (default: all)",
     )
-    parser.add_argument(
-        "--startup-timeout", type=float, default=90.0, help="seconds to wait for /health"
-    )
-    parser.add_argument(
-        "--settle",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="wait up to this long for other CPU use to stop before measuring (default: 60)",
-    )
+    add_server_options(parser, settle_before="measuring")
     args = parser.parse_args(argv)
     args.surfaces = [s.strip() for s in args.surfaces.split(",") if s.strip()]
     unknown = set(args.surfaces) - set(surfaces)

@@ -63,6 +63,7 @@ from _servers import (
     ForeignLoad,
     Server,
     ServerFailed,
+    add_server_options,
     database_processes,
     machine,
     percentiles_ms,
@@ -487,16 +488,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--drop", action="store_true", help="delete the collection at the end")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the SciFact directory")
-    parser.add_argument(
-        "--startup-timeout", type=float, default=90.0, help="seconds to wait for /health"
-    )
-    parser.add_argument(
-        "--settle",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="wait up to this long for other CPU use to stop before each phase (default: 60)",
-    )
+    add_server_options(parser, settle_before="each phase")
     args = parser.parse_args(argv)
     if args.limit_docs is not None and args.limit_docs < 1:
         parser.error("--limit-docs must be at least 1")
