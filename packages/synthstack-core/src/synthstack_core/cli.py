@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 from synthstack_core.settings import Settings
+from synthstack_core.stores.embedded import quiet_server_chatter
 
 __all__ = ["main"]
 
@@ -187,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``synthstack``."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    quiet_server_chatter()
     args = build_parser().parse_args(argv)
     code: int = args.run(args)
     return code

