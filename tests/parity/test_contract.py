@@ -3,10 +3,12 @@ both backends serve as their schema."""
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
 import httpx
+from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from synthstack_core.contract import load_contract
 from synthstack_core.operations import OPERATIONS
@@ -89,6 +91,18 @@ def _ok_schema(spec: dict[str, Any], document: dict[str, Any]) -> Any:
     return _canonical(
         _resolve(spec["responses"][success]["content"]["application/json"]["schema"], document)
     )
+
+
+def test_contract_is_valid_openapi() -> None:
+    """What client generators check: the OpenAPI 3.1 schema, and every default valid for its own
+    field's schema (``default: null`` on a non-nullable field is an error)."""
+    contract = copy.deepcopy(load_contract())
+    assert contract["openapi"].startswith("3.1.")
+    errors = [
+        f"{error.message} (schema: {error.schema.get('description', error.schema)!r})"
+        for error in OpenAPIV31SpecValidator(contract).iter_errors()
+    ]
+    assert errors == []
 
 
 def test_registry_matches_contract() -> None:

@@ -28,11 +28,17 @@ __all__ = [
 ]
 
 
+EMBEDDING_MODEL_FIELD = (
+    "An embedding model from `GET /api/v1/embeddings/models`; default, the deployment's default "
+    "model."
+)
+
+
 class EmbeddingRequest(RequestModel):
     """Embed one text."""
 
     text: Text
-    model: ModelName | None = None
+    model: ModelName | None = Field(None, description=EMBEDDING_MODEL_FIELD)
     dimensions: Annotated[int, Field(ge=1, le=3072), AS_INTEGER] | None = Field(
         None,
         description="Output size, for models that support shortening (OpenAI `text-embedding-3-*`).",
@@ -52,7 +58,7 @@ class BatchEmbeddingRequest(RequestModel):
     """Embed several texts; the answer keeps their order."""
 
     texts: TextBatch
-    model: ModelName | None = None
+    model: ModelName | None = Field(None, description=EMBEDDING_MODEL_FIELD)
     dimensions: Annotated[int, Field(ge=1, le=3072), AS_INTEGER] | None = None
 
 
@@ -71,7 +77,7 @@ class SimilarityRequest(RequestModel):
 
     text1: Text
     text2: Text
-    model: ModelName | None = None
+    model: ModelName | None = Field(None, description=EMBEDDING_MODEL_FIELD)
 
 
 class SimilarityResponse(ResponseModel):

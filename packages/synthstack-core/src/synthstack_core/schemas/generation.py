@@ -29,6 +29,9 @@ __all__ = [
 #: The largest ``max_tokens`` the contract allows; a deployment and each model may allow less.
 MAX_OUTPUT_TOKENS = 16_384
 MAX_MESSAGES = 200
+CHAT_MODEL_FIELD = (
+    "A chat model from `GET /api/v1/generation/models`; default, the deployment's default model."
+)
 
 MaxTokens = Annotated[int, Field(ge=1, le=MAX_OUTPUT_TOKENS), AS_INTEGER]
 Temperature = Annotated[float, Field(ge=0, le=2)]
@@ -52,7 +55,7 @@ class TextGenerationRequest(RequestModel):
         256, description="At most the model's output limit and `SYNTHSTACK_MAX_GENERATION_TOKENS`."
     )
     temperature: Temperature = 0.7
-    model: ModelName | None = Field(None, description="Default: the deployment's default model.")
+    model: ModelName | None = Field(None, description=CHAT_MODEL_FIELD)
     stream: bool = Field(False, description="Answer as server-sent events (`delta`, then `done`).")
 
 
@@ -78,7 +81,7 @@ class ChatGenerationRequest(RequestModel):
     """Continue a conversation."""
 
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
-    model: ModelName | None = None
+    model: ModelName | None = Field(None, description=CHAT_MODEL_FIELD)
     max_tokens: MaxTokens = 256
     temperature: Temperature = 0.7
     stream: bool = False
@@ -125,7 +128,7 @@ class AnalysisGenerateRequest(RequestModel):
     context: Text | None = Field(None, description="Material the text should draw on.")
     max_tokens: MaxTokens = 256
     temperature: Temperature = 0.7
-    model: ModelName | None = None
+    model: ModelName | None = Field(None, description=CHAT_MODEL_FIELD)
 
 
 class AnalysisGenerateResponse(ResponseModel):

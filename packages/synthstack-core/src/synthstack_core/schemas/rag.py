@@ -89,7 +89,11 @@ class CreateCollectionRequest(RequestModel):
     """A new collection."""
 
     name: CollectionName
-    embedding_model: ModelName | None = None
+    embedding_model: ModelName | None = Field(
+        None,
+        description="The collection's embedding model, from `GET /api/v1/embeddings/models`, fixed "
+        "at creation; default, the deployment's default model.",
+    )
     description: str = Field("", max_length=1000, pattern=r"^[^\x00]*$")
 
 

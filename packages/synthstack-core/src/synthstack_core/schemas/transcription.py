@@ -139,7 +139,9 @@ class TranscriptionParameters(FormModel):
         )
     )
     model: Annotated[ModelName | SkipJsonSchema[None], BeforeValidator(_blank_is_unset)] = Field(
-        None, description="A model from GET /api/v1/transcription/languages; unset = the default."
+        None,
+        description="A transcription model from `GET /api/v1/transcription/languages`; unset = the "
+        "default.",
     )
     prompt: Annotated[Prompt | SkipJsonSchema[None], BeforeValidator(_blank_is_unset)] = None
     temperature: Annotated[Temperature | SkipJsonSchema[None], BeforeValidator(_form_number)] = None
@@ -306,7 +308,11 @@ class CostEstimateRequest(RequestModel):
     """Estimate what transcribing ``duration_seconds`` of audio takes and costs."""
 
     duration_seconds: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
-    model: ModelName | None = None
+    model: ModelName | None = Field(
+        None,
+        description="A transcription model from `GET /api/v1/transcription/languages`; default, "
+        "the deployment's default.",
+    )
 
 
 class CostEstimateResponse(ResponseModel):
