@@ -39,6 +39,7 @@ def quiet_server_chatter() -> None:
         if not any(isinstance(existing, _AtDebug) for existing in chatty.filters):
             chatty.addFilter(_AtDebug())
 
+
 DATABASE_NAME = "synthstack"
 
 
