@@ -98,12 +98,25 @@ def fastapi_client(service_env: dict[str, str]) -> Iterator[httpx.Client]:
         yield client
 
 
+def wsgi_transport(app: Any) -> httpx.WSGITransport:
+    """httpx's WSGI transport, giving the app ``PATH_INFO`` as PEP 3333 and gunicorn do.
+
+    httpx puts the decoded path there as text (``café``); a WSGI server gives its UTF-8 bytes read
+    as latin-1 (``cafÃ©``), which is what Django decodes. Without this, a non-ASCII path would reach
+    Django garbled in-process only.
+    """
+
+    def pep3333_app(environ: dict[str, Any], start_response: Any) -> Any:
+        environ["PATH_INFO"] = environ["PATH_INFO"].encode("utf-8").decode("latin-1")
+        return app(environ, start_response)
+
+    return httpx.WSGITransport(app=pep3333_app)
+
+
 @pytest.fixture(scope="session")
 def django_client(django_app: Any) -> Iterator[httpx.Client]:
     """An HTTP client of the Django app."""
-    with httpx.Client(
-        transport=httpx.WSGITransport(app=django_app), base_url="http://testserver"
-    ) as client:
+    with httpx.Client(transport=wsgi_transport(django_app), base_url="http://testserver") as client:
         yield client
 
 
@@ -141,7 +154,7 @@ def rebuilt_clients(
         with (
             TestClient(create_app(Settings()), raise_server_exceptions=False) as fastapi,
             httpx.Client(
-                transport=httpx.WSGITransport(app=django_app), base_url="http://testserver"
+                transport=wsgi_transport(django_app), base_url="http://testserver"
             ) as django,
         ):
             yield {"fastapi": fastapi, "django": django}

@@ -29,6 +29,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
@@ -50,6 +51,7 @@ __all__ = [
     "Unauthenticated",
     "UnsupportedMediaType",
     "problem_for",
+    "uri_path",
 ]
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -238,11 +240,28 @@ class Problem:
         return json.dumps(self.body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+#: What stays literal in a path segment (RFC 3986 ``pchar`` and ``/``), besides letters, digits and
+#: ``-._~``: everything else is percent-encoded as UTF-8.
+_PATH_SAFE = "/:@!$&'()*+,;="
+
+
+def uri_path(path: str) -> str:
+    """The decoded request ``path`` (what both backends route on) as a URI path, percent-encoded.
+
+    Both backends decode the path the client sent before routing it, so the problem's ``instance``
+    is that path encoded again, the same way on both: ``/a%0A`` and ``/a%0a`` are ``/a%0A``, ``é``
+    is ``%C3%A9``, a space ``%20``, a literal ``%`` ``%25``; ``%2F`` is a ``/`` to both routers, so
+    it is one here too.
+    """
+    return quote(path, safe=_PATH_SAFE)
+
+
 def problem_for(error: BaseException, *, request_id: str, instance: str | None) -> Problem:
     """Render any exception as problem details.
 
     A :class:`SynthStackError` keeps its status, code, detail and headers; anything else becomes a
-    bare 500 ``internal_error`` whose detail reveals nothing of the exception.
+    bare 500 ``internal_error`` whose detail reveals nothing of the exception. ``instance`` is the
+    decoded request path; the problem carries it percent-encoded (:func:`uri_path`).
     """
     if not isinstance(error, SynthStackError):
         error = SynthStackError("An unexpected error occurred; it has been logged.")
@@ -251,7 +270,7 @@ def problem_for(error: BaseException, *, request_id: str, instance: str | None) 
         "title": error.title,
         "status": error.status,
         "detail": error.detail,
-        "instance": instance,
+        "instance": None if instance is None else uri_path(instance),
         "code": error.instance_code,
         "request_id": request_id,
     }

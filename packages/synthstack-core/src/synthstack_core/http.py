@@ -33,6 +33,7 @@ from synthstack_core.errors import (
     SynthStackError,
     UnsupportedMediaType,
     problem_for,
+    uri_path,
 )
 
 __all__ = [
@@ -152,7 +153,7 @@ def error_response(error: BaseException, *, request_id: str, path: str | None) -
 def not_found_response(path: str, headers: Mapping[str, str]) -> HttpResponse:
     """The 404 of a path no operation serves (used by both adapters' routers)."""
     return error_response(
-        NotFound(f"No endpoint at {path}."), request_id=request_id_of(headers), path=path
+        NotFound(f"No endpoint at {uri_path(path)}."), request_id=request_id_of(headers), path=path
     )
 
 

@@ -47,6 +47,13 @@ def _to_response(response: HttpResponse) -> Response:
     )
 
 
+def _path(request: Request) -> str:
+    """The decoded path, as ASGI gives it (``request.url.path`` would drop a decoded newline and
+    re-encode ``?``; Django's ``request.path`` does neither)."""
+    path: str = request.scope["path"]
+    return path
+
+
 def _headers(request: Request) -> dict[str, str]:
     return {name.lower(): value for name, value in request.headers.items()}
 
@@ -70,7 +77,7 @@ def _endpoint(stack: SynthStack, operation: Operation) -> Callable[[Request], Aw
             body = await _read_body(request, stack.body_limit(operation))
         core_request = HttpRequest(
             method=request.method,
-            path=request.url.path,
+            path=_path(request),
             headers=_headers(request),
             body=body,
             path_params={name: str(value) for name, value in request.path_params.items()},
@@ -154,13 +161,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def http_exception(request: Request, exc: StarletteHTTPException) -> Response:
         headers = _headers(request)
         if exc.status_code == 404:
-            return _to_response(not_found_response(request.url.path, headers))
+            return _to_response(not_found_response(_path(request), headers))
         if exc.status_code == 405:
             return _to_response(
-                method_not_allowed_response(request.method, request.url.path, headers)
+                method_not_allowed_response(request.method, _path(request), headers)
             )
         return _to_response(
-            error_response(exc, request_id=request_id_of(headers), path=request.url.path)
+            error_response(exc, request_id=request_id_of(headers), path=_path(request))
         )
 
     app.mount("/static/sidecar", StaticFiles(directory=_ASSETS), name="sidecar")
