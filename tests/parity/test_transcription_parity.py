@@ -16,7 +16,7 @@ import srt
 import webvtt
 
 from synthstack_core.testing import OpenAIStub
-from tests.parity.conftest import AUTH
+from tests.parity.conftest import AUTH, rebuilt_clients
 
 BACKENDS = ["fastapi", "django"]
 URL = "/api/v1/transcription/transcribe"
@@ -130,20 +130,63 @@ def test_formats_languages_and_cost(clients: dict[str, httpx.Client]) -> None:
             for name in BACKENDS
         ]
         assert [a.status_code for a in answers] == [200, 200], (path, answers[0].text)
-        # Processing time comes from what each process has measured of its own transcriptions.
-        measured = {"real_time_factor", "estimated_processing_seconds"}
-        if body:
-            assert [set(a.json()) for a in answers] == [set(answers[0].json())] * 2
-            answers = [
-                httpx.Response(200, json={k: v for k, v in a.json().items() if k not in measured})
-                for a in answers
-            ]
-        assert answers[0].json() == answers[1].json()
+        assert answers[0].content == answers[1].content, path
     languages = (
         answers and clients["fastapi"].get("/api/v1/transcription/languages", headers=AUTH).json()
     )
     models = {entry["model"] for entry in languages["data"]}
     assert {"whisper-tiny.en", "whisper-1"} <= models
+
+
+def _estimates(clients: dict[str, httpx.Client]) -> dict[tuple[str, str], bytes]:
+    url = "/api/v1/transcription/estimate-cost"
+    answers = {}
+    for name in BACKENDS:
+        for model in ("whisper-tiny.en", "whisper-1"):
+            body = {"duration_seconds": 600, "model": model}
+            response = clients[name].post(url, headers=AUTH, json=body)
+            assert response.status_code == 200, response.text
+            answers[name, model] = response.content
+    return answers
+
+
+def test_cost_estimate_does_not_depend_on_what_the_process_transcribed(
+    clients: dict[str, httpx.Client], upload_dir: Path
+) -> None:
+    """The estimate quotes the configured factor: a transcription in one process (one worker of
+    several) must not change what that process answers, or two workers would disagree."""
+    before = _estimates(clients)
+    local = json.loads(before["fastapi", "whisper-tiny.en"])
+    assert local["real_time_factor"] == 0.05  # SYNTHSTACK_WHISPER_REAL_TIME_FACTOR's default
+    assert local["real_time_factor_source"] == "benchmark"
+    assert local["estimated_processing_seconds"] == 30.0
+    remote = json.loads(before["fastapi", "whisper-1"])
+    assert remote["real_time_factor"] is None
+    assert remote["real_time_factor_source"] == "unknown"
+    for name in BACKENDS:  # both models really run in both processes
+        for model in ("whisper-tiny.en", "whisper-1"):
+            answer = _post(clients[name], model=model)
+            assert answer.status_code == 200, answer.text
+    assert _estimates(clients) == before
+    assert before["fastapi", "whisper-tiny.en"] == before["django", "whisper-tiny.en"]
+    assert before["fastapi", "whisper-1"] == before["django", "whisper-1"]
+
+
+def test_the_configured_real_time_factor_is_quoted(django_app: Any) -> None:
+    env = {"SYNTHSTACK_WHISPER_REAL_TIME_FACTOR": "0.2"}
+    with rebuilt_clients(django_app, env) as clients:
+        answers = [
+            clients[name].post(
+                "/api/v1/transcription/estimate-cost",
+                headers=AUTH,
+                json={"duration_seconds": 60, "model": "whisper-tiny.en"},
+            )
+            for name in BACKENDS
+        ]
+    assert [a.status_code for a in answers] == [200, 200], answers[0].text
+    assert answers[0].content == answers[1].content
+    assert answers[0].json()["real_time_factor"] == 0.2
+    assert answers[0].json()["estimated_processing_seconds"] == 12.0
 
 
 REFUSALS: list[tuple[str, dict[str, Any], int, str]] = [

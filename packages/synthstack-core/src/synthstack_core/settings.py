@@ -156,6 +156,16 @@ class Settings(BaseSettings):
         validation_alias=_env("SYNTHSTACK_WHISPER_VAD_MIN_SECONDS"),
         description="Audio at least this long goes through the VAD filter (0 = all audio).",
     )
+    # A setting, not a measurement: every worker quotes the same figure (0.05 is the benchmark's,
+    # providers/whisper_local.BENCHMARK_RTF).
+    whisper_real_time_factor: float = Field(
+        0.05,
+        gt=0,
+        le=100,
+        validation_alias=_env("SYNTHSTACK_WHISPER_REAL_TIME_FACTOR"),
+        description="Processing seconds per audio second that `estimate-cost` quotes for the "
+        "local Whisper model (default: the benchmark's, on 2 cores).",
+    )
     cache_max_entries: int = Field(
         10_000, ge=0, validation_alias=_env("SYNTHSTACK_CACHE_MAX_ENTRIES")
     )

@@ -262,6 +262,7 @@ class TranscriptionService:
                 threads=settings.whisper_threads,
                 beam_size=settings.whisper_beam_size,
                 vad_min_seconds=settings.whisper_vad_min_seconds,
+                real_time_factor=settings.whisper_real_time_factor,
             )
         ]
         if settings.openai_configured:
@@ -414,16 +415,17 @@ class TranscriptionService:
         return TranscriptionLanguageList(data=data, default_model=self.registry.default.id)
 
     def estimate_cost(self, request: CostEstimateRequest) -> CostEstimateResponse:
-        """Processing time from the real-time factor (this process's, else the benchmark's)
-        and, for a paid provider, the price from its documented per-minute rate."""
+        """Processing time from the model's configured real-time factor and, for a paid
+        provider, the price from its documented per-minute rate.
+
+        The factor is a setting (the local model's defaults to the benchmark's), never what this
+        process measured of its own transcriptions: behind several workers, the answer must not
+        depend on which one takes the request.
+        """
         spec, provider = self.registry.resolve(request.model)
         duration = request.duration_seconds
-        rtf = provider.measured_real_time_factor(spec)
-        source: Literal["measured", "benchmark", "unknown"] = "measured"
-        if rtf is None:
-            rtf, source = spec.benchmark_real_time_factor, "benchmark"
-        if rtf is None:
-            source = "unknown"
+        rtf = provider.real_time_factor(spec)
+        source: Literal["benchmark", "unknown"] = "unknown" if rtf is None else "benchmark"
         price = spec.price_per_minute_usd
         return CostEstimateResponse(
             model=spec.id,

@@ -110,9 +110,11 @@ class TranscriptionProvider(ABC):
     async def transcribe(self, audio: DecodedAudio, options: TranscriptionOptions) -> Transcript:
         """Transcribe a decoded, validated clip (``audio.path`` is the original file)."""
 
-    def measured_real_time_factor(self, model: TranscriptionModelSpec) -> float | None:
-        """Processing seconds per audio second measured in this process, if any."""
-        return None
+    def real_time_factor(self, model: TranscriptionModelSpec) -> float | None:
+        """Processing seconds per audio second that cost estimates quote for ``model`` (None: not
+        known). A fixed figure, never this process's own measurement, so every worker quotes the
+        same."""
+        return model.benchmark_real_time_factor
 
     async def check(self, model: TranscriptionModelSpec) -> str:
         """Make sure ``model`` can run now (load it if needed); return a short description."""

