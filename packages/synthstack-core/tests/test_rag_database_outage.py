@@ -16,6 +16,7 @@ Requests go through :meth:`SynthStack.handle`, as both adapters send them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
@@ -24,11 +25,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from synthstack_core import Settings, SynthStack
 from synthstack_core.http import HttpRequest, HttpResponse
-from synthstack_core.operations import operation
+from synthstack_core.operations import Operation, operation
 from synthstack_core.schemas.rag import SearchRequest
 
 KEY = "outage-test-key-0001"
@@ -220,3 +221,57 @@ async def test_a_reindex_killed_while_writing_keeps_the_previous_version(
     assert {chunk[0] for chunk in replaced.chunks}.isdisjoint(c[0] for c in previous.chunks)
     assert all("Harbour log" in chunk[2] for chunk in replaced.chunks)
     assert replaced.orphan_postings == 0
+
+
+#: Statements whose last one PostgreSQL (or psycopg, before sending it) refuses because of the value
+#: given: data exceptions, SQLSTATE class 22.
+DATA_EXCEPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "invalid text for a type": (("SELECT CAST(:value AS integer)",), "not a number"),
+    "NUL in text": (("SELECT CAST(:value AS text)",), "a\x00b"),
+    "string too long": (
+        (
+            "CREATE TEMPORARY TABLE refused (v varchar(3)) ON COMMIT DROP",
+            "INSERT INTO refused VALUES (:value)",
+        ),
+        "abcdef",
+    ),
+    "NaN in JSON": (("SELECT CAST(:value AS jsonb)",), '{"a": NaN}'),
+    "division by zero": (("SELECT 1 / CAST(:value AS integer)",), "0"),
+}
+
+
+def _running(statements: tuple[str, ...], value: str) -> Operation:
+    """``rag-stats`` with a handler that runs ``statements`` on the service's own database, so the
+    whole pipeline (:meth:`SynthStack.handle`) meets what PostgreSQL raises."""
+
+    async def handler(service: SynthStack, *_: Any) -> Any:
+        async with service.database.session() as session:
+            for statement in statements:
+                await session.execute(text(statement), {"value": value})
+        raise AssertionError("the statements were expected to fail")
+
+    return dataclasses.replace(operation("rag-stats"), handler=handler)
+
+
+@pytest.mark.parametrize("case", list(DATA_EXCEPTIONS))
+async def test_a_value_the_database_refuses_is_the_callers_error(
+    stack: SynthStack, case: str
+) -> None:
+    """A data exception is caused by a value of the request: a 422, not an outage's 503."""
+    op = _running(*DATA_EXCEPTIONS[case])
+    response = await stack.handle(op, HttpRequest("GET", op.path, HEADERS))
+    assert response.status == 422, response.body
+    problem = json.loads(response.body)
+    assert problem["code"] == "unstorable_value"
+    assert problem["detail"] == "The request holds a value the database cannot store or compare."
+    # The pool is fine: the next request is served.
+    stats = operation("rag-stats")
+    assert (await stack.handle(stats, HttpRequest("GET", stats.path, HEADERS))).status == 200
+
+
+async def test_a_cancelled_statement_is_still_unavailability(stack: SynthStack) -> None:
+    """What is no data exception stays a 503: a statement cancelled by its timeout (57014)."""
+    op = _running(
+        ("SET LOCAL statement_timeout = 50", "SELECT pg_sleep(CAST(:value AS float))"), "5"
+    )
+    _assert_unavailable(await stack.handle(op, HttpRequest("GET", op.path, HEADERS)))

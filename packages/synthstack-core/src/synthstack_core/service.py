@@ -21,10 +21,10 @@ from types import TracebackType
 from typing import TypeVar
 
 import anyio
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from synthstack_core import __version__
-from synthstack_core.errors import DependencyUnavailable
+from synthstack_core.errors import DependencyUnavailable, InvalidRequest
 from synthstack_core.features.analysis import AnalysisService
 from synthstack_core.features.complexity import DEFAULT_SCALE, ComplexityService
 from synthstack_core.features.embeddings import EmbeddingModelRegistry, EmbeddingService
@@ -353,11 +353,29 @@ async def _chunks(body: bytes) -> AsyncIterator[bytes]:
 
 
 def _translate(exc: Exception) -> BaseException:
-    """What the caller sees of ``exc``: a database failure is the database being unavailable."""
+    """What the caller sees of ``exc``: a database failure is the database being unavailable,
+    unless the database refused a value of the request (a data exception, SQLSTATE class 22: a
+    NUL in text, a string too long, invalid text for a type, an untranslatable character), which
+    is the caller's mistake (422), not an outage."""
     if isinstance(exc, SQLAlchemyError):
+        sqlstate = _sqlstate(exc)
+        if isinstance(exc, DataError) or sqlstate.startswith("22"):
+            logger.warning(
+                "database refused a value: %s (SQLSTATE %s)", type(exc).__name__, sqlstate
+            )
+            return InvalidRequest(
+                "The request holds a value the database cannot store or compare.",
+                code="unstorable_value",
+            )
         logger.warning("database error: %s", type(exc).__name__)
         return DependencyUnavailable("The database is unavailable.")
     return exc
+
+
+def _sqlstate(exc: SQLAlchemyError) -> str:
+    """The SQLSTATE PostgreSQL gave (``""`` when the error did not come from the server)."""
+    original = getattr(exc, "orig", None)
+    return str(getattr(original, "sqlstate", None) or "")
 
 
 def _vector_stores(settings: Settings, database: Database) -> list[VectorStore]:
