@@ -23,7 +23,8 @@ def offline_clients(clients: dict[str, httpx.Client]) -> dict[str, httpx.Client]
 
 OFFLINE_CASES: list[tuple[str, dict[str, Any]]] = [
     ("/api/v1/analysis/sentiment", {"text": REVIEW, "include_aspects": True}),
-    ("/api/v1/analysis/summarize", {"text": REVIEW * 3, "max_length": 2}),
+    ("/api/v1/analysis/summarize", {"text": REVIEW * 3, "max_length": 20}),
+    ("/api/v1/analysis/summarize", {"text": REVIEW * 3, "max_length": 100, "max_sentences": 1}),
     ("/api/v1/analysis/keywords", {"text": REVIEW, "max_keywords": 5}),
     (
         "/api/v1/analysis/classify",
@@ -77,6 +78,14 @@ def test_offline_results_make_sense(offline_clients: dict[str, httpx.Client]) ->
     ).json()
     assert classified["classifications"][0]["category"] == "billing"
     assert abs(sum(c["confidence"] for c in classified["classifications"]) - 1) < 1e-6
+    summary = client.post(
+        "/api/v1/analysis/summarize",
+        headers=AUTH,
+        json={"text": REVIEW * 3, "max_length": 20, "max_sentences": 2},
+    ).json()
+    assert summary["summary"] and len(summary["summary"].split()) <= 20
+    assert 1 <= len(summary["key_points"]) <= 2
+    assert all(point in REVIEW for point in summary["key_points"])
     estimate = client.post(
         "/api/v1/complexity/estimate",
         headers=AUTH,

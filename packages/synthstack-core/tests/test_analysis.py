@@ -15,6 +15,8 @@ from synthstack_core.features.analysis import (
     SUMMARY_MODEL,
     AnalysisService,
     SentenceSentiment,
+    cut_to_words,
+    fit_summary,
     parse_llm_classification,
     parse_llm_keywords,
     parse_llm_sentiment,
@@ -24,6 +26,8 @@ from synthstack_core.features.analysis import (
     prompt_for_sentiment,
     prompt_for_summary,
     sentiment_of,
+    word_cost,
+    words,
 )
 from synthstack_core.features.embeddings import EmbeddingModelRegistry, EmbeddingService
 from synthstack_core.providers.local_onnx import LOCAL_MODEL, LocalOnnxEmbeddingProvider
@@ -122,22 +126,85 @@ def test_confidence_is_monotone() -> None:
     assert disagreeing[0] == "positive" and disagreeing[1] < weak[1]
 
 
-async def test_summary_keeps_order_and_bound(analysis: AnalysisService) -> None:
-    request = validate_data(SummarizeRequest, {"text": ARTICLE, "max_length": 2}, LIMITS)
-    result = await analysis.summarize(request)
+async def _summarize(analysis: AnalysisService, **fields: Any) -> Any:
+    return await analysis.summarize(validate_data(SummarizeRequest, fields, LIMITS))
+
+
+def _in_text_order(text: str, points: list[str]) -> str:
+    return " ".join(sorted(points, key=text.index))
+
+
+async def test_summary_keeps_order_and_sentence_bound(analysis: AnalysisService) -> None:
+    result = await _summarize(analysis, text=ARTICLE, max_sentences=2)
     assert result.model == SUMMARY_MODEL
     assert len(result.key_points) == 2
     assert "fence" not in result.summary
-    positions = [ARTICLE.index(point) for point in result.key_points]
-    assert result.summary == " ".join(
-        p for _, p in sorted(zip(positions, result.key_points, strict=True))
-    )
-    longer = await analysis.summarize(validate_data(SummarizeRequest, {"text": ARTICLE}, LIMITS))
-    assert len(longer.key_points) == 3
-    everything = await analysis.summarize(
-        validate_data(SummarizeRequest, {"text": ARTICLE, "max_length": 20}, LIMITS)
-    )
-    assert len(everything.key_points) == 6
+    assert result.summary == _in_text_order(ARTICLE, result.key_points)
+    # The default budget, 100 words, holds the whole article (56 words): every sentence.
+    everything = await _summarize(analysis, text=ARTICLE)
+    assert len(everything.key_points) == 6 and word_cost(everything.summary) == 56
+
+
+async def test_summary_is_the_best_sentences_that_fit_the_word_budget(
+    analysis: AnalysisService,
+) -> None:
+    ranking = (await _summarize(analysis, text=ARTICLE, max_length=1000)).key_points
+    assert sorted(ranking) == sorted(ARTICLE.replace(". ", ".\n").splitlines())
+    for budget in (10, 17, 20, 25, 33, 55):
+        result = await _summarize(analysis, text=ARTICLE, max_length=budget)
+        assert word_cost(result.summary) <= budget
+        expected: list[str] = []
+        for sentence in ranking:  # down the ranking, each sentence that still fits
+            if sum(map(word_cost, expected)) + word_cost(sentence) <= budget:
+                expected.append(sentence)
+        assert result.key_points == expected, budget
+        assert result.summary == _in_text_order(ARTICLE, expected)
+    # 17 words: the best sentence (10 words) leaves 7, too few for the second (8) but enough for
+    # the third (7): a sentence that does not fit is passed over, and the ranking goes on.
+    assert [word_cost(sentence) for sentence in ranking[:3]] == [10, 8, 7]
+    seventeen = await _summarize(analysis, text=ARTICLE, max_length=17)
+    assert seventeen.key_points == [ranking[0], ranking[2]]
+    assert word_cost(seventeen.summary) == 17
+    both = await _summarize(analysis, text=ARTICLE, max_length=25, max_sentences=1)
+    assert both.key_points == ranking[:1]
+
+
+async def test_a_sentence_longer_than_the_budget_is_cut_at_a_word(
+    analysis: AnalysisService,
+) -> None:
+    long_sentence = " ".join(f"word{i}" for i in range(40)) + "."
+    result = await _summarize(analysis, text=long_sentence, max_length=10)
+    assert result.summary == " ".join(f"word{i}" for i in range(10)) + "\u2026"
+    assert word_cost(result.summary) == 10 and result.key_points == [result.summary]
+
+
+def test_word_cost_counts_words_and_tokens() -> None:
+    assert word_cost("The U.S. troops left.") == 5  # words: The U S troops left
+    assert word_cost("Prices rose 5 - 10 % today") == 7  # tokens; words: 5
+    assert word_cost("") == 0
+
+
+def test_cut_to_words() -> None:
+    text = "First, second; third: fourth fifth sixth."
+    assert cut_to_words(text, 6) == text
+    assert cut_to_words(text, 3) == "First, second; third\u2026"
+    assert cut_to_words(text, 2) == "First, second\u2026"
+    assert cut_to_words("U.S.A. is big", 2) == "U.S\u2026"
+    glued = "_".join(["w"] * 30)  # one token, thirty words
+    assert cut_to_words(glued, 10) == "_".join(["w"] * 10) + "\u2026"
+    for limit in range(1, 12):
+        assert word_cost(cut_to_words(ARTICLE, limit)) <= limit
+
+
+def test_fit_summary_skips_or_stops() -> None:
+    sentences = ["One two three four five.", "Six seven eight nine ten eleven.", "Twelve."]
+    assert fit_summary(sentences, 7, None, skip=True) == [(0, sentences[0]), (2, "Twelve.")]
+    assert fit_summary(sentences, 7, None, skip=False) == [(0, sentences[0])]
+    assert fit_summary(sentences, 100, 2, skip=True) == [(0, sentences[0]), (1, sentences[1])]
+    assert fit_summary(sentences, 3, None, skip=True) == [(2, "Twelve.")]
+    assert fit_summary(sentences, 3, None, skip=False) == [(0, "One two three\u2026")]
+    assert fit_summary(sentences[:2], 3, None, skip=True) == [(0, "One two three\u2026")]
+    assert fit_summary([], 10, None, skip=True) == []
 
 
 async def test_summary_never_looks_up_nltk_data(
@@ -229,7 +296,10 @@ async def test_text_runs_the_requested_analyses(analysis: AnalysisService) -> No
         (ClassifyRequest, {"text": "x", "categories": ["  "]}, "categories"),
         (TextAnalysisRequest, {"text": "x", "analyses": ["topics"]}, "analyses"),
         (TextAnalysisRequest, {"text": "x", "analyses": ["summary", "summary"]}, "analyses"),
-        (SummarizeRequest, {"text": "x", "max_length": 21}, "max_length"),
+        (SummarizeRequest, {"text": "x", "max_length": 9}, "max_length"),
+        (SummarizeRequest, {"text": "x", "max_length": 1001}, "max_length"),
+        (SummarizeRequest, {"text": "x", "max_sentences": 0}, "max_sentences"),
+        (SummarizeRequest, {"text": "x", "max_sentences": 21}, "max_sentences"),
         (SentimentRequest, {"text": "x" * (LIMITS.max_text_chars + 1)}, "text"),
     ],
 )
@@ -246,14 +316,17 @@ def test_prompts_ask_for_json_and_carry_the_text() -> None:
     text = "Some text to analyse."
     prompts = [
         prompt_for_sentiment(SentimentRequest(text=text, include_aspects=True)),
-        prompt_for_summary(SummarizeRequest(text=text, max_length=2)),
+        prompt_for_summary(SummarizeRequest(text=text, max_length=50, max_sentences=2)),
         prompt_for_keywords(KeywordsRequest(text=text, max_keywords=4)),
         prompt_for_classification(ClassifyRequest(text=text, categories=["a", "b"])),
     ]
     for messages in prompts:
         assert [role for role, _ in messages] == ["system", "user"]
         assert "JSON" in messages[0][1] and text in messages[1][1]
-    assert "aspects" in prompts[0][0][1] and "2 sentences" in prompts[1][0][1]
+    assert "aspects" in prompts[0][0][1]
+    assert "at most 50 words in at most 2 sentences" in prompts[1][0][1]
+    unbounded = prompt_for_summary(SummarizeRequest(text=text))[0][1]
+    assert "at most 100 words;" in unbounded and "sentences;" not in unbounded
 
 
 def test_parse_llm_sentiment() -> None:
@@ -275,10 +348,35 @@ def test_parse_llm_sentiment() -> None:
 
 def test_parse_llm_summary() -> None:
     good = json.dumps({"summary": "Solar grows.", "key_points": ["Solar grows."]})
-    assert parse_llm_summary("Here you go: " + good, "m").summary == "Solar grows."
+    parsed = parse_llm_summary("Here you go: " + good, "m", max_words=100, max_sentences=None)
+    assert parsed.summary == "Solar grows."
     for bad in ['{"summary": "  ", "key_points": []}', '{"key_points": "x"}', "{not json}"]:
         with pytest.raises(ProviderError):
-            parse_llm_summary(bad, "m")
+            parse_llm_summary(bad, "m", max_words=100, max_sentences=None)
+
+
+def test_an_llm_summary_is_held_to_the_budgets() -> None:
+    """A chat model may write more than asked: its leading sentences that fit are kept."""
+    summary = (
+        "Solar power grows fast worldwide. Panels cost ninety percent less than a decade ago. "
+        "Storage at night remains the main challenge for the whole industry."
+    )
+    content = json.dumps({"summary": summary, "key_points": ["Solar grows."]})
+
+    def fitted(max_words: int, max_sentences: int | None) -> str:
+        return parse_llm_summary(
+            content, "m", max_words=max_words, max_sentences=max_sentences
+        ).summary
+
+    assert fitted(100, None) == summary
+    two = "Solar power grows fast worldwide. Panels cost ninety percent less than a decade ago."
+    assert fitted(20, None) == two  # 5 + 9 words; the third (11) would pass 20
+    assert fitted(100, 2) == two
+    assert fitted(13, None) == "Solar power grows fast worldwide."  # stops at the first misfit
+    assert fitted(10, 1) == "Solar power grows fast worldwide."
+    long_first = json.dumps({"summary": " ".join(["word"] * 30) + ".", "key_points": []})
+    cut = parse_llm_summary(long_first, "m", max_words=10, max_sentences=None).summary
+    assert cut == " ".join(["word"] * 10) + "\u2026" and len(words(cut)) == 10
 
 
 def test_parse_llm_keywords() -> None:

@@ -24,9 +24,15 @@ Otherwise the label follows the score (``>= 0.05`` positive, ``<= -0.05`` negati
 
 ``aspects`` are the opinionated sentences, in the text's order, each with its own score.
 
-**Summary.** ``max_length`` counts sentences (1-20, default 3). Sentences are ranked by TextRank
-(``sumy``; English stop words and Snowball stems); the best ``max_length`` form the summary in the
-text's order, and ``key_points`` lists the same sentences best first.
+**Summary.** ``max_length`` is a budget of words (10-1000, default 100) and ``max_sentences``, when
+given, of sentences (1-20). Sentences are ranked by TextRank (``sumy``; English stop words and
+Snowball stems); going down the ranking, a sentence is taken when it fits in what is left of both
+budgets and passed over when it does not, so the summary is the best sentences that fit, in the
+text's order, and ``key_points`` lists the same sentences best first. A sentence costs the larger of
+its :func:`words` and its whitespace-separated tokens, so the summary exceeds ``max_length`` by
+neither count. Only when no sentence fits is the best one cut after its last word that does, and
+ended with "…". A chat model's summary is held to the same budgets: its leading sentences that fit
+(:func:`fit_summary`).
 
 **Keywords.** YAKE (n-grams up to 3 words, its English stop words) scores a candidate ``h > 0``,
 lower is better. The answer's ``score`` is ``1 / (1 + h)``: in ``(0, 1]``, higher is better, and
@@ -61,7 +67,7 @@ from synthstack_core.features.embeddings import EmbeddingService
 from synthstack_core.features.llm_output import PromptMessage, json_object, validated
 from synthstack_core.schemas.analysis import (
     DEFAULT_KEYWORDS,
-    DEFAULT_SUMMARY_SENTENCES,
+    DEFAULT_SUMMARY_WORDS,
     AspectSentiment,
     Classification,
     ClassifyRequest,
@@ -85,6 +91,8 @@ __all__ = [
     "SUMMARY_MODEL",
     "AnalysisService",
     "SentenceSentiment",
+    "cut_to_words",
+    "fit_summary",
     "parse_llm_classification",
     "parse_llm_keywords",
     "parse_llm_sentiment",
@@ -94,6 +102,7 @@ __all__ = [
     "prompt_for_sentiment",
     "prompt_for_summary",
     "sentiment_of",
+    "word_cost",
     "words",
 ]
 
@@ -110,6 +119,9 @@ SIGMOID_CENTER = 0.12
 CATEGORY_TEMPLATE = "This text is about {}."
 
 _WORD = re.compile(r"[^\W_]+(?:['\u2019-][^\W_]+)*")
+_TOKEN = re.compile(r"\S+")
+#: Ends a sentence that had to be cut to fit a summary's word budget.
+CUT_MARK = "\u2026"
 
 T = TypeVar("T")
 
@@ -117,6 +129,59 @@ T = TypeVar("T")
 def words(text: str) -> list[str]:
     """The words of ``text``: runs of letters and digits, with inner apostrophes and hyphens."""
     return _WORD.findall(text)
+
+
+def word_cost(text: str) -> int:
+    """What ``text`` costs of a summary's word budget: the larger of its :func:`words` and its
+    whitespace-separated tokens ("U.S." is two words and one token, "5 - 10" two words and three
+    tokens), so a summary within budget is within it by either count."""
+    return max(len(words(text)), len(text.split()))
+
+
+def cut_to_words(text: str, limit: int) -> str:
+    """``text`` itself when it costs at most ``limit`` (:func:`word_cost`); else its beginning, cut
+    after the last word that fits and ended with "…"."""
+    if word_cost(text) <= limit:
+        return text
+    end = 0
+    spent = 0  # words and tokens add up token by token: no word spans whitespace
+    counted_words = 0
+    for token in _TOKEN.finditer(text):
+        counted_words += len(words(token.group()))
+        spent = max(counted_words, spent + 1)
+        if spent > limit:
+            break
+        end = token.end()
+    if end == 0:  # the first token alone holds more words than the limit ("a_b_c_...")
+        end = list(_WORD.finditer(text))[limit - 1].end()
+    return text[:end].rstrip(",;:") + CUT_MARK
+
+
+def fit_summary(
+    sentences: Sequence[str], max_words: int, max_sentences: int | None, *, skip: bool
+) -> list[tuple[int, str]]:
+    """The sentences, as ``(position in sentences, text)``, that fit in ``max_words`` words and at
+    most ``max_sentences`` sentences, taken in the order given.
+
+    With ``skip`` a sentence that does not fit is passed over and later ones may still be taken
+    (the best sentences that fit, from a ranking); without, taking stops at the first that does not
+    fit (the leading sentences of a summary). When none fits, the first is cut to ``max_words``
+    (:func:`cut_to_words`).
+    """
+    chosen: list[tuple[int, str]] = []
+    left = max_words
+    for position, sentence in enumerate(sentences):
+        if max_sentences is not None and len(chosen) >= max_sentences:
+            break
+        cost = word_cost(sentence)
+        if cost <= left:
+            chosen.append((position, sentence))
+            left -= cost
+        elif not skip:
+            break
+    if not chosen and sentences:
+        chosen = [(0, cut_to_words(sentences[0], max_words))]
+    return chosen
 
 
 class _Toolkit:
@@ -277,7 +342,7 @@ def _sentiment(
 
 
 def _summary(
-    text: str, max_sentences: int, split: Sequence[str] | None = None
+    text: str, max_words: int, max_sentences: int | None, split: Sequence[str] | None = None
 ) -> SummarizeResponse:
     summarizer, dom = _TOOLKIT.textrank()
     sentences = _TOOLKIT.sentences(text) if split is None else list(split)
@@ -292,11 +357,17 @@ def _summary(
     ranked = sorted(
         {text: index for index, text in reversed(list(enumerate(sentences)))}.items(),
         key=lambda item: (-float(ratings[document.sentences[item[1]]]), item[1]),
-    )[:max_sentences]
-    in_order = sorted(ranked, key=lambda item: item[1])
+    )
+    chosen = [
+        (taken, ranked[rank][1])
+        for rank, taken in fit_summary(
+            [text for text, _ in ranked], max_words, max_sentences, skip=True
+        )
+    ]
+    in_order = sorted(chosen, key=lambda item: item[1])
     return SummarizeResponse(
         summary=" ".join(text for text, _ in in_order),
-        key_points=[text for text, _ in ranked],
+        key_points=[text for text, _ in chosen],
         model=SUMMARY_MODEL,
     )
 
@@ -329,7 +400,7 @@ class AnalysisService:
         work: dict[str, Callable[[], SentimentResponse | SummarizeResponse | KeywordsResponse]]
         work = {
             "sentiment": lambda: _sentiment(request.text, False, sentences),
-            "summary": lambda: _summary(request.text, DEFAULT_SUMMARY_SENTENCES, sentences),
+            "summary": lambda: _summary(request.text, DEFAULT_SUMMARY_WORDS, None, sentences),
             "keywords": lambda: _keywords(request.text, DEFAULT_KEYWORDS),
         }
 
@@ -356,8 +427,10 @@ class AnalysisService:
         return await anyio.to_thread.run_sync(_sentiment, request.text, request.include_aspects)
 
     async def summarize(self, request: SummarizeRequest) -> SummarizeResponse:
-        """An extractive summary of at most ``max_length`` sentences."""
-        return await anyio.to_thread.run_sync(_summary, request.text, request.max_length)
+        """An extractive summary of at most ``max_length`` words (and ``max_sentences``)."""
+        return await anyio.to_thread.run_sync(
+            _summary, request.text, request.max_length, request.max_sentences
+        )
 
     async def keywords(self, request: KeywordsRequest) -> KeywordsResponse:
         """At most ``max_keywords`` keywords, most relevant first."""
@@ -427,25 +500,38 @@ def parse_llm_sentiment(content: str, model: str) -> SentimentResponse:
 
 
 def prompt_for_summary(request: SummarizeRequest) -> list[PromptMessage]:
-    """A prompt asking for a summary of at most ``max_length`` sentences and its key points."""
+    """A prompt asking for a summary of at most ``max_length`` words (and ``max_sentences``
+    sentences) and its key points."""
+    sentences = (
+        f" in at most {request.max_sentences} sentences"
+        if request.max_sentences is not None
+        else ""
+    )
     return [
         (
             "system",
             "You summarise texts faithfully, adding nothing that the text does not say. "
             + _JSON_ONLY
-            + f' Keys: "summary": at most {request.max_length} sentences; "key_points": a list '
-            "of the text's main points, most important first, one short sentence each.",
+            + f' Keys: "summary": at most {request.max_length} words{sentences}; "key_points": '
+            "a list of the text's main points, most important first, one short sentence each.",
         ),
         ("user", request.text),
     ]
 
 
-def parse_llm_summary(content: str, model: str) -> SummarizeResponse:
-    """A chat model's JSON answer to :func:`prompt_for_summary`, checked."""
+def parse_llm_summary(
+    content: str, model: str, *, max_words: int, max_sentences: int | None
+) -> SummarizeResponse:
+    """A chat model's JSON answer to :func:`prompt_for_summary`, checked; its summary is held to
+    the budgets (its leading sentences that fit, :func:`fit_summary`)."""
     data = json_object(content, what="summary")
     response = validated(SummarizeResponse, {**data, "model": model}, what="summary")
     if not response.summary.strip():
         raise ProviderError("The language model's summary is empty.")
+    sentences = _TOOLKIT.sentences(response.summary)
+    response.summary = " ".join(
+        text for _, text in fit_summary(sentences, max_words, max_sentences, skip=False)
+    )
     return response
 
 

@@ -12,9 +12,11 @@ Every response names the model that produced it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import anyio
+import anyio.to_thread
 
 from synthstack_core.errors import SynthStackError
 from synthstack_core.features.analysis import (
@@ -129,7 +131,15 @@ class LanguageService:
         if not self.uses_llm:
             return await self.offline.summarize(request)
         answer = await self._ask(prompt_for_summary(request))
-        return parse_llm_summary(answer.content, answer.model)
+        return await anyio.to_thread.run_sync(
+            functools.partial(
+                parse_llm_summary,
+                answer.content,
+                answer.model,
+                max_words=request.max_length,
+                max_sentences=request.max_sentences,
+            )
+        )
 
     async def keywords(self, request: KeywordsRequest) -> KeywordsResponse:
         """``POST /api/v1/analysis/keywords``."""

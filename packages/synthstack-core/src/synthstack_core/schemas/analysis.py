@@ -12,8 +12,10 @@ from synthstack_core.schemas.common import AS_INTEGER, RequestModel, ResponseMod
 __all__ = [
     "ALL_ANALYSES",
     "DEFAULT_KEYWORDS",
-    "DEFAULT_SUMMARY_SENTENCES",
+    "DEFAULT_SUMMARY_WORDS",
     "MAX_SUMMARY_SENTENCES",
+    "MAX_SUMMARY_WORDS",
+    "MIN_SUMMARY_WORDS",
     "AnalysisName",
     "AspectSentiment",
     "Classification",
@@ -37,9 +39,12 @@ SentimentLabel = Literal["positive", "negative", "neutral", "mixed"]
 #: What ``TextAnalysisRequest.analyses`` runs when it is left out.
 ALL_ANALYSES: tuple[AnalysisName, ...] = ("sentiment", "summary", "keywords")
 
-#: Bounds of ``SummarizeRequest.max_length`` (a number of sentences) and its default.
+#: Bounds of ``SummarizeRequest.max_length`` (a number of words) and its default.
+MIN_SUMMARY_WORDS = 10
+MAX_SUMMARY_WORDS = 1000
+DEFAULT_SUMMARY_WORDS = 100
+#: The largest ``SummarizeRequest.max_sentences``.
 MAX_SUMMARY_SENTENCES = 20
-DEFAULT_SUMMARY_SENTENCES = 3
 #: The default of ``KeywordsRequest.max_keywords``.
 DEFAULT_KEYWORDS = 10
 
@@ -114,9 +119,13 @@ class SummarizeRequest(RequestModel):
     """Summarise a text with its own sentences."""
 
     text: Text
-    max_length: Annotated[int, Field(ge=1, le=MAX_SUMMARY_SENTENCES), AS_INTEGER] = Field(
-        DEFAULT_SUMMARY_SENTENCES,
-        description="The most sentences the summary may have.",
+    max_length: Annotated[int, Field(ge=MIN_SUMMARY_WORDS, le=MAX_SUMMARY_WORDS), AS_INTEGER] = (
+        Field(DEFAULT_SUMMARY_WORDS, description="The most words the summary may have.")
+    )
+    max_sentences: Annotated[int, Field(ge=1, le=MAX_SUMMARY_SENTENCES), AS_INTEGER] | None = Field(
+        None,
+        description="The most sentences the summary may have; default, as many as fit in "
+        "`max_length` words.",
     )
 
 
