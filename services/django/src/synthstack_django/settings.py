@@ -19,8 +19,8 @@ Everything the API does is configured through the core's :class:`~synthstack_cor
 ``DJANGO_HSTS_SECONDS``
     ``Strict-Transport-Security`` max-age for HTTPS responses (default ``0``: none).
 ``DJANGO_STATIC_ROOT``
-    Where ``collectstatic`` writes; optional, since WhiteNoise serves the admin's and the API docs'
-    assets straight from the installed packages.
+    Where ``collectstatic`` writes; optional, since WhiteNoise serves the admin's assets straight
+    from the installed packages (the API docs' assets come from the core, as on FastAPI).
 ``DJANGO_LOG_LEVEL``
     Level of the console log (default ``INFO``).
 
@@ -117,7 +117,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "drf_spectacular_sidecar",
     "synthstack_django",
 ]
 

@@ -9,7 +9,6 @@ all happen in the core, which is what makes this backend answer exactly like the
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -17,14 +16,12 @@ from django.http import HttpRequest as DjangoRequest
 from django.http import HttpResponse as DjangoResponse
 from django.http import StreamingHttpResponse
 from django.http.response import HttpResponseBase
-from django.shortcuts import render
-from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from synthstack_core.contract import contract_json, load_contract
+from synthstack_core.apidocs import docs_response
 from synthstack_core.http import (
     HttpRequest,
     HttpResponse,
@@ -40,13 +37,11 @@ from synthstack_django.service import get_stack
 
 __all__ = [
     "OperationView",
+    "docs",
     "exception_handler",
     "headers_of",
     "not_found",
     "read_body",
-    "redoc",
-    "schema",
-    "swagger_ui",
     "to_django_response",
 ]
 
@@ -208,50 +203,12 @@ def not_found(request: DjangoRequest, exception: Exception | None = None) -> Htt
     return to_django_response(not_found_response(request.path, headers_of(request)))
 
 
-# -- API documentation: the contract itself, with Swagger UI and ReDoc served locally ------------
-
-_DOCS_METHODS = ("GET", "HEAD")
+# -- API documentation: both backends' URLs, answered by the core ----------------------------------
 
 
-def _docs_page(
-    view: Callable[[DjangoRequest], HttpResponseBase],
-) -> Callable[[DjangoRequest], HttpResponseBase]:
-    """Serve ``view`` for GET and HEAD; any other method gets the core's 405."""
-
-    @csrf_exempt  # read-only pages: a POST gets the core's 405, not Django's CSRF 403
-    @functools.wraps(view)
-    def wrapper(request: DjangoRequest) -> HttpResponseBase:
-        if request.method not in _DOCS_METHODS:
-            return to_django_response(
-                method_not_allowed_response(
-                    request.method or "", request.path, headers_of(request), list(_DOCS_METHODS)
-                )
-            )
-        return view(request)
-
-    return wrapper
-
-
-def _title() -> str:
-    title = load_contract().get("info", {}).get("title", "SynthStack")
-    return str(title)
-
-
-@_docs_page
-def schema(request: DjangoRequest) -> DjangoResponse:
-    """``/api/v1/schema/``: the contract (``contracts/openapi.yaml``) as JSON."""
-    return DjangoResponse(contract_json(), content_type="application/json")
-
-
-@_docs_page
-def swagger_ui(request: DjangoRequest) -> DjangoResponse:
-    """``/api/v1/docs/``: Swagger UI over the contract, its assets served by this process."""
-    context = {"title": _title(), "schema_url": reverse("synthstack-schema")}
-    return render(request, "synthstack_django/swagger_ui.html", context)
-
-
-@_docs_page
-def redoc(request: DjangoRequest) -> DjangoResponse:
-    """``/api/v1/redoc/``: ReDoc over the contract, its assets served by this process."""
-    context = {"title": _title(), "schema_url": reverse("synthstack-schema")}
-    return render(request, "synthstack_django/redoc.html", context)
+@csrf_exempt  # read-only pages: a POST gets the core's 405, not Django's CSRF 403
+def docs(request: DjangoRequest) -> HttpResponseBase:
+    """A page, document or asset of the API docs (``synthstack_core.apidocs``), any method."""
+    return to_django_response(
+        docs_response(request.method or "", request.path, headers_of(request))
+    )

@@ -3,25 +3,23 @@
 Thin by design (DESIGN.md section 3): every route comes from ``synthstack_core.operations`` and hands
 the raw request to ``SynthStack.handle``; the core authenticates, validates and renders. The route
 declarations carry the core's pydantic models only so that FastAPI's generated schema can be checked
-against the contract; ``/openapi.json`` serves the contract itself.
+against the contract. The API docs (``/openapi.json``, ``/docs``, ``/redoc`` and the Django
+backend's ``/api/v1/schema/``, ``/api/v1/docs/``, ``/api/v1/redoc/``) come from
+``synthstack_core.apidocs``, byte for byte what the Django backend serves.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
-import drf_spectacular_sidecar
 from fastapi import FastAPI, Request, Response
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import HTMLResponse, StreamingResponse
+from starlette.responses import StreamingResponse
 
 from synthstack_core import OPERATIONS, Operation, Settings, SynthStack, __version__
-from synthstack_core.contract import contract_json
+from synthstack_core.apidocs import ASSET_PREFIX, DOCS_PATHS, docs_response
 from synthstack_core.http import (
     HttpRequest,
     HttpResponse,
@@ -33,7 +31,8 @@ from synthstack_core.http import (
 
 __all__ = ["create_app"]
 
-_ASSETS = Path(drf_spectacular_sidecar.__file__).parent / "static" / "drf_spectacular_sidecar"
+# Routed whatever the method: the core answers the ones it does not serve with its 405.
+_ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def _to_response(response: HttpResponse) -> Response:
@@ -170,29 +169,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             error_response(exc, request_id=request_id_of(headers), path=_path(request))
         )
 
-    app.mount("/static/sidecar", StaticFiles(directory=_ASSETS), name="sidecar")
+    # The API docs (both backends' URLs) and their assets: the core answers, whatever the method.
+    async def docs(request: Request) -> Response:
+        return _to_response(docs_response(request.method, _path(request), _headers(request)))
 
-    @app.get("/openapi.json", include_in_schema=False)
-    async def openapi_document() -> Response:
-        return Response(contract_json(), media_type="application/json")
-
-    @app.get("/docs", include_in_schema=False)
-    async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="SynthStack — Swagger UI",
-            swagger_js_url="/static/sidecar/swagger-ui-dist/swagger-ui-bundle.js",
-            swagger_css_url="/static/sidecar/swagger-ui-dist/swagger-ui.css",
-            swagger_favicon_url="/static/sidecar/swagger-ui-dist/favicon-32x32.png",
-        )
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url="/openapi.json",
-            title="SynthStack — ReDoc",
-            redoc_js_url="/static/sidecar/redoc/bundles/redoc.standalone.js",
-            with_google_fonts=False,
-        )
+    for docs_path in (*DOCS_PATHS, ASSET_PREFIX + "{name:path}"):
+        app.add_route(docs_path, docs, methods=_ANY_METHOD, include_in_schema=False)
 
     return app
