@@ -322,7 +322,12 @@ class SearchResponse(ResponseModel):
 
     results: list[SearchResult]
     query: str
-    total_found: int = Field(ge=0)
+    total_found: int = Field(
+        ge=0,
+        description="The number of results returned: the length of `results`, at most the "
+        "request's `limit`. It is not the number of chunks that matched (the name is kept for the "
+        "gateway).",
+    )
 
 
 class QueryRequest(RequestModel):
