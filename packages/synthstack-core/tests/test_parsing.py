@@ -68,7 +68,7 @@ def test_importing_the_core_loads_no_parser() -> None:
         import sys
         import synthstack_core
         import synthstack_core.features.parsing
-        loaded = sorted({m.split(".")[0] for m in sys.modules} & {"pypdf", "selectolax"})
+        loaded = sorted({m.split(".")[0] for m in sys.modules} & {"pypdf", "selectolax", "pyromark"})
         assert not loaded, loaded
         """
     )
@@ -110,15 +110,154 @@ def test_latin1_text_is_undecodable_when_declared_and_unsupported_when_anonymous
     fails(latin1, UnsupportedMediaType, "unsupported_document_type")
 
 
-def test_markdown_comes_from_the_filename_and_keeps_its_syntax() -> None:
+def test_markdown_comes_from_the_filename_and_is_read_as_text() -> None:
     source = "```\n# not a title\n```\n# The *Guide* #\n\nSome **bold** text.\n"
     doc = parse(source.encode(), filename="README.md")
     assert doc.source_type == "markdown"
-    assert doc.text == source
-    assert doc.title == "The *Guide*"
+    assert doc.text == "```\n# not a title\n```\n\n# The Guide\n\nSome bold text."
+    assert doc.title == "The Guide"
     setext = parse(b"Setext Title\n============\n\nbody\n", source_type="markdown")
+    assert setext.text == "# Setext Title\n\nbody"
     assert setext.title == "Setext Title"
     assert parse(b"no heading here", source_type="markdown").title is None
+    assert parse(b"## Only a second level", source_type="markdown").title is None
+    assert parse(b"# md", filename="notes.txt").text == "# md"  # plain text stays as it is
+
+
+README = """\
+# The __Zstandard__ codec
+
+[![build](https://ci.example/badge.svg)](https://ci.example)
+![](https://example.com/banner.png)
+
+Fast *lossless* compression, licensed under [BSD](LICENSE); see <https://facebook.github.io/zstd>.
+Call `ZSTD_compress()` &amp; you are done.\\
+A new line.
+
+![diagram of the pipeline](img.png)
+
+## Install
+
+- with **pip**
+- from source:
+  1. clone
+  2. build
+
+3. Then test.
+
+```python
+# a comment, not a heading
+import zstd
+```
+
+    indented code
+
+| Level | Speed |
+|-------|-------|
+| 1     | *fast* |
+
+> [!NOTE]
+> Quoted ~~old~~ text.<br>Next line.
+
+<div align="center"><b>Made</b> with care <img src="x.png" alt="ignored"></div>
+
+<details>
+<summary>More</summary>
+
+Hidden *detail*.[^1]
+
+</details>
+
+\\# not a heading either
+
+---
+
+[^1]: A footnote.
+"""
+
+
+def test_markdown_is_indexed_as_text_with_its_structure() -> None:
+    doc = parse(README.encode(), filename="README.md")
+    assert doc.title == "The Zstandard codec"
+    assert doc.text == (
+        "# The Zstandard codec\n\n"
+        "build\n\n"  # a badge's alt text; an image without one gives nothing
+        "Fast lossless compression, licensed under BSD; see https://facebook.github.io/zstd. "
+        "Call ZSTD_compress() & you are done.\nA new line.\n\n"
+        "diagram of the pipeline\n\n"
+        "## Install\n\n"
+        "with pip\nfrom source:\n1. clone\n2. build\n\n"
+        "3. Then test.\n\n"
+        "```python\n# a comment, not a heading\nimport zstd\n```\n\n"
+        "```\nindented code\n```\n\n"
+        "Level | Speed\n1 | fast\n\n"
+        "Quoted old text.\nNext line.\n\n"
+        "Made with care\n\n"
+        "More\n\n"
+        "Hidden detail.\n\n"
+        "\\# not a heading either\n\n"
+        "A footnote."
+    )
+    for raw in ("__", "](", "![", "**", "`ZSTD", "img.png", "[!NOTE]", "[^1]", "<b>", "&amp;"):
+        assert raw not in doc.text, raw
+
+
+def test_markdown_headings_stay_sections_for_the_chunker() -> None:
+    from synthstack_core.features.chunking import split_text
+
+    class Words:
+        def count(self, text: str) -> int:
+            return len(text.split())
+
+    body = "Words about the subject go here. " * 8
+    source = f"# Manual\n\n{body}\n\n## The **second** part\n\n```sh\n# setup\nmake\n```\n\n{body}"
+    doc = parse(source.encode(), source_type="markdown")
+    chunks = split_text(
+        doc.text, chunk_size=80, chunk_overlap=0, counter=Words(), source_type="markdown"
+    )
+    assert [chunk.text.split("\n")[0] for chunk in chunks] == ["# Manual", "## The second part"]
+    assert "```sh\n# setup\nmake\n```" in chunks[1].text  # a comment in code starts no section
+    for chunk in chunks:
+        assert doc.text[chunk.start : chunk.end] == chunk.text
+
+
+def test_markdown_front_matter_gives_the_title_and_is_not_text() -> None:
+    source = b'---\ntitle: "Release *notes*"\ntags: [a, b]\n---\n# Heading\n\nBody.\n'
+    doc = parse(source, filename="notes.md")
+    assert doc.text == "# Heading\n\nBody."
+    assert doc.title == "Release *notes*"  # YAML, not Markdown
+    untitled = parse(b"---\ntags: [a]\n---\n# Heading\n", filename="notes.md")
+    assert (untitled.text, untitled.title) == ("# Heading", "Heading")
+    broken = parse(b"---\ntitle: [unclosed\n---\nBody\n", filename="notes.md")
+    assert (broken.text, broken.title) == ("Body", None)
+    # Further down, the same lines are the author's text.
+    later = parse(b"Intro\n\n---\ntitle: x\n---\n", filename="notes.md")
+    assert later.text == "Intro\n\ntitle: x"
+
+
+def test_markdown_html_block_headings_give_a_title() -> None:
+    doc = parse(b'<h1 align="center">Project</h1>\n\nAbout it.\n', filename="README.md")
+    assert (doc.text, doc.title) == ("Project\n\nAbout it.", "Project")
+
+
+def test_markdown_of_images_without_alt_text_is_empty() -> None:
+    fails(b"![](a.png)\n![](b.png)\n", InvalidRequest, "empty_document", filename="a.md")
+
+
+def test_deeply_nested_markdown_is_refused_quickly() -> None:
+    fails(b">" * 200_000 + b" deep", InvalidRequest, "document_too_complex", filename="a.md")
+    fails(b"*" * 100_000 + b"a" + b"*" * 100_000, InvalidRequest, "document_too_complex",
+          filename="a.md")  # fmt: skip
+    html = b"<div>\n" + b"<b>" * 50_000
+    fails(html, InvalidRequest, "document_too_complex", filename="a.md")
+    nested = "".join("  " * depth + "- item\n" for depth in range(30))
+    assert parse(nested.encode(), filename="a.md").text == "\n".join(["item"] * 30)
+
+
+def test_markdown_whose_text_outgrows_max_chars_is_too_long() -> None:
+    code = b"    x\n\ny\n\n" * 100  # 900 characters; as text, 1,400 (code is fenced)
+    assert len(parse(code, filename="a.md").text) > 1000
+    fails(code, PayloadTooLarge, "document_too_long", filename="a.md", max_chars=1000)
 
 
 def test_empty_or_blank_input_is_an_empty_document() -> None:

@@ -11,7 +11,13 @@ from sqlalchemy import text
 
 from synthstack_core import InvalidRequest, NotFound, ProviderError, Settings, SynthStack
 from synthstack_core.errors import Conflict
-from synthstack_core.schemas.rag import CreateCollectionRequest, IndexRequest, SearchRequest
+from synthstack_core.features.parsing import parse_document
+from synthstack_core.schemas.rag import (
+    CreateCollectionRequest,
+    IndexRequest,
+    ProjectDocumentRequest,
+    SearchRequest,
+)
 from synthstack_core.testing import OpenAIStub
 
 KEY = "rag-test-key-0001"
@@ -302,8 +308,10 @@ async def test_a_title_is_stored_and_indexed_with_the_chunks_that_lack_it(
     # and each is returned as its own text (the header is indexed, not stored).
     found = await rag.search("alpha", _search("Danube", "titled", mode="lexical", limit=20))
     assert found.total_found == document.chunks > 2
+    # Spans are into the text as indexed: the Markdown read as text, as an upload of it is.
+    indexed = parse_document(RIVER_BOOK.encode(), source_type="markdown", max_chars=10**6).text
     for result in found.results:
-        assert result.content == RIVER_BOOK[result.span.start : result.span.end]
+        assert result.content == indexed[result.span.start : result.span.end]
         assert result.title == "Guide to the Danube delta"
     assert sum("Danube" in result.content for result in found.results) == 1
     # The title counts towards the chunk size: header and chunk fit the model's window.
@@ -315,6 +323,35 @@ async def test_a_title_is_stored_and_indexed_with_the_chunks_that_lack_it(
             )
         )
     assert tokens <= 256 - 8  # "Guide to the Danube delta": 6 word pieces + [CLS] and [SEP]
+
+
+async def test_markdown_is_indexed_as_text(stack: SynthStack) -> None:
+    rag = stack.rag
+    readme = (
+        "# The __Zstandard__ codec\n\n"
+        "![](https://example.com/badge.svg)\n\n"
+        "Fast compression, licensed under [BSD](LICENSE).\n\n"
+        "![diagram of the pipeline](img.png)\n"
+    )
+    await rag.index("alpha", _index(readme, "md-text", "zstd", source_type="markdown"))
+    assert (await rag.get_document("alpha", "md-text", "zstd")).title == "The Zstandard codec"
+    found = await rag.search("alpha", _search("zstandard", "md-text", mode="lexical"))
+    assert [result.content for result in found.results] == [
+        "# The Zstandard codec\n\nFast compression, licensed under BSD.\n\ndiagram of the pipeline"
+    ]
+    # An image line without alt text is no text: its address is not indexed.
+    badge = await rag.search("alpha", _search("badge svg", "md-text", mode="lexical"))
+    assert badge.results == []
+    # A gateway's Markdown file is read the same way.
+    await rag.index_project_document(
+        "alpha",
+        ProjectDocumentRequest(
+            document_id="notes", project_id="p1", filename="notes.md", file_type="md",
+            content="See **[the guide](https://example.com/guide)**.",
+        ),
+    )  # fmt: skip
+    hits = await rag.search("alpha", _search("guide", "project_p1", mode="lexical"))
+    assert [result.content for result in hits.results] == ["See the guide."]
 
 
 async def test_a_given_title_wins_and_changing_it_reindexes(stack: SynthStack) -> None:

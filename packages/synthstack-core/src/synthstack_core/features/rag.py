@@ -51,7 +51,6 @@ from synthstack_core.features.grounded import SourceText, check_citations, groun
 from synthstack_core.features.parsing import (
     ParsedDocument,
     SourceType,
-    markdown_title,
     parse_document,
 )
 from synthstack_core.operations import EventStream
@@ -714,15 +713,17 @@ def _filters(conditions: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _json_document(content: str, source_type: str) -> ParsedDocument:
-    """The text to chunk and the title it declares: Markdown and plain text as given (newlines
-    normalised), HTML as text."""
+    """The text to chunk and the title it declares: plain text as given (newlines normalised),
+    HTML and Markdown as text, as an upload of them is."""
     normalised = content.replace("\r\n", "\n").replace("\r", "\n")
-    if source_type == "html":
+    if source_type in ("html", "markdown"):
         return parse_document(
-            normalised.encode(), source_type="html", filename=None, max_chars=len(normalised) + 1
+            normalised.encode(),
+            source_type=cast("SourceType", source_type),
+            filename=None,
+            max_chars=MAX_DOCUMENT_CHARS,
         )
-    title = markdown_title(normalised) if source_type == "markdown" else None
-    return ParsedDocument(text=normalised, source_type=cast("SourceType", source_type), title=title)
+    return ParsedDocument(text=normalised, source_type=cast("SourceType", source_type))
 
 
 def chunk_header(title: str | None, counter: TokenCounter, chunk_size: int) -> str | None:
