@@ -8,7 +8,8 @@ file part straight to a temporary file and keeping the (small) text fields in me
   out larger (chunked uploads) is a 413 as soon as the limit is crossed, and reading stops there;
 * a body that is not ``multipart/form-data`` with a boundary is a 415; one that does not parse, or
   ends before its closing boundary, is a 400;
-* text fields are bounded in count and size (422), file parts by the body limit;
+* text fields are bounded in count and size (422), file parts by the body limit; a file name
+  holding a NUL character is a 422 before the file is written;
 * whatever happens, the temporary files are removed: on an error here, and by
   :meth:`FormData.close` once the handler is done (the core's pipeline calls it).
 
@@ -177,6 +178,20 @@ class _Receiver:
         self._name = name.decode("utf-8", "replace")
         filename = options.get(b"filename")
         self._filename = None if filename is None else filename.decode("utf-8", "replace")
+        if self._filename is not None and "\x00" in self._filename:
+            # A file name is a label (a document's default `source`): text, never a NUL.
+            raise _Refused(
+                InvalidRequest(
+                    f"The file name of the form field `{self._name}` contains a NUL character.",
+                    errors=[
+                        FieldError(
+                            (self._name, "filename"),
+                            "File name must not contain NUL characters",
+                            "string_nul",
+                        )
+                    ],
+                )
+            )
         self._content_type = self._headers.get(b"content-type", b"").decode("latin-1").strip()
         self._text = bytearray()
         self._size = 0

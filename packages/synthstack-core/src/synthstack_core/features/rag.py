@@ -106,6 +106,8 @@ MAX_DOCUMENT_CHARS = 1_000_000
 RRF_K = 60
 #: The longest title kept from a file's own properties (a given title is limited by the schema).
 MAX_TITLE_CHARS = 512
+#: The longest source kept from an upload's file name (a given source is limited by the schema).
+MAX_SOURCE_CHARS = 512
 #: A chunk header (the document's title) takes at most 1/4 of a chunk's tokens.
 MAX_HEADER_SHARE = 4
 #: Candidates each side contributes to a hybrid search (at least; more for larger limits).
@@ -298,7 +300,7 @@ class RagService:
             collection=collection,
             document_id=document_id,
             content=parsed.text,
-            source=form.source or upload.filename or document_id,
+            source=form.source or upload.filename[:MAX_SOURCE_CHARS] or document_id,
             source_type=parsed.source_type,
             title=form.title,  # else the file's own, see _index
             metadata=form.metadata or {},

@@ -105,16 +105,18 @@ ModelName = Annotated[
 
 
 class RequestModel(BaseModel):
-    """Base of request bodies: strict types (no coercion) and no unknown fields."""
+    """Base of request bodies: strict types (no coercion), no unknown fields, finite numbers only
+    (JSON has no NaN or Infinity; ``1e400`` would be read as infinity)."""
 
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 
 
 class FormModel(BaseModel):
     """Base of ``multipart/form-data`` requests: no unknown fields; values arrive as strings and are
-    converted where the model says (``"256"`` is a valid integer here, as forms have no numbers)."""
+    converted where the model says (``"256"`` is a valid integer here, as forms have no numbers);
+    ``"NaN"``, ``"inf"``, and non-finite numbers in a JSON field, are refused."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ResponseModel(BaseModel):
