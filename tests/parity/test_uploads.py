@@ -46,8 +46,8 @@ def test_a_markdown_upload_is_indexed_and_searchable(
     client = clients[backend]
     collection = f"uploads-md-{backend}"
     text = (
-        "# Bees\n\nHoneybees dance to tell the hive where flowers are.\n\n"
-        "## Wax\n\nWax is made by workers."
+        "# Bees\n\n**Honeybees** dance to tell [the hive](hive.md) where flowers are.\n\n"
+        "![](bee.png)\n\n## Wax\n\nWax is made by workers."
     )
     response = _upload(
         client,
@@ -75,6 +75,11 @@ def test_a_markdown_upload_is_indexed_and_searchable(
         json={"query": "honeybee dance", "collection": collection, "mode": "lexical"},
     ).json()
     assert found["results"][0]["document_id"] == "bees"
+    # Indexed as text: no markup, the link's text, nothing of an image without alt text.
+    assert "Honeybees dance to tell the hive" in found["results"][0]["content"]
+    for result in found["results"]:
+        for markup in ("**", "](", "![", "bee.png"):
+            assert markup not in result["content"]
     assert found["results"][0]["source"] == "bees.md"
     assert found["results"][0]["metadata"] == {"topic": "insects", "year": 2026}
     # The other tenant sees none of it.
