@@ -228,11 +228,13 @@ def test_markdown_front_matter_gives_the_title_and_is_not_text() -> None:
     assert doc.title == "Release *notes*"  # YAML, not Markdown
     untitled = parse(b"---\ntags: [a]\n---\n# Heading\n", filename="notes.md")
     assert (untitled.text, untitled.title) == ("# Heading", "Heading")
+    # Not YAML, not a mapping, or further down: the lines are the author's text.
     broken = parse(b"---\ntitle: [unclosed\n---\nBody\n", filename="notes.md")
-    assert (broken.text, broken.title) == ("Body", None)
-    # Further down, the same lines are the author's text.
+    assert (broken.text, broken.title) == ("title: [unclosed\n\nBody", None)
+    ruled = parse(b"---\nA paragraph between rules.\n---\n", filename="notes.md")
+    assert (ruled.text, ruled.title) == ("A paragraph between rules.", None)
     later = parse(b"Intro\n\n---\ntitle: x\n---\n", filename="notes.md")
-    assert later.text == "Intro\n\ntitle: x"
+    assert (later.text, later.title) == ("Intro\n\ntitle: x", None)
 
 
 def test_markdown_html_block_headings_give_a_title() -> None:
@@ -248,8 +250,11 @@ def test_deeply_nested_markdown_is_refused_quickly() -> None:
     fails(b">" * 200_000 + b" deep", InvalidRequest, "document_too_complex", filename="a.md")
     fails(b"*" * 100_000 + b"a" + b"*" * 100_000, InvalidRequest, "document_too_complex",
           filename="a.md")  # fmt: skip
-    html = b"<div>\n" + b"<b>" * 50_000
+    html = b"<div>\n" + b"<b>" * 50_000 + b"deep"
     fails(html, InvalidRequest, "document_too_complex", filename="a.md")
+    # An unclosed comment runs to the end: 200,000 of them are one HTML block, read in linear time.
+    comments = b"Text.\n\n" + b"<!--" * 200_000
+    assert parse(comments, filename="a.md").text == "Text."
     nested = "".join("  " * depth + "- item\n" for depth in range(30))
     assert parse(nested.encode(), filename="a.md").text == "\n".join(["item"] * 30)
 

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from xml.etree.ElementTree import Element
 
     from pypdf import PdfReader
+    from pyromark import Markdown
     from selectolax.lexbor import LexborNode
 
 __all__ = [
@@ -996,31 +997,30 @@ def _record_h1(node: LexborNode, first_h1: list[str]) -> None:
 
 # --------------------------------------------------------------------------- Markdown
 
-# CommonMark with GitHub's tables, strikethrough, task lists, footnotes and alerts, and a YAML
-# front matter block (pulldown-cmark's metadata block).
-_MARKDOWN_OPTIONS = (
-    (1 << 1)  # ENABLE_TABLES
-    | (1 << 2)  # ENABLE_FOOTNOTES
-    | (1 << 3)  # ENABLE_STRIKETHROUGH
-    | (1 << 4)  # ENABLE_TASKLISTS
-    | (1 << 7)  # ENABLE_YAML_STYLE_METADATA_BLOCKS
-    | (1 << 11)  # ENABLE_GFM (alerts: "> [!NOTE]")
-)
 _FRONT_MATTER_MAX_CHARS = 64 * 1024
-"""Front matter longer than this is not read for a title (PyYAML is pure Python here)."""
+"""A longer block between ``---`` lines is text, not front matter (PyYAML is pure Python here)."""
 # Lines of the text that the chunker would read as Markdown structure (chunking._ATX, _FENCE,
 # _SETEXT) although they are text: an escaped "\\# not a heading", a line of "---" in a list.
 _MARKDOWN_LOOKALIKE = re.compile(r"^(?=#{1,6}(?:[ \t]|$)|`{3}|~{3}|=+[ \t]*$|-+[ \t]*$)", re.M)
 _CODE_FENCE_RUN = re.compile(r"^ {0,3}(`{3,})", re.MULTILINE)
 _LINE_BREAK_TAG = re.compile(r"<br\b", re.IGNORECASE)
-_HTML_TAG_OR_COMMENT = re.compile(r"<!--.*?-->|<[^<>]*>", re.DOTALL)
+_ANY_TAG = re.compile(r"<[^<>]*>")  # linear: no lazy scan to the end of the input
 
 
 @functools.cache
-def _markdown_parser() -> Any:
-    import pyromark
+def _markdown_parser() -> Markdown:
+    """CommonMark with GitHub's tables, strikethrough, task lists, footnotes and alerts
+    (``> [!NOTE]``), and YAML front matter (pulldown-cmark's metadata blocks)."""
+    from pyromark import Markdown, Options
 
-    return pyromark.Markdown(options=pyromark.Options(_MARKDOWN_OPTIONS))
+    return Markdown(
+        options=Options.ENABLE_TABLES
+        | Options.ENABLE_FOOTNOTES
+        | Options.ENABLE_STRIKETHROUGH
+        | Options.ENABLE_TASKLISTS
+        | Options.ENABLE_YAML_STYLE_METADATA_BLOCKS
+        | Options.ENABLE_GFM
+    )
 
 
 def _inline_text(parts: list[str]) -> str:
@@ -1028,19 +1028,23 @@ def _inline_text(parts: list[str]) -> str:
     return _SPACE_AROUND_NEWLINE.sub("\n", joined).strip()
 
 
-def _front_matter_title(front_matter: str) -> str | None:
-    if len(front_matter) > _FRONT_MATTER_MAX_CHARS:
-        return None
+def _front_matter(block: str) -> tuple[bool, str | None]:
+    """Whether a block between ``---`` lines at the top is front matter (a YAML mapping), and
+    its ``title``. Anything else there (a rule, a paragraph, a rule) is the author's text."""
+    if len(block) > _FRONT_MATTER_MAX_CHARS:
+        return False, None
     import yaml
 
     try:
-        data = yaml.safe_load(front_matter)
+        data = yaml.safe_load(block)
     except Exception:  # any YAMLError, and RecursionError on absurd nesting
-        return None
-    title = data.get("title") if isinstance(data, dict) else None
+        return False, None
+    if not isinstance(data, dict):
+        return False, None
+    title = data.get("title")
     if not isinstance(title, str):
-        return None
-    return " ".join(_clean_extracted(title).split()) or None
+        return True, None
+    return True, " ".join(_clean_extracted(title).split()) or None
 
 
 def _code_block(code: str, info: str) -> str:
@@ -1150,10 +1154,11 @@ class _MarkdownText:
         elif tag == "MetadataBlock":
             text = "".join(self.raw or ())
             self.raw = None
-            if self.started:  # not at the top: the author's text after all
+            is_front_matter, title = (False, None) if self.started else _front_matter(text)
+            if is_front_matter:
+                self.front_matter_title = title
+            else:  # further down, or not YAML: the author's text after all
                 self.emit(_inline_text([text]))
-            else:
-                self.front_matter_title = _front_matter_title(text)
             self.started = True
         else:
             self.end_leaf()
@@ -1213,12 +1218,12 @@ def _parse_markdown(text: str, max_chars: int) -> ParsedDocument:
 
 def _html_fragment(fragment: str, max_chars: int, first_h1: list[str]) -> list[str]:
     """The text blocks of HTML inside Markdown, read as an HTML document is."""
+    if not _ANY_TAG.sub("", _without_opaque(fragment.lower())).strip():
+        return []  # tags only: "<details>", "</div>", an image, a comment
     if _html_nesting(fragment) > HTML_MAX_NESTING:
         raise _too_complex(f"The HTML nests elements more than {HTML_MAX_NESTING:,} deep.")
     from selectolax.lexbor import LexborHTMLParser
 
-    if not _HTML_TAG_OR_COMMENT.sub("", fragment).strip():
-        return []  # tags only: "<details>", "</div>", an image, a comment
     tree = LexborHTMLParser(fragment)
     blocks = _Blocks(max_chars)
     if tree.body is not None:
