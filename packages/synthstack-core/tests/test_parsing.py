@@ -673,3 +673,31 @@ def test_damaged_documents_fail_only_with_problem_errors(
 def test_arbitrary_bytes_fail_only_with_problem_errors(data: bytes) -> None:
     with contextlib.suppress(InvalidRequest, UnsupportedMediaType, PayloadTooLarge):
         parse(data)
+
+
+MARKDOWN_PIECES = [
+    "# ", "## ", "\n", "\n\n", "    ", "- ", "1. ", "> ", "**", "_", "`", "```", "~~~", "[", "]",
+    "(", ")", "![", "<", ">", "<div>", "</div>", "<!--", "-->", "|", "---", "===", "\\", "&amp;",
+    "[^1]", "[^1]: ", "- [ ] ", "word", "Wörter ", "x", " ", "\t", "#",
+]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(pieces=st.lists(st.sampled_from(MARKDOWN_PIECES), max_size=60))
+def test_any_markdown_reads_as_text_or_fails_with_a_problem(pieces: list[str]) -> None:
+    from synthstack_core.features.chunking import split_text
+
+    class Characters:
+        def count(self, text: str) -> int:
+            return len(text)
+
+    try:
+        doc = parse("".join(pieces).encode(), filename="any.md")
+    except InvalidRequest as error:
+        assert error.instance_code == "empty_document"
+        return
+    assert doc.text.strip() and doc.text == doc.text.strip()
+    chunks = split_text(
+        doc.text, chunk_size=40, chunk_overlap=5, counter=Characters(), source_type="markdown"
+    )
+    assert chunks and all(doc.text[c.start : c.end] == c.text for c in chunks)
