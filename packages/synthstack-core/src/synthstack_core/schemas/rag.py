@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Json
+from pydantic import BaseModel, ConfigDict, Field, Json, TypeAdapter, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
 from synthstack_core.multipart import UploadedFile
@@ -188,7 +188,8 @@ class DocumentUploadForm(FormModel):
     """
 
     file: UploadedFile = Field(
-        description="Plain text, Markdown, HTML, PDF or DOCX; its type is read from its content."
+        description="Plain text, Markdown, HTML, PDF or DOCX; its type is read from its content.",
+        json_schema_extra={"minLength": 1},
     )
     collection: CollectionName | SkipJsonSchema[None] = None
     document_id: DocumentId | SkipJsonSchema[None] = None
@@ -206,11 +207,22 @@ class DocumentUploadForm(FormModel):
             " file's own (PDF or DOCX properties, HTML title, first Markdown heading)."
         ),
     )
-    metadata: Json[Metadata] | SkipJsonSchema[None] = Field(
-        None, description="A JSON object of flat key/value metadata."
+    # The part's text is JSON: the schema is the object's, as OpenAPI describes an object part.
+    metadata: (
+        Annotated[Json[Metadata], WithJsonSchema(TypeAdapter(Metadata).json_schema())]
+        | SkipJsonSchema[None]
+    ) = Field(
+        None,
+        description="A JSON object of flat key/value metadata, sent as the part's text "
+        "(`application/json`).",
     )
-    chunk_size: Annotated[int, Field(ge=16, le=4096), AS_INTEGER] = 256
-    chunk_overlap: Annotated[int, Field(ge=0, le=2047), AS_INTEGER] = 32
+    chunk_size: Annotated[int, Field(ge=16, le=4096), AS_INTEGER] = Field(
+        256, description="Tokens per chunk, at most the model's input window."
+    )
+    chunk_overlap: Annotated[int, Field(ge=0, le=2047), AS_INTEGER] = Field(
+        32,
+        description="Tokens repeated between neighbouring chunks; less than half of `chunk_size`.",
+    )
 
 
 class ProjectDocumentRequest(RequestModel):

@@ -15,7 +15,9 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     BeforeValidator,
+    ConfigDict,
     Field,
+    JsonValue,
     RootModel,
     ValidationInfo,
     field_validator,
@@ -124,6 +126,10 @@ Prompt = Annotated[
 ]
 
 
+#: The ISO 639-1 codes, as the contract lists them for ``language``.
+_LANGUAGE_CODES: list[JsonValue] = list(sorted(ISO_639_1))
+
+
 class TranscriptionParameters(FormModel):
     """How to transcribe: the text fields of ``POST /api/v1/transcription/transcribe``.
 
@@ -136,6 +142,8 @@ class TranscriptionParameters(FormModel):
         Field(
             None,
             description="The spoken language (ISO 639-1); unset = the model's own detection.",
+            # The codes themselves (any case is accepted; the contract names them lower-case).
+            json_schema_extra={"enum": _LANGUAGE_CODES},
         )
     )
     model: Annotated[ModelName | SkipJsonSchema[None], BeforeValidator(_blank_is_unset)] = Field(
@@ -144,11 +152,22 @@ class TranscriptionParameters(FormModel):
         "default.",
     )
     prompt: Annotated[Prompt | SkipJsonSchema[None], BeforeValidator(_blank_is_unset)] = None
-    temperature: Annotated[Temperature | SkipJsonSchema[None], BeforeValidator(_form_number)] = None
+    temperature: Annotated[Temperature | SkipJsonSchema[None], BeforeValidator(_form_number)] = (
+        Field(
+            None,
+            description="Sampling temperature, 0 to 1, written as a decimal number (`0.2`; no "
+            "exponent).",
+        )
+    )
     response_format: Annotated[ResponseFormat, BeforeValidator(_format_or_default)] = "json"
     timestamp_granularities: Annotated[
         list[TimestampGranularity], BeforeValidator(_one_or_many)
-    ] = Field(default_factory=list, max_length=2)
+    ] = Field(
+        default_factory=list,
+        max_length=2,
+        description="Needs `response_format=verbose_json`.",
+        json_schema_extra={"uniqueItems": True},
+    )
 
     @field_validator("timestamp_granularities")
     @classmethod
@@ -174,9 +193,24 @@ class TranscriptionForm(TranscriptionParameters):
     """``POST /api/v1/transcription/transcribe`` (``multipart/form-data``): the audio and how to
     transcribe it."""
 
+    # What JSON Schema can say of the cross-field rule (``_unique_and_verbose``).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {
+                "required": ["timestamp_granularities"],
+                "properties": {"timestamp_granularities": {"minItems": 1}},
+            },
+            "then": {
+                "required": ["response_format"],
+                "properties": {"response_format": {"const": "verbose_json"}},
+            },
+        }
+    )
+
     file: UploadedFile = Field(
         description="The audio (WAV, FLAC, MP3, Ogg, M4A, WebM, ...: see GET /formats); its "
-        "format is read from its content, never from its name or declared type."
+        "format is read from its content, never from its name or declared type.",
+        json_schema_extra={"minLength": 1},
     )
 
 
