@@ -152,3 +152,51 @@ def test_other_tenant_sees_nothing(clients: dict[str, httpx.Client]) -> None:
         listed = client.get("/api/v1/rag/collections", headers=other).json()["collections"]
         assert name not in {c["name"] for c in listed}
         assert client.delete(f"/api/v1/rag/collections/{name}", headers=AUTH).status_code == 200
+
+
+def test_writing_creates_a_collection_reading_does_not(clients: dict[str, httpx.Client]) -> None:
+    """The contract's rule: indexing or uploading to a collection that does not exist creates it;
+    searching or querying one that does not exist is a 404 and creates nothing."""
+    for backend, client in clients.items():
+        read, indexed, uploaded = (
+            f"implicit-{backend}-{kind}" for kind in ("read", "index", "upload")
+        )
+        for path, body in (
+            ("/api/v1/rag/search", {"query": "cats", "collection": read}),
+            ("/api/v1/rag/query", {"query": "cats?", "collection": read}),
+            ("/api/v1/rag/query", {"query": "cats?", "collection": read, "stream": True}),
+        ):
+            answer = client.post(path, headers=AUTH, json=body)
+            assert answer.status_code == 404, (backend, path, answer.text)
+            assert answer.json()["code"] == "not_found"
+        names = {
+            c["name"]
+            for c in client.get("/api/v1/rag/collections", headers=AUTH).json()["collections"]
+        }
+        assert read not in names
+
+        index = client.post(
+            "/api/v1/rag/index",
+            headers=AUTH,
+            json={"content": DOCS["cats"], "source": "cats.txt", "collection": indexed},
+        )
+        upload = client.post(
+            "/api/v1/rag/documents",
+            headers=AUTH,
+            data={"collection": uploaded},
+            files={"file": ("cats.md", DOCS["markets"].encode(), "text/markdown")},
+        )
+        assert (index.status_code, upload.status_code) == (200, 201), (index.text, upload.text)
+        collections = client.get("/api/v1/rag/collections", headers=AUTH).json()["collections"]
+        created = {c["name"]: c for c in collections if c["name"] in {indexed, uploaded}}
+        assert set(created) == {indexed, uploaded}
+        assert {c["documents"] for c in created.values()} == {1}
+        search = client.post(
+            "/api/v1/rag/search",
+            headers=AUTH,
+            json={"query": "cats", "collection": indexed, "limit": 1},
+        ).json()
+        # total_found is the number of results returned (here at most `limit`), not of matches.
+        assert search["total_found"] == len(search["results"]) == 1
+        for name in (indexed, uploaded):
+            assert client.delete(f"/api/v1/rag/collections/{name}", headers=AUTH).status_code == 200
