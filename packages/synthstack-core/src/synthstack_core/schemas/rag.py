@@ -165,7 +165,7 @@ class IndexRequest(RequestModel):
         None,
         description=(
             "The document's title, indexed with each chunk that does not contain it; default, the"
-            " first Markdown heading or the HTML title."
+            " Markdown front matter's title or first heading, or the HTML title."
         ),
     )
     metadata: Metadata = Field(default_factory=dict)
@@ -204,7 +204,8 @@ class DocumentUploadForm(FormModel):
         None,
         description=(
             "The document's title, indexed with each chunk that does not contain it; default, the"
-            " file's own (PDF or DOCX properties, HTML title, first Markdown heading)."
+            " file's own (PDF or DOCX properties, HTML title, Markdown front matter title or first"
+            " heading)."
         ),
     )
     # The part's text is JSON: the schema is the object's, as OpenAPI describes an object part.

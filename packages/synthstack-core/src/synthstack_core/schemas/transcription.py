@@ -350,7 +350,7 @@ class CostEstimateRequest(RequestModel):
 
 
 class CostEstimateResponse(ResponseModel):
-    """Processing time (from the measured real-time factor) and, for paid providers, price."""
+    """Processing time (from the configured real-time factor) and, for paid providers, price."""
 
     model: str
     provider: Literal["local", "openai"]
@@ -358,9 +358,10 @@ class CostEstimateResponse(ResponseModel):
     real_time_factor: float | None = Field(
         description="Processing seconds per second of audio; null when not known yet."
     )
-    real_time_factor_source: Literal["measured", "benchmark", "unknown"] = Field(
-        description="`measured`: this process's own transcriptions; `benchmark`: the figure "
-        "measured for the docs on 2 cores; `unknown`: no figure for this provider yet."
+    real_time_factor_source: Literal["benchmark", "unknown"] = Field(
+        description="`benchmark`: the configured factor (`SYNTHSTACK_WHISPER_REAL_TIME_FACTOR` for"
+        " the local model; its default is the figure the transcription benchmark measured on 2"
+        " cores); `unknown`: no figure for this provider."
     )
     estimated_processing_seconds: float | None
     price_per_minute_usd: float | None = Field(
