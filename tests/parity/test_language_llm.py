@@ -48,6 +48,22 @@ def test_an_unusable_chat_model_answer_is_a_502(
     assert "Stub reply" not in answers[0].text
 
 
+@pytest.mark.parametrize(
+    "analyses", [["keywords", "sentiment"], ["sentiment", "keywords"], ["summary", "keywords"]]
+)
+def test_the_first_unusable_analysis_in_the_request_answers(
+    llm_clients: dict[str, httpx.Client], analyses: list[str]
+) -> None:
+    """Whichever model answer arrives first, the error is that of the first analysis asked for."""
+    for _ in range(3):
+        answers = _both(
+            llm_clients, "/api/v1/analysis/text", {"text": REVIEW, "analyses": analyses}
+        )
+        for answer in answers:
+            assert answer.status_code == 502
+            assert f"model's {analyses[0]} is unusable" in answer.json()["detail"]
+
+
 def test_complexity_analysis_needs_no_model(llm_clients: dict[str, httpx.Client]) -> None:
     answers = _both(
         llm_clients,

@@ -173,13 +173,27 @@ class LanguageService:
             results["keywords"] = await self.keywords(KeywordsRequest(text=request.text))
 
         jobs = {"sentiment": sentiment, "summary": summary, "keywords": keywords}
+        refused: dict[str, SynthStackError] = {}
+
+        async def run(name: str) -> None:
+            try:
+                await jobs[name]()
+            except SynthStackError as error:
+                # Kept, and the other analyses go on: which error answers must not depend on
+                # which model answer came back first.
+                refused[name] = error
+
         try:
             async with anyio.create_task_group() as group:
                 for name in request.analyses:
-                    group.start_soon(jobs[name])
+                    group.start_soon(run, name)
         except BaseExceptionGroup as failed:
-            # One analysis failed (the others were cancelled): answer with its error.
+            # An unexpected failure (the others were cancelled): answer with it.
             raise _first_error(failed) from None
+        for name in request.analyses:
+            if name in refused:
+                # The first refused analysis in the request's order answers.
+                raise refused[name]
         counts = await self.offline.text(
             TextAnalysisRequest.model_construct(text=request.text, analyses=[])
         )
