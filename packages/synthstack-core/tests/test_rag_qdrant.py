@@ -171,6 +171,27 @@ async def test_index_and_search_in_every_mode(stack: SynthStack) -> None:
     assert stats["modes"].vectors == stats["modes"].chunks == 3
 
 
+async def test_a_search_inside_a_transaction_finds_what_a_search_finds(stack: SynthStack) -> None:
+    """``search_in`` (the interface's search in the caller's transaction) answers as ``search``:
+    Qdrant reads no rows, and its hits carry none for the caller to read in its snapshot."""
+    rag = stack.rag
+    for number, content in enumerate((CATS, MARKETS, DOGS)):
+        await rag.index("alpha", _index(content, "in-transaction", f"doc-{number}"))
+    store = _qdrant(stack)
+    scope = await _scope(stack, "alpha", "in-transaction")
+    (cat,) = await _chunk_ids(stack, scope, "doc-0")
+    (point,) = await store.client.retrieve(
+        store.collection_name(scope.dimensions), [cat], with_vectors=True
+    )
+    vector = np.asarray(point.vector, dtype=np.float32)
+    alone = await store.search(scope, vector, limit=3, filters={})
+    async with stack.database.session() as session, session.begin():
+        inside = await store.search_in(session, scope, vector, limit=3, filters={})
+    assert inside == alone
+    assert len(inside) == 3 and str(inside[0].chunk_id) == cat
+    assert all(hit.chunk is None for hit in inside)
+
+
 async def test_tenants_never_see_each_other(stack: SynthStack) -> None:
     rag = stack.rag
     await rag.index("alpha", _index(CATS, "shared-name", "secret-doc"))

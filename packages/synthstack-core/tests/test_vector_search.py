@@ -27,7 +27,6 @@ import pytest
 from sqlalchemy import text
 
 from synthstack_core.stores.database import Database
-from synthstack_core.stores.rag import RagRepository
 from synthstack_core.stores.vectors import (
     PgVectorStore,
     VectorScope,
@@ -143,7 +142,7 @@ async def loaded(module_database_url: str) -> AsyncIterator[Loaded]:
     library, side = _load(module_database_url, rng, query)
     database = Database(module_database_url)
     # The index as the service creates it for a new vector size, built after loading (faster).
-    await RagRepository(database).ensure_vector_index(DIMENSIONS)
+    await PgVectorStore(database).ensure_index(DIMENSIONS)
     async with database.engine.connect() as connection:
         await connection.execute(text("ANALYZE rag_chunks, rag_documents"))
         await connection.commit()

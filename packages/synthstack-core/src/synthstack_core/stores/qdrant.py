@@ -43,6 +43,7 @@ import anyio
 import numpy as np
 import numpy.typing as npt
 from qdrant_client import AsyncQdrantClient, models
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from synthstack_core.errors import DependencyUnavailable
 from synthstack_core.schemas.health import DependencyCheck
@@ -301,6 +302,23 @@ class QdrantStore(VectorStore):
         return [
             VectorHit(uuid.UUID(str(point.id)), float(point.score)) for point in response.points
         ]
+
+    async def search_in(
+        self,
+        session: AsyncSession,
+        scope: VectorScope,
+        vector: npt.NDArray[np.float32],
+        *,
+        limit: int,
+        filters: Mapping[str, Any],
+    ) -> list[VectorHit]:
+        """:meth:`search`: Qdrant reads no chunk rows, so there is nothing to read in
+        ``session``; the caller reads the hits' rows in its snapshot."""
+        return await self.search(scope, vector, limit=limit, filters=filters)
+
+    async def ensure_index(self, dimensions: int) -> None:
+        """Nothing yet: the Qdrant collection of a size, and its indexes, are created on the
+        first use of that size."""
 
     async def count(self, scope: VectorScope) -> int:
         """Points of the collection (exact count)."""

@@ -209,6 +209,26 @@ class VectorStore(abc.ABC):
         """The ``limit`` nearest vectors by cosine similarity, best first, matching ``filters``."""
 
     @abc.abstractmethod
+    async def search_in(
+        self,
+        session: AsyncSession,
+        scope: VectorScope,
+        vector: npt.NDArray[np.float32],
+        *,
+        limit: int,
+        filters: Mapping[str, Any],
+    ) -> list[VectorHit]:
+        """:meth:`search` inside the caller's database transaction ``session``: the chunk rows
+        a store reads with its hits are those of that transaction's snapshot. (A store outside
+        the database reads no rows: its hits carry none, and the caller reads them in its
+        snapshot.)"""
+
+    @abc.abstractmethod
+    async def ensure_index(self, dimensions: int) -> None:
+        """Be ready to index vectors of this size (called when a collection of that size is
+        created, before any of its vectors is written)."""
+
+    @abc.abstractmethod
     async def count(self, scope: VectorScope) -> int:
         """How many vectors the store holds for the collection."""
 
@@ -240,34 +260,8 @@ class PgVectorStore(VectorStore):
     the filter (the collection's b-tree and the metadata filter, sorted by distance) — in the same
     statement, so in the same snapshot and with no extra round trip.
 
-    Measured before choosing (limit 20, 2 cores at load average ~4; 384-d random unit vectors:
-    60,000 chunks in one collection, 5,000 in another lying far from the query). The first two
-    rows are this store before and after, medians of 15 searches in two runs; the others were run
-    as raw SQL in the same transaction shape in an earlier run (medians of 3-10), in which HNSW as
-    before took 2.8 ms and 163 ms:
-
-    ==================================================== ============== ========================
-    option                                               60,000 chunks  5,000 far chunks
-    ==================================================== ============== ========================
-    HNSW as before                                       3.7 ms         125-132 ms, 10 rows, none
-                                                                        of the true 20
-    (1) HNSW, exact search when short (chosen)           4.0 ms         138-140 ms, the true 20
-    (2) ``max_scan_tuples`` 50k-1M, memory x 1           3.4-7.3 ms     157-195 ms, 10 rows
-    (2) ``max_scan_tuples`` 50k-1M, memory x 4           4.5-5.1 ms     367-692 ms, 20 rows
-    (3) count first, exact below 2,000 matching chunks   11.9 ms        224 ms, 10 rows
-    exact search always                                  50.6 ms        4 ms
-    ==================================================== ============== ========================
-
-    (1) adds only planning (~0.2 ms: the exact branch is planned, never run) unless the HNSW
-    result is short; then its cost is the exact search over the filtered rows (4 ms for 5,000),
-    on top of the failed index scan, which is most of the 140 ms and unavoidable once the planner
-    chose the index. A collection smaller than ``limit`` always takes the exact branch, through
-    its b-tree: 1.9 ms against 1.6 ms before for 30 chunks and limit 50. (2) only moves the
-    cliff: whether a scan reaches its rows depends on where the matching vectors lie, not on how
-    many there are, the scan also stops on memory (with ``work_mem`` 4 MB, 1M tuples still gave
-    10 rows), and where it succeeds it is slower than (1). (3) adds a query to every search and
-    has no right threshold: a 5,000-chunk collection is above any cheap one and still comes back
-    short.
+    Why this and not a larger ``hnsw.max_scan_tuples`` or a count first: measured, see "pgvector
+    search under selective filters" in ``docs/benchmarks.md``.
     """
 
     name: ClassVar[StoreName] = "pgvector"
@@ -343,6 +337,27 @@ class PgVectorStore(VectorStore):
         rows = await session.execute(text(_SEARCH_SQL.format(**parts)), params)
         found = [ScoredChunk(*row) for row in rows]
         return [VectorHit(chunk.chunk_id, chunk.score, chunk) for chunk in found]
+
+    async def ensure_index(self, dimensions: int) -> None:
+        """An HNSW index for vectors of this size (pgvector indexes one size per index)."""
+        size = int(dimensions)
+        kind = vector_type(size)
+        operators = "vector_cosine_ops" if kind.startswith("vector") else "halfvec_cosine_ops"
+        async with self._db.engine.begin() as connection:
+            # CREATE INDEX IF NOT EXISTS locks the table even when the index exists: look first.
+            exists = await connection.scalar(
+                text("SELECT to_regclass(:name) IS NOT NULL"),
+                {"name": f"ix_rag_chunks_hnsw_{size}"},
+            )
+            if exists:
+                return
+            await connection.execute(
+                text(
+                    f"CREATE INDEX IF NOT EXISTS ix_rag_chunks_hnsw_{size} ON rag_chunks "
+                    f"USING hnsw ((embedding::{kind}) {operators}) "
+                    f"WHERE dimensions = {size}"
+                )
+            )
 
     async def aclose(self) -> None:
         """Nothing of its own to close: the database is the service's."""

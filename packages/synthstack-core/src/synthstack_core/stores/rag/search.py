@@ -1,0 +1,193 @@
+"""Search within a collection: dense (its vector store), lexical (BM25 over the postings), and
+both from one snapshot (hybrid)."""
+
+# SQL here interpolates only module constants and generated placeholder names; every value travels
+# as a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from synthstack_core.stores.rag.base import TS_CONFIG, RepositoryBase
+from synthstack_core.stores.rag.records import CollectionRecord
+from synthstack_core.stores.vectors import RESULT_COLUMNS, ScoredChunk, metadata_filter_sql
+
+__all__ = ["BM25_B", "BM25_K1", "SearchQueries"]
+
+BM25_K1 = 1.2
+BM25_B = 0.75
+
+
+class SearchQueries(RepositoryBase):
+    """Searches of one tenant's collection."""
+
+    async def search_dense(
+        self,
+        collection: CollectionRecord,
+        vector: npt.NDArray[np.float32],
+        *,
+        limit: int,
+        filters: Mapping[str, Any],
+    ) -> list[ScoredChunk]:
+        """Chunks by cosine similarity to ``vector``, from the collection's vector store."""
+        hits = await self.vector_store(collection).search(
+            collection.vector_scope, vector, limit=limit, filters=filters
+        )
+        missing = [hit.chunk_id for hit in hits if hit.chunk is None]
+        rows = await self._chunks_by_id(collection, missing, filters) if missing else {}
+        found: list[ScoredChunk] = []
+        for hit in hits:
+            if hit.chunk is not None:
+                found.append(hit.chunk)
+            elif hit.chunk_id in rows:
+                found.append(dataclasses.replace(rows[hit.chunk_id], score=hit.score))
+        return found
+
+    async def _chunks_by_id(
+        self,
+        collection: CollectionRecord,
+        ids: Sequence[uuid.UUID],
+        filters: Mapping[str, Any],
+        session: AsyncSession | None = None,
+    ) -> dict[uuid.UUID, ScoredChunk]:
+        """The committed chunk rows of these ids that are in the tenant's collection and match
+        the filter (a point without one, or outside it, is never returned); in ``session``'s
+        snapshot when given."""
+        params: dict[str, Any] = {
+            "ids": list(ids),
+            "collection_id": collection.id,
+            "tenant_id": collection.tenant_id,
+        }
+        where = metadata_filter_sql(filters, params)
+        sql = text(
+            f"SELECT {RESULT_COLUMNS}, 0.0 FROM rag_chunks c"
+            " JOIN rag_documents d ON d.id = c.document_id"
+            " JOIN rag_collections k ON k.id = c.collection_id"
+            " WHERE c.id = ANY(CAST(:ids AS uuid[])) AND c.collection_id = :collection_id"
+            f" AND k.tenant_id = :tenant_id{where}"
+        )
+        async with self._session(session) as active:
+            rows = await active.execute(sql, params)
+            return {row[0]: ScoredChunk(*row) for row in rows}
+
+    async def search_lexical(
+        self,
+        collection: CollectionRecord,
+        query: str,
+        *,
+        limit: int,
+        filters: Mapping[str, Any],
+        session: AsyncSession | None = None,
+    ) -> list[ScoredChunk]:
+        """Chunks by BM25 (k1 1.2, b 0.75) over the collection's postings (in ``session``'s
+        snapshot when given)."""
+        params: dict[str, Any] = {"collection_id": collection.id, "query": query, "limit": limit}
+        where = metadata_filter_sql(filters, params)
+        sql = f"""
+        WITH q AS MATERIALIZED (
+            SELECT DISTINCT lexeme FROM unnest(to_tsvector('{TS_CONFIG}', :query))
+        ),
+        stats AS MATERIALIZED (
+            SELECT count(*) AS n, greatest(avg(lexeme_count), 1) AS avgdl
+            FROM rag_chunks WHERE collection_id = :collection_id
+        ),
+        -- Each query term is looked up through the (collection_id, lexeme) index, instead of
+        -- scanning the collection's postings (measured on SciFact: 30-63 ms against 70-88 ms).
+        df AS MATERIALIZED (
+            SELECT q.lexeme, (
+                SELECT count(*) FROM rag_postings p
+                WHERE p.collection_id = :collection_id AND p.lexeme = q.lexeme
+            ) AS df
+            FROM q
+        ),
+        scored AS (
+            SELECT p.chunk_id, sum(
+                ln(1 + (stats.n - df.df + 0.5) / (df.df + 0.5))
+                * p.tf * {BM25_K1 + 1}
+                / (p.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * k.lexeme_count / stats.avgdl))
+            ) AS score
+            FROM df
+            CROSS JOIN LATERAL (
+                SELECT p.chunk_id, p.tf FROM rag_postings p
+                WHERE p.collection_id = :collection_id AND p.lexeme = df.lexeme
+                OFFSET 0
+            ) p
+            JOIN rag_chunks k ON k.id = p.chunk_id
+            CROSS JOIN stats
+            WHERE df.df > 0
+            GROUP BY p.chunk_id
+        )
+        SELECT {RESULT_COLUMNS}, s.score
+        FROM scored s JOIN rag_chunks c ON c.id = s.chunk_id
+        JOIN rag_documents d ON d.id = c.document_id
+        WHERE TRUE{where}
+        ORDER BY s.score DESC, c.id LIMIT :limit
+        """
+        async with self._session(session) as active:
+            rows = await active.execute(text(sql), params)
+            return [ScoredChunk(*row) for row in rows]
+
+    async def search_hybrid(
+        self,
+        collection: CollectionRecord,
+        query: str,
+        vector: npt.NDArray[np.float32],
+        *,
+        limit: int,
+        filters: Mapping[str, Any],
+    ) -> tuple[list[ScoredChunk], list[ScoredChunk]]:
+        """Lexical and dense candidates, both read from **one snapshot** of the database.
+
+        Read in two transactions, the two sides could straddle the commit of a re-index (the
+        lexical side the old chunks, the dense side the new ones) and a fused result would mix
+        two versions of a document. Here both run in one ``REPEATABLE READ`` transaction; with
+        Qdrant, its hits are read back from that same snapshot, so points of a version the
+        snapshot does not hold are dropped.
+        """
+        store = self.vector_store(collection)
+        # A store outside the database is asked before the transaction starts: no connection is
+        # held while it answers. Its hits carry no rows; they are read in the snapshot below.
+        hits = (
+            None
+            if store.in_chunk_rows
+            else await store.search(collection.vector_scope, vector, limit=limit, filters=filters)
+        )
+        async with self._db.session() as session, session.begin():
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            lexical = await self.search_lexical(
+                collection, query, limit=limit, filters=filters, session=session
+            )
+            if hits is None:
+                hits = await store.search_in(
+                    session, collection.vector_scope, vector, limit=limit, filters=filters
+                )
+            missing = [hit.chunk_id for hit in hits if hit.chunk is None]
+            rows = (
+                await self._chunks_by_id(collection, missing, filters, session) if missing else {}
+            )
+        dense: list[ScoredChunk] = []
+        for hit in hits:
+            if hit.chunk is not None:
+                dense.append(hit.chunk)
+            elif hit.chunk_id in rows:
+                dense.append(dataclasses.replace(rows[hit.chunk_id], score=hit.score))
+        return lexical, dense
+
+    @contextlib.asynccontextmanager
+    async def _session(self, session: AsyncSession | None) -> AsyncIterator[AsyncSession]:
+        """``session`` when given (the caller's transaction), else a new one of its own."""
+        if session is not None:
+            yield session
+            return
+        async with self._db.session() as own:
+            yield own
