@@ -27,8 +27,9 @@ from synthstack_core.errors import (
     SynthStackError,
     UnsupportedMediaType,
 )
-from synthstack_core.features import parsing
 from synthstack_core.features.parsing import ParsedDocument, detect_source_type, parse_document
+from synthstack_core.features.parsing import docx as docx_parser
+from synthstack_core.features.parsing import pdf as pdf_parser
 from tests.documents import (
     CONTENT_TYPES,
     encrypt_pdf,
@@ -477,13 +478,13 @@ def test_pdf_without_text_is_empty() -> None:
 def test_pdf_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     pdf = make_pdf([["one"], ["two"], ["three"]])
     fails(pdf, PayloadTooLarge, "document_too_long", max_chars=8)
-    monkeypatch.setattr(parsing, "PDF_MAX_PAGES", 2)
+    monkeypatch.setattr(pdf_parser, "PDF_MAX_PAGES", 2)
     fails(pdf, PayloadTooLarge, "document_too_long")
-    monkeypatch.setattr(parsing, "PDF_MAX_PAGES", 2_000)
-    monkeypatch.setattr(parsing, "PDF_MAX_OPERATIONS", 10)
+    monkeypatch.setattr(pdf_parser, "PDF_MAX_PAGES", 2_000)
+    monkeypatch.setattr(pdf_parser, "PDF_MAX_OPERATIONS", 10)
     fails(pdf, InvalidRequest, "document_too_complex")
-    monkeypatch.setattr(parsing, "PDF_MAX_OPERATIONS", 2_000_000)
-    monkeypatch.setattr(parsing, "PDF_MAX_PAGE_CHARS", 4)
+    monkeypatch.setattr(pdf_parser, "PDF_MAX_OPERATIONS", 2_000_000)
+    monkeypatch.setattr(pdf_parser, "PDF_MAX_PAGE_CHARS", 4)
     fails(pdf, InvalidRequest, "document_too_complex")
 
 
@@ -575,10 +576,10 @@ def test_docx_size_and_entry_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     extra = {f"word/media/part{i}.bin": bytes([i % 256]) * 10 for i in range(30)}
     docx = make_docx(w_p("x"), extra=extra)
     assert parse(docx).text == "x"
-    monkeypatch.setattr(parsing, "DOCX_MAX_ENTRIES", 20)
+    monkeypatch.setattr(docx_parser, "DOCX_MAX_ENTRIES", 20)
     fails(docx, InvalidRequest, "document_too_complex")
-    monkeypatch.setattr(parsing, "DOCX_MAX_ENTRIES", 10_000)
-    monkeypatch.setattr(parsing, "DOCX_MAX_UNCOMPRESSED_BYTES", 500)
+    monkeypatch.setattr(docx_parser, "DOCX_MAX_ENTRIES", 10_000)
+    monkeypatch.setattr(docx_parser, "DOCX_MAX_UNCOMPRESSED_BYTES", 500)
     fails(docx, InvalidRequest, "document_too_complex")
 
 
