@@ -318,8 +318,3 @@ class Settings(BaseSettings):
     def openai_configured(self) -> bool:
         """OpenAI (or an OpenAI-compatible server) can be called."""
         return self.openai_api_key is not None or self.openai_base_url is not None
-
-    @property
-    def anthropic_configured(self) -> bool:
-        """Anthropic's API can be called (a key is set)."""
-        return self.anthropic_api_key is not None
