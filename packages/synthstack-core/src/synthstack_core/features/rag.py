@@ -53,9 +53,10 @@ from synthstack_core.features.parsing import (
     SourceType,
     parse_document,
 )
-from synthstack_core.operations import EventStream
 from synthstack_core.providers.embedding import EmbeddingModelSpec, EmbeddingProvider
 from synthstack_core.providers.llm import ChatCompletion, ChatDelta, ChatRequest, LLMProvider
+from synthstack_core.registry import Module, Stack, operation
+from synthstack_core.replies import EventStream
 from synthstack_core.schemas.generation import GenerationDelta
 from synthstack_core.schemas.rag import (
     AnswerUsage,
@@ -69,10 +70,12 @@ from synthstack_core.schemas.rag import (
     Document,
     DocumentList,
     DocumentListParams,
+    DocumentParams,
     DocumentUploadForm,
     IndexRequest,
     IndexResponse,
     InFilter,
+    NamedCollectionParams,
     ProjectDocumentRequest,
     QueryDone,
     QueryRequest,
@@ -94,7 +97,13 @@ from synthstack_core.stores.rag import (
     ScoredChunk,
 )
 
-__all__ = ["DEFAULT_COLLECTION", "MAX_DOCUMENT_CHARS", "RagService", "reciprocal_rank_fusion"]
+__all__ = [
+    "DEFAULT_COLLECTION",
+    "MAX_DOCUMENT_CHARS",
+    "MODULE",
+    "RagService",
+    "reciprocal_rank_fusion",
+]
 
 DEFAULT_COLLECTION = "default"
 #: The longest generated answer, in tokens (less when the model's output limit is lower).
@@ -175,26 +184,34 @@ class RagService:
         self._tenants = tenants
         self._generation = generation
 
+    @property
+    def repository(self) -> RagRepository:
+        """Where collections, documents and chunks are stored."""
+        return self._repository
+
     # -- collections -------------------------------------------------------------------------
 
-    async def create_collection(self, tenant: str, request: CreateCollectionRequest) -> Collection:
+    @operation("rag-create-collection")
+    async def create_collection(self, tenant: str, body: CreateCollectionRequest) -> Collection:
         """``POST /api/v1/rag/collections`` (409 if the name is taken by this tenant)."""
-        spec, _, _ = self._embeddings.registry.resolve(request.embedding_model, None)
+        spec, _, _ = self._embeddings.registry.resolve(body.embedding_model, None)
         tenant_id = await self._tenants.ensure_tenant(tenant)
         record = await self._repository.create_collection(
             tenant_id,
-            request.name,
+            body.name,
             embedding_model=spec.id,
             dimensions=spec.dimensions,
-            description=request.description,
+            description=body.description,
         )
         return _collection(record)
 
+    @operation("rag-list-collections")
     async def list_collections(self, tenant: str) -> CollectionList:
         """``GET /api/v1/rag/collections``."""
         records = await self._repository.list_collections(tenant)
         return CollectionList(collections=[_collection(record) for record in records])
 
+    @operation("rag-delete-collection", params=NamedCollectionParams)
     async def delete_collection(self, tenant: str, name: str) -> DeletedCollection:
         """``DELETE /api/v1/rag/collections/{name}``: everything in it goes too."""
         counts = await self._repository.delete_collection(tenant, name)
@@ -202,6 +219,7 @@ class RagService:
             raise NotFound(f"No collection {name!r}.")
         return DeletedCollection(name=name, documents_deleted=counts[0], chunks_deleted=counts[1])
 
+    @operation("rag-stats")
     async def stats(self, tenant: str) -> RagStats:
         """``GET /api/v1/rag/stats``."""
         records = await self._repository.list_collections(tenant)
@@ -239,26 +257,28 @@ class RagService:
 
     # -- indexing ----------------------------------------------------------------------------
 
-    async def index(self, tenant: str, request: IndexRequest) -> IndexResponse:
+    @operation("rag-index")
+    async def index(self, tenant: str, body: IndexRequest) -> IndexResponse:
         """``POST /api/v1/rag/index``."""
         return await self._index(
             tenant,
-            collection=request.collection or DEFAULT_COLLECTION,
-            document_id=request.document_id or uuid.uuid4().hex,
-            content=request.content,
-            source=request.source,
-            source_type=request.source_type,
-            title=request.title,
-            metadata=request.metadata,
-            chunk_size=request.chunk_size,
-            chunk_overlap=request.chunk_overlap,
+            collection=body.collection or DEFAULT_COLLECTION,
+            document_id=body.document_id or uuid.uuid4().hex,
+            content=body.content,
+            source=body.source,
+            source_type=body.source_type,
+            title=body.title,
+            metadata=body.metadata,
+            chunk_size=body.chunk_size,
+            chunk_overlap=body.chunk_overlap,
         )
 
+    @operation("rag-index-project-document")
     async def index_project_document(
-        self, tenant: str, request: ProjectDocumentRequest
+        self, tenant: str, body: ProjectDocumentRequest
     ) -> IndexResponse:
         """``POST /api/v1/rag/index-project-document`` into ``project_<project_id>``."""
-        file_type = request.file_type.strip().lower().lstrip(".")
+        file_type = body.file_type.strip().lower().lstrip(".")
         source_type = (
             "markdown"
             if file_type in _MARKDOWN_TYPES
@@ -268,44 +288,45 @@ class RagService:
         )
         return await self._index(
             tenant,
-            collection=f"project_{request.project_id}",
-            document_id=request.document_id,
-            content=request.content,
-            source=request.filename,
+            collection=f"project_{body.project_id}",
+            document_id=body.document_id,
+            content=body.content,
+            source=body.filename,
             source_type=source_type,
             title=None,
-            metadata={"project_id": request.project_id, "file_type": request.file_type},
-            chunk_size=request.chunk_size,
-            chunk_overlap=request.chunk_overlap,
+            metadata={"project_id": body.project_id, "file_type": body.file_type},
+            chunk_size=body.chunk_size,
+            chunk_overlap=body.chunk_overlap,
         )
 
-    async def upload(self, tenant: str, form: DocumentUploadForm) -> Document:
+    @operation("rag-upload-document", form=True, body_limit="max_upload_bytes")
+    async def upload(self, tenant: str, body: DocumentUploadForm) -> Document:
         """``POST /api/v1/rag/documents``: parse an uploaded file (type by content), index it, and
         return the stored document."""
-        upload = form.file
+        upload = body.file
         data = await anyio.to_thread.run_sync(upload.read_bytes)
         parsed = await anyio.to_thread.run_sync(
             functools.partial(
                 parse_document,
                 data,
-                source_type=form.source_type,
+                source_type=body.source_type,
                 filename=upload.filename or None,
                 max_chars=MAX_DOCUMENT_CHARS,
             )
         )
-        collection = form.collection or DEFAULT_COLLECTION
-        document_id = form.document_id or uuid.uuid4().hex
+        collection = body.collection or DEFAULT_COLLECTION
+        document_id = body.document_id or uuid.uuid4().hex
         await self._index(
             tenant,
             collection=collection,
             document_id=document_id,
             content=parsed.text,
-            source=form.source or upload.filename[:MAX_SOURCE_CHARS] or document_id,
+            source=body.source or upload.filename[:MAX_SOURCE_CHARS] or document_id,
             source_type=parsed.source_type,
-            title=form.title,  # else the file's own, see _index
-            metadata=form.metadata or {},
-            chunk_size=form.chunk_size,
-            chunk_overlap=form.chunk_overlap,
+            title=body.title,  # else the file's own, see _index
+            metadata=body.metadata or {},
+            chunk_size=body.chunk_size,
+            chunk_overlap=body.chunk_overlap,
             parsed=parsed,
         )
         return await self.get_document(tenant, collection, document_id)
@@ -436,6 +457,7 @@ class RagService:
 
     # -- documents ---------------------------------------------------------------------------
 
+    @operation("rag-list-documents")
     async def list_documents(self, tenant: str, params: DocumentListParams) -> DocumentList:
         """``GET /api/v1/rag/documents``: newest first, with an opaque cursor."""
         record = await self._existing(tenant, params.collection)
@@ -445,6 +467,7 @@ class RagService:
         next_cursor = _encode_cursor(page[-1]) if len(rows) > params.limit else None
         return DocumentList(documents=[_document(row) for row in page], next_cursor=next_cursor)
 
+    @operation("rag-get-document", params=DocumentParams)
     async def get_document(self, tenant: str, collection: str, document_id: str) -> Document:
         """``GET /api/v1/rag/documents/{document_id}``."""
         record = await self._repository.get_document(tenant, collection, document_id)
@@ -452,6 +475,7 @@ class RagService:
             raise NotFound(f"No document {document_id!r} in collection {collection!r}.")
         return _document(record)
 
+    @operation("rag-delete-document", params=DocumentParams)
     async def delete_document(
         self, tenant: str, collection: str, document_id: str
     ) -> DeletedDocument:
@@ -493,22 +517,24 @@ class RagService:
         )
         return reciprocal_rank_fusion([lexical, dense])[:limit], embedded
 
-    async def search(self, tenant: str, request: SearchRequest) -> SearchResponse:
+    @operation("rag-search")
+    async def search(self, tenant: str, body: SearchRequest) -> SearchResponse:
         """``POST /api/v1/rag/search``."""
-        record = await self._existing(tenant, request.collection or DEFAULT_COLLECTION)
+        record = await self._existing(tenant, body.collection or DEFAULT_COLLECTION)
         found, _ = await self._retrieve(
             record,
-            request.query,
-            mode=request.mode,
-            limit=request.limit,
-            filters=_filters(request.filter),
+            body.query,
+            mode=body.mode,
+            limit=body.limit,
+            filters=_filters(body.filter),
         )
-        if request.min_score is not None:
-            found = [chunk for chunk in found if chunk.score >= request.min_score]
+        if body.min_score is not None:
+            found = [chunk for chunk in found if chunk.score >= body.min_score]
         results = [SearchResult(**_result_fields(chunk)) for chunk in found]
-        return SearchResponse(results=results, query=request.query, total_found=len(results))
+        return SearchResponse(results=results, query=body.query, total_found=len(results))
 
-    async def query(self, tenant: str, request: QueryRequest) -> QueryResponse | EventStream:
+    @operation("rag-query")
+    async def query(self, tenant: str, body: QueryRequest) -> QueryResponse | EventStream:
         """``POST /api/v1/rag/query``: an answer from the collection, every claim cited.
 
         Generated by a chat model from the numbered sources (:mod:`.grounded`) when the request
@@ -516,14 +542,14 @@ class RagService:
         sentences that best answer the question, quoted verbatim. ``stream`` sends ``sources``,
         ``delta`` pieces and ``done`` (the checked answer, citations, usage) as events.
         """
-        record = await self._existing(tenant, request.collection or DEFAULT_COLLECTION)
+        record = await self._existing(tenant, body.collection or DEFAULT_COLLECTION)
         spec, _ = self._model_of(record)
         found, embedded = await self._retrieve(
             record,
-            request.query,
+            body.query,
             mode="hybrid",
-            limit=request.context_limit,
-            filters=_filters(request.filter),
+            limit=body.context_limit,
+            filters=_filters(body.filter),
         )
         assert embedded is not None  # hybrid retrieval embeds the query
         sources = [
@@ -533,19 +559,19 @@ class RagService:
         generation = self._generation
         if (
             generation is None
-            or request.answer_mode == "extractive"
+            or body.answer_mode == "extractive"
             or (
-                request.answer_mode == "auto"
-                and request.model is None
+                body.answer_mode == "auto"
+                and body.model is None
                 and not generation.registry.remote_configured
             )
         ):
-            answer = await self._extractive(request.query, spec, found, embedded)
+            answer = await self._extractive(body.query, spec, found, embedded)
             answer = answer.model_copy(update={"sources": sources})
-            if request.stream:
+            if body.stream:
                 return EventStream(_replayed(answer))
             return answer
-        _, llm = generation.registry.resolve(request.model)
+        _, llm = generation.registry.resolve(body.model)
         max_tokens = min(ANSWER_MAX_TOKENS, generation.output_limit(llm))
         texts = [
             SourceText(s.index, f"{s.title}; {s.source}" if s.title else s.source, s.content)
@@ -553,9 +579,9 @@ class RagService:
         ]
         provider, _, chat = generation.prepare(
             grounded_messages(
-                request.query,
+                body.query,
                 texts,
-                system_prompt=request.system_prompt,
+                system_prompt=body.system_prompt,
                 context_window=llm.context_window,
                 max_tokens=max_tokens,
             ),
@@ -563,7 +589,7 @@ class RagService:
             max_tokens=max_tokens,
             temperature=ANSWER_TEMPERATURE,
         )
-        if request.stream:
+        if body.stream:
             return EventStream(self._generated_events(provider, chat, found, sources, texts))
         completion = await provider.complete(chat)
         return _generated_answer(completion, found, sources, texts)
@@ -628,6 +654,22 @@ class RagService:
             answer_mode="extractive",
             usage=AnswerUsage(prompt_tokens=tokens, completion_tokens=0, total_tokens=tokens),
         )
+
+
+def build(stack: Stack) -> RagService:
+    """Over the stack's database and vector stores, its embeddings and chat models."""
+    repository = RagRepository(
+        stack.database, stack.vector_stores, default_store=stack.settings.vector_store
+    )
+    return RagService(
+        repository,
+        stack.service(EmbeddingService),
+        stack.api_keys,
+        stack.service(GenerationService),
+    )
+
+
+MODULE = Module("rag", RagService, build)
 
 
 def _citation(chunk: ScoredChunk, index: int, start: int, end: int, quote: str) -> Citation:
