@@ -4,7 +4,7 @@ One run measures three surfaces side by side, offline (``SYNTHSTACK_ANALYSIS_LLM
 or Anthropic variable), against one shared PostgreSQL (the embedded one, in ``bench/.data``):
 
 * ``core``: :class:`~synthstack_core.service.SynthStack` called directly, in this process, through
-  the feature methods the HTTP handlers call (``stack.language.sentiment(SentimentRequest(...))``,
+  the feature methods the HTTP handlers call (``stack.analysis.sentiment(SentimentRequest(...))``,
   ``stack.generation.text(TextGenerationRequest(..., stream=True))``);
 * ``fastapi``: ``synthstack serve --backend fastapi --workers 1`` (uvicorn), over HTTP;
 * ``django``: ``synthstack serve --backend django --workers 1`` (gunicorn gthread), over HTTP.
@@ -251,14 +251,14 @@ class CoreSurface:
         self.runner = asyncio.Runner()
         stack = self.stack
         # operation -> (the request model's validator, the feature method the handler awaits);
-        # ``stack.language`` exists only once started, hence the lambdas.
+        # ``stack.analysis`` exists only once started, hence the lambdas.
         self._requests: dict[str, tuple[Callable[[dict[str, Any]], Any], Callable[[Any], Any]]] = {
-            "sentiment": (SentimentRequest.model_validate, lambda r: stack.language.sentiment(r)),
-            "keywords": (KeywordsRequest.model_validate, lambda r: stack.language.keywords(r)),
-            "summarize": (SummarizeRequest.model_validate, lambda r: stack.language.summarize(r)),
+            "sentiment": (SentimentRequest.model_validate, lambda r: stack.analysis.sentiment(r)),
+            "keywords": (KeywordsRequest.model_validate, lambda r: stack.analysis.keywords(r)),
+            "summarize": (SummarizeRequest.model_validate, lambda r: stack.analysis.summarize(r)),
             "estimate": (
                 ComplexityEstimateRequest.model_validate,
-                lambda r: stack.language.estimate(r),
+                lambda r: stack.complexity.estimate(r),
             ),
         }
         self._generation_request = TextGenerationRequest.model_validate
@@ -283,7 +283,7 @@ class CoreSurface:
             self.runner.close()
 
     def call(self, operation: str) -> tuple[float, dict[str, Any]]:
-        """``await stack.language.<operation>(Request(...))``."""
+        """``await stack.analysis.<operation>(Request(...))``."""
         build, method = self._requests[operation]
         request = build(OPERATIONS[operation][1])
 

@@ -10,7 +10,6 @@ from synthstack_core.errors import FieldError, InvalidRequest, RateLimited, prob
 LEAVES = [
     (errors.MalformedBody, 400),
     (errors.Unauthenticated, 401),
-    (errors.PermissionDenied, 403),
     (errors.NotFound, 404),
     (errors.Conflict, 409),
     (errors.PayloadTooLarge, 413),

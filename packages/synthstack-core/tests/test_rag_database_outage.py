@@ -16,7 +16,6 @@ Requests go through :meth:`SynthStack.handle`, as both adapters send them.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
@@ -29,8 +28,14 @@ from sqlalchemy import event, text
 
 from synthstack_core import Settings, SynthStack
 from synthstack_core.http import HttpRequest, HttpResponse
-from synthstack_core.operations import Operation, operation
+from synthstack_core.modules import BUILTIN_MODULES
+from synthstack_core.operations import Operation
+from synthstack_core.operations import by_id as operation
+from synthstack_core.registry import Module
+from synthstack_core.registry import operation as declare
+from synthstack_core.schemas.health import HealthResponse
 from synthstack_core.schemas.rag import SearchRequest
+from synthstack_core.stores.database import Database
 
 KEY = "outage-test-key-0001"
 TENANT = "outage"
@@ -38,6 +43,44 @@ HEADERS = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
 COLLECTION = "outage"
 OLD = " ".join(f"Kestrel note {i}: the falcon hovers over the meadow." for i in range(40))
 NEW = " ".join(f"Harbour log {i}: the ferry leaves at dawn with cargo." for i in range(200))
+
+
+class StatementRunner:
+    """A test module's service: runs the statements it was given on the stack's own database, so
+    the whole pipeline (:meth:`SynthStack.handle`) meets what PostgreSQL raises."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.statements: tuple[str, ...] = ()
+        self.value = ""
+
+    @declare("test-run-statements")
+    async def run(self) -> HealthResponse:
+        async with self.database.session() as session:
+            for statement in self.statements:
+                await session.execute(text(statement), {"value": self.value})
+        raise AssertionError("the statements were expected to fail")
+
+
+RUNNER = Module(
+    "statements",
+    StatementRunner,
+    lambda stack: StatementRunner(stack.database),
+    contract={
+        "paths": {
+            "/test/statements": {
+                "get": {
+                    "operationId": "test-run-statements",
+                    "responses": {"200": {"description": "never: the statements fail"}},
+                }
+            }
+        }
+    },
+)
+
+
+class StackWithRunner(SynthStack):
+    modules = (*BUILTIN_MODULES, RUNNER)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +91,7 @@ async def stack(module_database_url: str) -> AsyncIterator[SynthStack]:
         SYNTHSTACK_MIGRATE_ON_START=False,
         SYNTHSTACK_CACHE_MAX_ENTRIES=0,
     )
-    async with SynthStack(settings) as started:
+    async with StackWithRunner(settings) as started:
         yield started
 
 
@@ -240,17 +283,11 @@ DATA_EXCEPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
-def _running(statements: tuple[str, ...], value: str) -> Operation:
-    """``rag-stats`` with a handler that runs ``statements`` on the service's own database, so the
-    whole pipeline (:meth:`SynthStack.handle`) meets what PostgreSQL raises."""
-
-    async def handler(service: SynthStack, *_: Any) -> Any:
-        async with service.database.session() as session:
-            for statement in statements:
-                await session.execute(text(statement), {"value": value})
-        raise AssertionError("the statements were expected to fail")
-
-    return dataclasses.replace(operation("rag-stats"), handler=handler)
+def _running(stack: SynthStack, statements: tuple[str, ...], value: str) -> Operation:
+    """The test module's operation, set to run ``statements`` with ``value``."""
+    runner = stack.service(StatementRunner)
+    runner.statements, runner.value = statements, value
+    return next(op for op in stack.operations if op.operation_id == "test-run-statements")
 
 
 @pytest.mark.parametrize("case", list(DATA_EXCEPTIONS))
@@ -258,7 +295,7 @@ async def test_a_value_the_database_refuses_is_the_callers_error(
     stack: SynthStack, case: str
 ) -> None:
     """A data exception is caused by a value of the request: a 422, not an outage's 503."""
-    op = _running(*DATA_EXCEPTIONS[case])
+    op = _running(stack, *DATA_EXCEPTIONS[case])
     response = await stack.handle(op, HttpRequest("GET", op.path, HEADERS))
     assert response.status == 422, response.body
     problem = json.loads(response.body)
@@ -272,6 +309,6 @@ async def test_a_value_the_database_refuses_is_the_callers_error(
 async def test_a_cancelled_statement_is_still_unavailability(stack: SynthStack) -> None:
     """What is no data exception stays a 503: a statement cancelled by its timeout (57014)."""
     op = _running(
-        ("SET LOCAL statement_timeout = 50", "SELECT pg_sleep(CAST(:value AS float))"), "5"
+        stack, ("SET LOCAL statement_timeout = 50", "SELECT pg_sleep(CAST(:value AS float))"), "5"
     )
     _assert_unavailable(await stack.handle(op, HttpRequest("GET", op.path, HEADERS)))

@@ -24,7 +24,7 @@ from synthstack_core import (
     Unauthenticated,
 )
 from synthstack_core.http import HttpRequest
-from synthstack_core.operations import operation
+from synthstack_core.operations import by_id as operation
 from synthstack_core.security import ConfigurationError
 from synthstack_core.stores.embedded import EmbeddedPostgres
 from synthstack_core.testing import OpenAIStub

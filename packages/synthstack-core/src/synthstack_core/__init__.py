@@ -13,13 +13,6 @@ Importing this package imports no web framework, loads no model and opens no con
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("synthstack-core")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
-
 from synthstack_core.errors import (
     Conflict,
     DependencyUnavailable,
@@ -29,7 +22,6 @@ from synthstack_core.errors import (
     ModelNotAvailable,
     NotFound,
     PayloadTooLarge,
-    PermissionDenied,
     ProviderError,
     ProviderTimeout,
     RateLimited,
@@ -38,7 +30,8 @@ from synthstack_core.errors import (
     UnsupportedMediaType,
 )
 from synthstack_core.http import HttpRequest, HttpResponse
-from synthstack_core.operations import OPERATIONS, Operation
+from synthstack_core.operations import all_operations
+from synthstack_core.registry import Module, Operation, operation
 from synthstack_core.schemas.embeddings import (
     BatchEmbeddingResponse,
     EmbeddingModelList,
@@ -48,6 +41,15 @@ from synthstack_core.schemas.embeddings import (
 from synthstack_core.security import Principal
 from synthstack_core.service import SynthStack
 from synthstack_core.settings import Settings
+from synthstack_core.version import __version__
+
+
+def __getattr__(name: str) -> tuple[Operation, ...]:
+    # The operations read the contract, so they are computed when first asked for.
+    if name == "OPERATIONS":
+        return all_operations()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "OPERATIONS",
@@ -62,10 +64,10 @@ __all__ = [
     "MalformedBody",
     "MethodNotAllowed",
     "ModelNotAvailable",
+    "Module",
     "NotFound",
     "Operation",
     "PayloadTooLarge",
-    "PermissionDenied",
     "Principal",
     "ProviderError",
     "ProviderTimeout",
@@ -77,4 +79,5 @@ __all__ = [
     "Unauthenticated",
     "UnsupportedMediaType",
     "__version__",
+    "operation",
 ]

@@ -6,7 +6,6 @@ machine-readable ``code``::
     SynthStackError                      500 internal_error
     ├── MalformedBody                    400 malformed_body
     ├── Unauthenticated                  401 unauthenticated
-    ├── PermissionDenied                 403 permission_denied
     ├── NotFound                         404 not_found
     ├── MethodNotAllowed                 405 method_not_allowed
     ├── Conflict                         409 conflict
@@ -42,7 +41,6 @@ __all__ = [
     "ModelNotAvailable",
     "NotFound",
     "PayloadTooLarge",
-    "PermissionDenied",
     "Problem",
     "ProviderError",
     "ProviderTimeout",
@@ -110,14 +108,6 @@ class Unauthenticated(SynthStackError):
         super().__init__(
             detail, code=code, headers={"WWW-Authenticate": 'Bearer realm="synthstack"'}
         )
-
-
-class PermissionDenied(SynthStackError):
-    """The key is valid but may not do this."""
-
-    status = 403
-    code = "permission_denied"
-    title = "Forbidden"
 
 
 class NotFound(SynthStackError):

@@ -97,10 +97,6 @@ class HttpResponse:
                 return value
         return ""
 
-    def header_dict(self) -> dict[str, str]:
-        """Headers as a dict (last one wins)."""
-        return dict(self.headers)
-
 
 async def read_sync_stream(
     read: Callable[[int], bytes], chunk_size: int = 64 * 1024

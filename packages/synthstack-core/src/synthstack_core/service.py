@@ -12,43 +12,26 @@ model or opens a connection before :meth:`start`.
 
 from __future__ import annotations
 
-import logging
 import os
-import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Sequence
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
-from sqlalchemy.exc import DataError, SQLAlchemyError
 
-from synthstack_core import __version__
-from synthstack_core.errors import DependencyUnavailable, InvalidRequest
 from synthstack_core.features.analysis import AnalysisService
-from synthstack_core.features.complexity import DEFAULT_SCALE, ComplexityService
-from synthstack_core.features.embeddings import EmbeddingModelRegistry, EmbeddingService
+from synthstack_core.features.complexity import ComplexityService
+from synthstack_core.features.embeddings import EmbeddingService
 from synthstack_core.features.generation import GenerationService
-from synthstack_core.features.health import liveness, readiness
-from synthstack_core.features.language import LanguageService
+from synthstack_core.features.health import HealthService
 from synthstack_core.features.rag import RagService
 from synthstack_core.features.transcription import TranscriptionService
-from synthstack_core.http import (
-    HttpRequest,
-    HttpResponse,
-    check_json_body,
-    error_response,
-    event_stream_response,
-    json_response,
-    raw_response,
-    request_id_of,
-)
-from synthstack_core.multipart import FormData, parse_form, receive_form
-from synthstack_core.operations import EventStream, Operation, RawReply, Reply
-from synthstack_core.providers.embedding import EmbeddingProvider
-from synthstack_core.providers.llm import LLMRegistry, build_llm_registry
-from synthstack_core.providers.local_onnx import LocalOnnxEmbeddingProvider
-from synthstack_core.providers.openai import OpenAIEmbeddingProvider
+from synthstack_core.http import HttpRequest, HttpResponse
+from synthstack_core.modules import BUILTIN_MODULES
+from synthstack_core.operations import operations_for
+from synthstack_core.pipeline import Pipeline
+from synthstack_core.registry import Module, Operation, bind
 from synthstack_core.schemas.common import Limits
 from synthstack_core.schemas.health import HealthResponse, ReadinessResponse
 from synthstack_core.security import ApiKeyAuthenticator
@@ -57,20 +40,18 @@ from synthstack_core.stores.api_keys import ApiKeyRecord, ApiKeyRepository, Crea
 from synthstack_core.stores.cache import Cache, MemoryCache, RedisCache
 from synthstack_core.stores.database import Database, migrate
 from synthstack_core.stores.embedded import EmbeddedPostgres
-from synthstack_core.stores.rag import RagRepository
 from synthstack_core.stores.vectors import PgVectorStore, VectorStore
-from synthstack_core.validation import parse_json_body, parse_params
 
 __all__ = ["SynthStack"]
 
 T = TypeVar("T")
 
-logger = logging.getLogger("synthstack")
-access_logger = logging.getLogger("synthstack.access")
-
 
 class SynthStack:
     """Every part of the service, wired from settings; start it before use."""
+
+    #: The modules this stack builds and serves, in order.
+    modules: tuple[Module[Any], ...] = BUILTIN_MODULES
 
     def __init__(self, settings: Settings | None = None, *, backend: str = "library") -> None:
         self.settings = settings or Settings()
@@ -82,16 +63,12 @@ class SynthStack:
         self._embedded: EmbeddedPostgres | None = None
         self._database: Database | None = None
         self._cache: Cache | None = None
-        self._embeddings: EmbeddingService | None = None
         self._api_keys: ApiKeyRepository | None = None
         self._auth: ApiKeyAuthenticator | None = None
-        self._rag: RagService | None = None
-        self._llm: LLMRegistry | None = None
-        self._generation: GenerationService | None = None
-        self._complexity: ComplexityService | None = None
-        self._transcription: TranscriptionService | None = None
-        self._language: LanguageService | None = None
         self._vector_stores: list[VectorStore] = []
+        #: The started services, by their module's service class.
+        self._services: dict[type[Any], object] = {}
+        self._pipeline: Pipeline | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -113,64 +90,34 @@ class SynthStack:
             if settings.redis_url
             else MemoryCache(settings.cache_max_entries)
         )
-        providers: list[EmbeddingProvider] = [
-            LocalOnnxEmbeddingProvider(
-                batch_size=settings.embedding_batch_size, threads=settings.embedding_threads
-            )
-        ]
-        if settings.openai_configured:
-            key = settings.openai_api_key
-            providers.append(
-                OpenAIEmbeddingProvider(
-                    api_key=key.get_secret_value() if key else None,
-                    base_url=settings.openai_base_url,
-                    timeout=settings.provider_timeout_seconds,
-                    max_retries=settings.provider_max_retries,
-                )
-            )
-        registry = EmbeddingModelRegistry(providers, settings.embedding_model)
-        self._embeddings = EmbeddingService(
-            registry, self._cache, limits=self.limits, ttl_seconds=settings.cache_ttl_seconds
-        )
         self._api_keys = ApiKeyRepository(self._database)
-        self._llm = build_llm_registry(settings)
-        self._generation = GenerationService(
-            self._llm, max_output_tokens=settings.max_generation_tokens
-        )
         self._vector_stores = _vector_stores(settings, self._database)
-        repository = RagRepository(
-            self._database, self._vector_stores, default_store=settings.vector_store
-        )
-        self._rag = RagService(repository, self._embeddings, self._api_keys, self._generation)
-        self._complexity = ComplexityService(self._embeddings, DEFAULT_SCALE)
-        self._language = LanguageService(
-            AnalysisService(self._embeddings, self.limits),
-            self._complexity,
-            self._generation,
-            DEFAULT_SCALE,
-            use_llm=settings.analysis_llm == "auto",
-        )
-        self._transcription = TranscriptionService.from_settings(settings)
-        self._auth = ApiKeyAuthenticator(settings, self._api_keys)
         try:
+            by_name: dict[str, object] = {}
+            for module in self.modules:
+                service = module.build(self)
+                self._services[module.service] = by_name[module.name] = service
+            self._auth = ApiKeyAuthenticator(settings, self._api_keys)
+            self._pipeline = Pipeline(
+                settings, self.limits, self._auth, bind(self.operations, by_name)
+            )
             for tenant in sorted(self._auth.settings_tenants):
                 await self._api_keys.ensure_tenant(tenant)
             await self._auth.configure(settings)
             # Vector deletions a store failed before this start (nothing without Qdrant).
-            await repository.sweep_vector_deletions_soon()
+            await self.rag.repository.sweep_vector_deletions_soon()
         except BaseException:
             await self.aclose()
             raise
 
     async def aclose(self) -> None:
         """Close connections and clients; stop the embedded PostgreSQL if this process owns it."""
-        if self._embeddings is not None:
-            for provider in self._embeddings.registry.providers:
-                await provider.aclose()
-        if self._llm is not None:
-            await self._llm.aclose()
-        if self._transcription is not None:
-            await self._transcription.aclose()
+        for service in reversed(list(self._services.values())):
+            close = getattr(service, "aclose", None)
+            if close is not None:
+                await close()
+        self._services = {}
+        self._pipeline = None
         if self._cache is not None:
             await self._cache.aclose()
         for store in self._vector_stores:
@@ -180,13 +127,8 @@ class SynthStack:
             await self._database.aclose()
         if self._embedded is not None:
             await anyio.to_thread.run_sync(self._embedded.stop)
-        self._database = self._cache = self._embeddings = None
+        self._database = self._cache = None
         self._api_keys = self._auth = None
-        self._rag = None
-        self._llm = self._generation = None
-        self._complexity = None
-        self._language = None
-        self._transcription = None
         self._embedded = None
 
     async def __aenter__(self) -> SynthStack:
@@ -201,12 +143,24 @@ class SynthStack:
     ) -> None:
         await self.aclose()
 
+    @property
+    def operations(self) -> tuple[Operation, ...]:
+        """The operations of :attr:`modules` (what :meth:`handle` serves)."""
+        return operations_for(self.modules)
+
     # -- parts -----------------------------------------------------------------------------
 
     def _require(self, part: T | None) -> T:
         if part is None:
             raise RuntimeError("SynthStack is not started: call `await stack.start()` first")
         return part
+
+    def service(self, kind: type[T]) -> T:
+        """The started service of the module whose service class is ``kind``."""
+        found = self._services.get(kind)
+        if not isinstance(found, kind):
+            raise RuntimeError(f"SynthStack has no started {kind.__name__}: start it first")
+        return found
 
     @property
     def database(self) -> Database:
@@ -219,34 +173,39 @@ class SynthStack:
         return self._require(self._cache)
 
     @property
+    def vector_stores(self) -> Sequence[VectorStore]:
+        """pgvector, and Qdrant when configured."""
+        return tuple(self._require(self._vector_stores or None))
+
+    @property
     def embeddings(self) -> EmbeddingService:
         """The embeddings feature."""
-        return self._require(self._embeddings)
+        return self.service(EmbeddingService)
 
     @property
     def rag(self) -> RagService:
         """Collections, indexing and search."""
-        return self._require(self._rag)
+        return self.service(RagService)
 
     @property
     def generation(self) -> GenerationService:
         """Text and chat generation with the deployment's chat models."""
-        return self._require(self._generation)
+        return self.service(GenerationService)
 
     @property
-    def language(self) -> LanguageService:
-        """Text analysis and complexity estimates (a remote chat model, or offline)."""
-        return self._require(self._language)
+    def analysis(self) -> AnalysisService:
+        """Text analysis (a remote chat model, or offline)."""
+        return self.service(AnalysisService)
 
     @property
     def complexity(self) -> ComplexityService:
         """Task-complexity estimates, change analysis and the scale."""
-        return self._require(self._complexity)
+        return self.service(ComplexityService)
 
     @property
     def transcription(self) -> TranscriptionService:
         """Speech to text: local Whisper, or OpenAI's models when a key is set."""
-        return self._require(self._transcription)
+        return self.service(TranscriptionService)
 
     @property
     def api_keys(self) -> ApiKeyRepository:
@@ -277,12 +236,11 @@ class SynthStack:
 
     def liveness(self) -> HealthResponse:
         """``GET /health``."""
-        return liveness(__version__, self.backend)
+        return self.service(HealthService).liveness()
 
     async def readiness(self) -> ReadinessResponse:
         """``GET /ready``."""
-        store = next(s for s in self._vector_stores if s.name == self.settings.vector_store)
-        return await readiness(self.database, self.cache, self.embeddings, store)
+        return await self.service(HealthService).readiness()
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -292,90 +250,8 @@ class SynthStack:
         return limit
 
     async def handle(self, operation: Operation, request: HttpRequest) -> HttpResponse:
-        """Serve one request of ``operation`` (see :mod:`synthstack_core.http`)."""
-        started = time.perf_counter()
-        request_id = request_id_of(request.headers)
-        form: FormData | None = None
-        try:
-            principal = (
-                await self.auth.authenticate(request.headers) if operation.authenticated else None
-            )
-            params = None
-            if operation.params_model is not None:
-                params = parse_params(operation.params_model, request.path_params, request.query)
-            body = None
-            if operation.request_model is not None and operation.form:
-                form = await receive_form(
-                    request.headers,
-                    request.stream if request.stream is not None else _chunks(request.body),
-                    limit=self.body_limit(operation),
-                    tmp_dir=self.settings.upload_dir,
-                )
-                body = parse_form(operation.request_model, form, self.limits)
-            elif operation.request_model is not None:
-                check_json_body(request, self.body_limit(operation))
-                body = parse_json_body(operation.request_model, request.body, self.limits)
-            result = await operation.handler(self, principal, body, params)  # type: ignore[arg-type]
-            if isinstance(result, EventStream):
-                response = await event_stream_response(
-                    result.events, request_id=request_id, path=request.path, translate=_translate
-                )
-            elif isinstance(result, RawReply):
-                response = raw_response(
-                    result.body,
-                    media_type=result.media_type,
-                    status=result.status,
-                    request_id=request_id,
-                )
-            else:
-                reply = result if isinstance(result, Reply) else Reply(result, operation.status)
-                response = json_response(reply.body, status=reply.status, request_id=request_id)
-        except Exception as exc:
-            response = error_response(_translate(exc), request_id=request_id, path=request.path)
-        finally:
-            if form is not None:
-                form.close()
-        access_logger.info(
-            "%s %s %d %.1fms request_id=%s",
-            request.method,
-            request.path,
-            response.status,
-            (time.perf_counter() - started) * 1000,
-            request_id,
-        )
-        return response
-
-
-async def _chunks(body: bytes) -> AsyncIterator[bytes]:
-    """A body already in memory, as a stream."""
-    if body:
-        yield body
-
-
-def _translate(exc: Exception) -> BaseException:
-    """What the caller sees of ``exc``: a database failure is the database being unavailable,
-    unless the database refused a value of the request (a data exception, SQLSTATE class 22: a
-    NUL in text, a string too long, invalid text for a type, an untranslatable character), which
-    is the caller's mistake (422), not an outage."""
-    if isinstance(exc, SQLAlchemyError):
-        sqlstate = _sqlstate(exc)
-        if isinstance(exc, DataError) or sqlstate.startswith("22"):
-            logger.warning(
-                "database refused a value: %s (SQLSTATE %s)", type(exc).__name__, sqlstate
-            )
-            return InvalidRequest(
-                "The request holds a value the database cannot store or compare.",
-                code="unstorable_value",
-            )
-        logger.warning("database error: %s", type(exc).__name__)
-        return DependencyUnavailable("The database is unavailable.")
-    return exc
-
-
-def _sqlstate(exc: SQLAlchemyError) -> str:
-    """The SQLSTATE PostgreSQL gave (``""`` when the error did not come from the server)."""
-    original = getattr(exc, "orig", None)
-    return str(getattr(original, "sqlstate", None) or "")
+        """Serve one request of ``operation`` (see :mod:`synthstack_core.pipeline`)."""
+        return await self._require(self._pipeline).handle(operation, request)
 
 
 def _vector_stores(settings: Settings, database: Database) -> list[VectorStore]:

@@ -17,6 +17,9 @@ import numpy.typing as npt
 
 from synthstack_core.errors import FieldError, ModelNotAvailable
 from synthstack_core.providers.embedding import EmbeddingModelSpec, EmbeddingProvider
+from synthstack_core.providers.local_onnx import LocalOnnxEmbeddingProvider
+from synthstack_core.providers.openai import OpenAIEmbeddingProvider
+from synthstack_core.registry import Module, Stack, operation
 from synthstack_core.schemas.common import Limits, Usage
 from synthstack_core.schemas.embeddings import (
     BatchEmbeddingRequest,
@@ -31,7 +34,7 @@ from synthstack_core.schemas.embeddings import (
 from synthstack_core.stores.cache import Cache
 from synthstack_core.validation import validate_data
 
-__all__ = ["EmbeddingModelRegistry", "EmbeddingService", "Embeddings"]
+__all__ = ["MODULE", "EmbeddingModelRegistry", "EmbeddingService", "Embeddings"]
 
 _CACHE_PREFIX = "synthstack:emb:v1:"
 
@@ -198,11 +201,10 @@ class EmbeddingService:
         )
         return await self.similarity_request(request)
 
-    async def generate_request(self, request: EmbeddingRequest) -> EmbeddingResponse:
+    @operation("embeddings-generate")
+    async def generate_request(self, body: EmbeddingRequest) -> EmbeddingResponse:
         """``POST /api/v1/embeddings/generate``."""
-        result = await self.embed(
-            [request.text], model=request.model, dimensions=request.dimensions
-        )
+        result = await self.embed([body.text], model=body.model, dimensions=body.dimensions)
         return EmbeddingResponse(
             embedding=result.vectors[0].tolist(),
             model=result.model.id,
@@ -210,23 +212,26 @@ class EmbeddingService:
             usage=_usage(result.total_tokens),
         )
 
-    async def batch_request(self, request: BatchEmbeddingRequest) -> BatchEmbeddingResponse:
+    @operation("embeddings-batch")
+    async def batch_request(self, body: BatchEmbeddingRequest) -> BatchEmbeddingResponse:
         """``POST /api/v1/embeddings/batch``."""
-        result = await self.embed(request.texts, model=request.model, dimensions=request.dimensions)
+        result = await self.embed(body.texts, model=body.model, dimensions=body.dimensions)
         return BatchEmbeddingResponse(
             embeddings=result.vectors.tolist(),
             model=result.model.id,
             dimensions=result.dimensions,
-            count=len(request.texts),
+            count=len(body.texts),
             usage=_usage(result.total_tokens),
         )
 
-    async def similarity_request(self, request: SimilarityRequest) -> SimilarityResponse:
+    @operation("embeddings-similarity")
+    async def similarity_request(self, body: SimilarityRequest) -> SimilarityResponse:
         """``POST /api/v1/embeddings/similarity``."""
-        result = await self.embed([request.text1, request.text2], model=request.model)
+        result = await self.embed([body.text1, body.text2], model=body.model)
         cosine = float(np.dot(result.vectors[0], result.vectors[1]))
         return SimilarityResponse(similarity=min(1.0, max(-1.0, cosine)), model=result.model.id)
 
+    @operation("embeddings-models")
     def models(self) -> EmbeddingModelList:
         """``GET /api/v1/embeddings/models``."""
         default = self.registry.default.id
@@ -244,6 +249,38 @@ class EmbeddingService:
             ],
             default_model=default,
         )
+
+    async def aclose(self) -> None:
+        """Close the providers' clients."""
+        for provider in self.registry.providers:
+            await provider.aclose()
+
+
+def build(stack: Stack) -> EmbeddingService:
+    """The local ONNX model, and OpenAI's models when a key (or a base URL) is configured."""
+    settings = stack.settings
+    providers: list[EmbeddingProvider] = [
+        LocalOnnxEmbeddingProvider(
+            batch_size=settings.embedding_batch_size, threads=settings.embedding_threads
+        )
+    ]
+    if settings.openai_configured:
+        key = settings.openai_api_key
+        providers.append(
+            OpenAIEmbeddingProvider(
+                api_key=key.get_secret_value() if key else None,
+                base_url=settings.openai_base_url,
+                timeout=settings.provider_timeout_seconds,
+                max_retries=settings.provider_max_retries,
+            )
+        )
+    registry = EmbeddingModelRegistry(providers, settings.embedding_model)
+    return EmbeddingService(
+        registry, stack.cache, limits=stack.limits, ttl_seconds=settings.cache_ttl_seconds
+    )
+
+
+MODULE = Module("embeddings", EmbeddingService, build)
 
 
 def _usage(tokens: int) -> Usage:

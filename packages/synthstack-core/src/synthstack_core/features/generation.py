@@ -17,7 +17,7 @@ from contextlib import aclosing
 from pydantic import BaseModel
 
 from synthstack_core.errors import FieldError, InvalidRequest, ProviderError
-from synthstack_core.operations import EventStream
+from synthstack_core.features.llm_output import PromptMessage
 from synthstack_core.providers.llm import (
     ChatCompletion,
     ChatDelta,
@@ -26,7 +26,10 @@ from synthstack_core.providers.llm import (
     LLMModelSpec,
     LLMProvider,
     LLMRegistry,
+    build_llm_registry,
 )
+from synthstack_core.registry import Module, Stack, operation
+from synthstack_core.replies import EventStream
 from synthstack_core.schemas.generation import (
     ChatGenerationRequest,
     ChatGenerationResponse,
@@ -40,7 +43,10 @@ from synthstack_core.schemas.generation import (
     TextGenerationResponse,
 )
 
-__all__ = ["GenerationService", "usage_of"]
+__all__ = ["JSON_MAX_TOKENS", "MODULE", "GenerationService", "usage_of"]
+
+#: Output budget of a JSON answer (an analysis: a summary and its key points fit comfortably).
+JSON_MAX_TOKENS = 1024
 
 
 def usage_of(completion: ChatCompletion) -> GenerationUsage:
@@ -64,6 +70,7 @@ class GenerationService:
         self.registry = registry
         self._max_output_tokens = max_output_tokens
 
+    @operation("generation-models")
     def models(self) -> GenerationModelList:
         """``GET /api/v1/generation/models``: only what this deployment can serve."""
         default = self.registry.default_model
@@ -142,21 +149,37 @@ class GenerationService:
         )
         return await provider.complete(request)
 
+    async def ask_json(self, prompt: Sequence[PromptMessage]) -> ChatCompletion:
+        """The default chat model's JSON answer to ``prompt`` (deterministic, at most
+        :data:`JSON_MAX_TOKENS`)."""
+        _, spec = self.registry.resolve(None)
+        return await self.complete(
+            [ChatMessage(role, content) for role, content in prompt],
+            max_tokens=min(JSON_MAX_TOKENS, self.output_limit(spec)),
+            temperature=0.0,
+            json_output=True,
+        )
+
+    async def aclose(self) -> None:
+        """Close the chat models' clients."""
+        await self.registry.aclose()
+
     # -- text ------------------------------------------------------------------------------
 
-    async def text(self, request: TextGenerationRequest) -> TextGenerationResponse | EventStream:
+    @operation("generation-text")
+    async def text(self, body: TextGenerationRequest) -> TextGenerationResponse | EventStream:
         """``POST /api/v1/generation/text``."""
-        messages = [ChatMessage("user", request.prompt)]
-        if request.system_prompt:
-            messages.insert(0, ChatMessage("system", request.system_prompt))
+        messages = [ChatMessage("user", body.prompt)]
+        if body.system_prompt:
+            messages.insert(0, ChatMessage("system", body.system_prompt))
         provider, _, chat = self.prepare(
             messages,
-            model=request.model,
-            max_tokens=request.max_tokens,
-            temperature=request.temperature,
+            model=body.model,
+            max_tokens=body.max_tokens,
+            temperature=body.temperature,
         )
         started = time.perf_counter()
-        if request.stream:
+        if body.stream:
             return EventStream(self._events(provider, chat, started))
         completion = await provider.complete(chat)
         return TextGenerationResponse(
@@ -170,16 +193,17 @@ class GenerationService:
 
     # -- chat ------------------------------------------------------------------------------
 
-    async def chat(self, request: ChatGenerationRequest) -> ChatGenerationResponse | EventStream:
+    @operation("generation-chat")
+    async def chat(self, body: ChatGenerationRequest) -> ChatGenerationResponse | EventStream:
         """``POST /api/v1/generation/chat``."""
         provider, _, chat = self.prepare(
-            [ChatMessage(message.role, message.content) for message in request.messages],
-            model=request.model,
-            max_tokens=request.max_tokens,
-            temperature=request.temperature,
+            [ChatMessage(message.role, message.content) for message in body.messages],
+            model=body.model,
+            max_tokens=body.max_tokens,
+            temperature=body.temperature,
         )
         started = time.perf_counter()
-        if request.stream:
+        if body.stream:
             return EventStream(self._events(provider, chat, started))
         completion = await provider.complete(chat)
         return ChatGenerationResponse(
@@ -216,6 +240,16 @@ class GenerationService:
                 )
                 return
         raise ProviderError("The model's stream ended before it finished.")
+
+
+def build(stack: Stack) -> GenerationService:
+    """The chat models the settings configure."""
+    return GenerationService(
+        build_llm_registry(stack.settings), max_output_tokens=stack.settings.max_generation_tokens
+    )
+
+
+MODULE = Module("generation", GenerationService, build)
 
 
 def _new_id() -> str:

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from synthstack_core.features.embeddings import EmbeddingService
+from synthstack_core.registry import Module, Stack, operation
+from synthstack_core.replies import Reply
 from synthstack_core.schemas.health import (
     DependencyCheck,
     HealthResponse,
@@ -22,8 +24,9 @@ from synthstack_core.schemas.health import (
 from synthstack_core.stores.cache import Cache
 from synthstack_core.stores.database import Database
 from synthstack_core.stores.vectors import VectorStore
+from synthstack_core.version import __version__
 
-__all__ = ["check_embedding_model", "liveness", "readiness"]
+__all__ = ["MODULE", "HealthService", "check_embedding_model", "liveness", "readiness"]
 
 
 def liveness(version: str, backend: str) -> HealthResponse:
@@ -76,6 +79,50 @@ async def readiness(
     checks = ReadinessChecks(**results)
     ready = all(c.status == "ok" for c in results.values() if c.required)
     return ReadinessResponse(status="ready" if ready else "not_ready", checks=checks)
+
+
+class HealthService:
+    """``/health`` and ``/ready``."""
+
+    def __init__(
+        self,
+        backend: str,
+        database: Database,
+        cache: Cache,
+        embeddings: EmbeddingService,
+        vector_store: VectorStore | None,
+    ) -> None:
+        self.backend = backend
+        self.database = database
+        self.cache = cache
+        self.embeddings = embeddings
+        self.vector_store = vector_store
+
+    @operation("health-liveness")
+    def liveness(self) -> HealthResponse:
+        """``GET /health``."""
+        return liveness(__version__, self.backend)
+
+    async def readiness(self) -> ReadinessResponse:
+        """Every dependency checked."""
+        return await readiness(self.database, self.cache, self.embeddings, self.vector_store)
+
+    @operation("health-readiness", response=ReadinessResponse)
+    async def readiness_reply(self) -> Reply:
+        """``GET /ready``: 200 when ready, else 503."""
+        report = await self.readiness()
+        return Reply(report, status=200 if report.status == "ready" else 503)
+
+
+def build(stack: Stack) -> HealthService:
+    """Checks of the parts the stack started, and of the store new collections use."""
+    store = next(s for s in stack.vector_stores if s.name == stack.settings.vector_store)
+    return HealthService(
+        stack.backend, stack.database, stack.cache, stack.service(EmbeddingService), store
+    )
+
+
+MODULE = Module("health", HealthService, build)
 
 
 async def _store(

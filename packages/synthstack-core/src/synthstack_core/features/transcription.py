@@ -44,6 +44,8 @@ from synthstack_core.providers.transcription import (
     TranscriptSegment,
     TranscriptWord,
 )
+from synthstack_core.registry import Module, Stack, operation
+from synthstack_core.replies import RawReply
 from synthstack_core.schemas.transcription import (
     RESPONSE_FORMATS,
     AudioCodec,
@@ -57,6 +59,7 @@ from synthstack_core.schemas.transcription import (
     TranscriptionForm,
     TranscriptionLanguageList,
     TranscriptionModelLanguages,
+    TranscriptionOutput,
     TranscriptionParameters,
     TranscriptionResponse,
     TranscriptionSegment,
@@ -67,6 +70,7 @@ from synthstack_core.settings import Settings
 
 __all__ = [
     "MEDIA_TYPES",
+    "MODULE",
     "TranscriptionModelRegistry",
     "TranscriptionResult",
     "TranscriptionService",
@@ -344,6 +348,22 @@ class TranscriptionService:
         )
         return await self.transcribe(upload, form)
 
+    @operation(
+        "transcription-transcribe",
+        response=TranscriptionOutput,
+        form=True,
+        body_limit="max_audio_bytes",
+    )
+    async def transcribe_request(
+        self, body: TranscriptionForm
+    ) -> TranscriptionResponse | VerboseTranscriptionResponse | RawReply:
+        """``POST /transcribe``: JSON for ``json`` and ``verbose_json``, else text or subtitles."""
+        result = await self.transcribe_form(body)
+        rendered = result.render()
+        if isinstance(rendered, str):
+            return RawReply(result.body(), result.media_type)
+        return rendered
+
     async def transcribe(
         self, upload: AudioUpload, form: TranscriptionParameters | None = None
     ) -> TranscriptionResult:
@@ -371,6 +391,7 @@ class TranscriptionService:
 
     # -- formats, languages, cost ----------------------------------------------------------------
 
+    @operation("transcription-formats")
     def formats(self) -> AudioFormatList:
         """The containers and codecs this deployment decodes (probed from PyAV), and the limits."""
         capabilities = decoder_capabilities()
@@ -393,6 +414,7 @@ class TranscriptionService:
             decoder=capabilities.version,
         )
 
+    @operation("transcription-languages")
     def languages(self) -> TranscriptionLanguageList:
         """Every servable model and the languages it transcribes."""
         data = []
@@ -414,7 +436,8 @@ class TranscriptionService:
             )
         return TranscriptionLanguageList(data=data, default_model=self.registry.default.id)
 
-    def estimate_cost(self, request: CostEstimateRequest) -> CostEstimateResponse:
+    @operation("transcription-estimate-cost")
+    def estimate_cost(self, body: CostEstimateRequest) -> CostEstimateResponse:
         """Processing time from the model's configured real-time factor and, for a paid
         provider, the price from its documented per-minute rate.
 
@@ -422,8 +445,8 @@ class TranscriptionService:
         process measured of its own transcriptions: behind several workers, the answer must not
         depend on which one takes the request.
         """
-        spec, provider = self.registry.resolve(request.model)
-        duration = request.duration_seconds
+        spec, provider = self.registry.resolve(body.model)
+        duration = body.duration_seconds
         rtf = provider.real_time_factor(spec)
         source: Literal["benchmark", "unknown"] = "unknown" if rtf is None else "benchmark"
         price = spec.price_per_minute_usd
@@ -450,3 +473,11 @@ class TranscriptionService:
         """Release every provider."""
         for provider in self.registry.providers:
             await provider.aclose()
+
+
+def build(stack: Stack) -> TranscriptionService:
+    """Local Whisper, and OpenAI's models when a key is set."""
+    return TranscriptionService.from_settings(stack.settings)
+
+
+MODULE = Module("transcription", TranscriptionService, build)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
@@ -130,8 +130,3 @@ class Usage(ResponseModel):
 
     prompt_tokens: int = Field(ge=0)
     total_tokens: int = Field(ge=0)
-
-
-def json_schema_of(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema as the contract writes it (used by the contract tests)."""
-    return model.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -1,28 +1,17 @@
-"""Retrieval-augmented generation: collections, indexing and hybrid search.
-
-Indexing splits a document with the collection's model's own tokenizer (a chunk never exceeds the
-model's input window), embeds the chunks through the embeddings feature (batched and cached), and
-writes document, chunks, vectors and BM25 postings in one transaction. Search ranks by BM25
-(``lexical``), by cosine similarity (``dense``), or fuses both by reciprocal rank (``hybrid``,
-k = 60). A document's title is indexed with each chunk that lacks it (:func:`chunk_header`).
-On SciFact through the API (docs/benchmarks.md): nDCG@10 lexical 0.683, dense 0.667, hybrid 0.711.
-"""
+"""RAG indexing: collections, and documents parsed, chunked, embedded and stored."""
 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import functools
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncGenerator, Mapping, Sequence
-from contextlib import aclosing
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 
 import anyio
-from pydantic import BaseModel
 
 from synthstack_core.errors import (
     DependencyUnavailable,
@@ -30,7 +19,6 @@ from synthstack_core.errors import (
     InvalidRequest,
     ModelNotAvailable,
     NotFound,
-    ProviderError,
 )
 from synthstack_core.features.chunking import (
     MIN_CHUNK_SIZE,
@@ -38,28 +26,16 @@ from synthstack_core.features.chunking import (
     split_text,
     validate_chunk_params,
 )
-from synthstack_core.features.embeddings import Embeddings, EmbeddingService
-from synthstack_core.features.extractive import (
-    MIN_SENTENCE_CHARS,
-    Candidate,
-    Selected,
-    select_sentences,
-    sentence_spans,
-)
+from synthstack_core.features.embeddings import EmbeddingService
 from synthstack_core.features.generation import GenerationService
-from synthstack_core.features.grounded import SourceText, check_citations, grounded_messages
 from synthstack_core.features.parsing import (
     ParsedDocument,
     SourceType,
     parse_document,
 )
-from synthstack_core.operations import EventStream
 from synthstack_core.providers.embedding import EmbeddingModelSpec, EmbeddingProvider
-from synthstack_core.providers.llm import ChatCompletion, ChatDelta, ChatRequest, LLMProvider
-from synthstack_core.schemas.generation import GenerationDelta
+from synthstack_core.registry import operation
 from synthstack_core.schemas.rag import (
-    AnswerUsage,
-    Citation,
     Collection,
     CollectionList,
     CollectionStats,
@@ -69,21 +45,13 @@ from synthstack_core.schemas.rag import (
     Document,
     DocumentList,
     DocumentListParams,
+    DocumentParams,
     DocumentUploadForm,
     IndexRequest,
     IndexResponse,
-    InFilter,
+    NamedCollectionParams,
     ProjectDocumentRequest,
-    QueryDone,
-    QueryRequest,
-    QueryResponse,
-    QuerySource,
-    QuerySources,
     RagStats,
-    SearchRequest,
-    SearchResponse,
-    SearchResult,
-    Span,
 )
 from synthstack_core.stores.api_keys import ApiKeyRepository
 from synthstack_core.stores.rag import (
@@ -91,19 +59,20 @@ from synthstack_core.stores.rag import (
     CollectionRecord,
     DocumentRecord,
     RagRepository,
-    ScoredChunk,
 )
 
-__all__ = ["DEFAULT_COLLECTION", "MAX_DOCUMENT_CHARS", "RagService", "reciprocal_rank_fusion"]
+__all__ = [
+    "DEFAULT_COLLECTION",
+    "MAX_DOCUMENT_CHARS",
+    "RagIndexing",
+    "chunk_header",
+]
 
 DEFAULT_COLLECTION = "default"
 #: The longest generated answer, in tokens (less when the model's output limit is lower).
-ANSWER_MAX_TOKENS = 512
 #: Low: an answer should stay close to its sources.
-ANSWER_TEMPERATURE = 0.1
 #: The most text one document may hold, as JSON ``content`` or extracted from an upload (413).
 MAX_DOCUMENT_CHARS = 1_000_000
-RRF_K = 60
 #: The longest title kept from a file's own properties (a given title is limited by the schema).
 MAX_TITLE_CHARS = 512
 #: The longest source kept from an upload's file name (a given source is limited by the schema).
@@ -111,24 +80,9 @@ MAX_SOURCE_CHARS = 512
 #: A chunk header (the document's title) takes at most 1/4 of a chunk's tokens.
 MAX_HEADER_SHARE = 4
 #: Candidates each side contributes to a hybrid search (at least; more for larger limits).
-HYBRID_CANDIDATES = 50
 
 _MARKDOWN_TYPES = {"md", "markdown", "mdx", "text/markdown"}
 _HTML_TYPES = {"html", "htm", "xhtml", "text/html"}
-
-
-def reciprocal_rank_fusion(
-    rankings: list[list[ScoredChunk]], *, k: int = RRF_K
-) -> list[ScoredChunk]:
-    """Fuse rankings: each chunk scores the sum of ``1 / (k + rank)`` over the rankings it is in."""
-    scores: dict[uuid.UUID, float] = {}
-    chunks: dict[uuid.UUID, ScoredChunk] = {}
-    for ranking in rankings:
-        for rank, chunk in enumerate(ranking, start=1):
-            scores[chunk.chunk_id] = scores.get(chunk.chunk_id, 0.0) + 1.0 / (k + rank)
-            chunks.setdefault(chunk.chunk_id, chunk)
-    order = sorted(scores, key=lambda chunk_id: (-scores[chunk_id], str(chunk_id)))
-    return [dataclasses.replace(chunks[chunk_id], score=scores[chunk_id]) for chunk_id in order]
 
 
 def _collection(record: CollectionRecord) -> Collection:
@@ -160,8 +114,9 @@ def _document(record: DocumentRecord) -> Document:
     )
 
 
-class RagService:
-    """The RAG feature; reachable as ``SynthStack.rag``."""
+class RagIndexing:
+    """Collections and documents: creating, indexing, listing, deleting (the base of
+    :class:`~synthstack_core.features.rag.answering.RagService`)."""
 
     def __init__(
         self,
@@ -175,26 +130,34 @@ class RagService:
         self._tenants = tenants
         self._generation = generation
 
+    @property
+    def repository(self) -> RagRepository:
+        """Where collections, documents and chunks are stored."""
+        return self._repository
+
     # -- collections -------------------------------------------------------------------------
 
-    async def create_collection(self, tenant: str, request: CreateCollectionRequest) -> Collection:
+    @operation("rag-create-collection")
+    async def create_collection(self, tenant: str, body: CreateCollectionRequest) -> Collection:
         """``POST /api/v1/rag/collections`` (409 if the name is taken by this tenant)."""
-        spec, _, _ = self._embeddings.registry.resolve(request.embedding_model, None)
+        spec, _, _ = self._embeddings.registry.resolve(body.embedding_model, None)
         tenant_id = await self._tenants.ensure_tenant(tenant)
         record = await self._repository.create_collection(
             tenant_id,
-            request.name,
+            body.name,
             embedding_model=spec.id,
             dimensions=spec.dimensions,
-            description=request.description,
+            description=body.description,
         )
         return _collection(record)
 
+    @operation("rag-list-collections")
     async def list_collections(self, tenant: str) -> CollectionList:
         """``GET /api/v1/rag/collections``."""
         records = await self._repository.list_collections(tenant)
         return CollectionList(collections=[_collection(record) for record in records])
 
+    @operation("rag-delete-collection", params=NamedCollectionParams)
     async def delete_collection(self, tenant: str, name: str) -> DeletedCollection:
         """``DELETE /api/v1/rag/collections/{name}``: everything in it goes too."""
         counts = await self._repository.delete_collection(tenant, name)
@@ -202,6 +165,7 @@ class RagService:
             raise NotFound(f"No collection {name!r}.")
         return DeletedCollection(name=name, documents_deleted=counts[0], chunks_deleted=counts[1])
 
+    @operation("rag-stats")
     async def stats(self, tenant: str) -> RagStats:
         """``GET /api/v1/rag/stats``."""
         records = await self._repository.list_collections(tenant)
@@ -239,26 +203,28 @@ class RagService:
 
     # -- indexing ----------------------------------------------------------------------------
 
-    async def index(self, tenant: str, request: IndexRequest) -> IndexResponse:
+    @operation("rag-index")
+    async def index(self, tenant: str, body: IndexRequest) -> IndexResponse:
         """``POST /api/v1/rag/index``."""
         return await self._index(
             tenant,
-            collection=request.collection or DEFAULT_COLLECTION,
-            document_id=request.document_id or uuid.uuid4().hex,
-            content=request.content,
-            source=request.source,
-            source_type=request.source_type,
-            title=request.title,
-            metadata=request.metadata,
-            chunk_size=request.chunk_size,
-            chunk_overlap=request.chunk_overlap,
+            collection=body.collection or DEFAULT_COLLECTION,
+            document_id=body.document_id or uuid.uuid4().hex,
+            content=body.content,
+            source=body.source,
+            source_type=body.source_type,
+            title=body.title,
+            metadata=body.metadata,
+            chunk_size=body.chunk_size,
+            chunk_overlap=body.chunk_overlap,
         )
 
+    @operation("rag-index-project-document")
     async def index_project_document(
-        self, tenant: str, request: ProjectDocumentRequest
+        self, tenant: str, body: ProjectDocumentRequest
     ) -> IndexResponse:
         """``POST /api/v1/rag/index-project-document`` into ``project_<project_id>``."""
-        file_type = request.file_type.strip().lower().lstrip(".")
+        file_type = body.file_type.strip().lower().lstrip(".")
         source_type = (
             "markdown"
             if file_type in _MARKDOWN_TYPES
@@ -268,44 +234,45 @@ class RagService:
         )
         return await self._index(
             tenant,
-            collection=f"project_{request.project_id}",
-            document_id=request.document_id,
-            content=request.content,
-            source=request.filename,
+            collection=f"project_{body.project_id}",
+            document_id=body.document_id,
+            content=body.content,
+            source=body.filename,
             source_type=source_type,
             title=None,
-            metadata={"project_id": request.project_id, "file_type": request.file_type},
-            chunk_size=request.chunk_size,
-            chunk_overlap=request.chunk_overlap,
+            metadata={"project_id": body.project_id, "file_type": body.file_type},
+            chunk_size=body.chunk_size,
+            chunk_overlap=body.chunk_overlap,
         )
 
-    async def upload(self, tenant: str, form: DocumentUploadForm) -> Document:
+    @operation("rag-upload-document", form=True, body_limit="max_upload_bytes")
+    async def upload(self, tenant: str, body: DocumentUploadForm) -> Document:
         """``POST /api/v1/rag/documents``: parse an uploaded file (type by content), index it, and
         return the stored document."""
-        upload = form.file
+        upload = body.file
         data = await anyio.to_thread.run_sync(upload.read_bytes)
         parsed = await anyio.to_thread.run_sync(
             functools.partial(
                 parse_document,
                 data,
-                source_type=form.source_type,
+                source_type=body.source_type,
                 filename=upload.filename or None,
                 max_chars=MAX_DOCUMENT_CHARS,
             )
         )
-        collection = form.collection or DEFAULT_COLLECTION
-        document_id = form.document_id or uuid.uuid4().hex
+        collection = body.collection or DEFAULT_COLLECTION
+        document_id = body.document_id or uuid.uuid4().hex
         await self._index(
             tenant,
             collection=collection,
             document_id=document_id,
             content=parsed.text,
-            source=form.source or upload.filename[:MAX_SOURCE_CHARS] or document_id,
+            source=body.source or upload.filename[:MAX_SOURCE_CHARS] or document_id,
             source_type=parsed.source_type,
-            title=form.title,  # else the file's own, see _index
-            metadata=form.metadata or {},
-            chunk_size=form.chunk_size,
-            chunk_overlap=form.chunk_overlap,
+            title=body.title,  # else the file's own, see _index
+            metadata=body.metadata or {},
+            chunk_size=body.chunk_size,
+            chunk_overlap=body.chunk_overlap,
             parsed=parsed,
         )
         return await self.get_document(tenant, collection, document_id)
@@ -436,6 +403,7 @@ class RagService:
 
     # -- documents ---------------------------------------------------------------------------
 
+    @operation("rag-list-documents")
     async def list_documents(self, tenant: str, params: DocumentListParams) -> DocumentList:
         """``GET /api/v1/rag/documents``: newest first, with an opaque cursor."""
         record = await self._existing(tenant, params.collection)
@@ -445,6 +413,7 @@ class RagService:
         next_cursor = _encode_cursor(page[-1]) if len(rows) > params.limit else None
         return DocumentList(documents=[_document(row) for row in page], next_cursor=next_cursor)
 
+    @operation("rag-get-document", params=DocumentParams)
     async def get_document(self, tenant: str, collection: str, document_id: str) -> Document:
         """``GET /api/v1/rag/documents/{document_id}``."""
         record = await self._repository.get_document(tenant, collection, document_id)
@@ -452,6 +421,7 @@ class RagService:
             raise NotFound(f"No document {document_id!r} in collection {collection!r}.")
         return _document(record)
 
+    @operation("rag-delete-document", params=DocumentParams)
     async def delete_document(
         self, tenant: str, collection: str, document_id: str
     ) -> DeletedDocument:
@@ -462,232 +432,6 @@ class RagService:
         return DeletedDocument(
             document_id=document_id, collection=collection, chunks_deleted=deleted
         )
-
-    # -- search ------------------------------------------------------------------------------
-
-    async def _retrieve(
-        self,
-        record: CollectionRecord,
-        query: str,
-        *,
-        mode: str,
-        limit: int,
-        filters: dict[str, Any],
-    ) -> tuple[list[ScoredChunk], Embeddings | None]:
-        """The best ``limit`` chunks for ``query``, and the query's embedding if one was made."""
-        if mode == "lexical":
-            lexical = await self._repository.search_lexical(
-                record, query, limit=limit, filters=filters
-            )
-            return lexical, None
-        spec, _ = self._model_of(record)
-        embedded = await self._embeddings.embed([query], model=spec.id)
-        if mode == "dense":
-            found = await self._repository.search_dense(
-                record, embedded.vectors[0], limit=limit, filters=filters
-            )
-            return found, embedded
-        # Both sides from one snapshot: a re-index committing meanwhile is never half-seen.
-        lexical, dense = await self._repository.search_hybrid(
-            record, query, embedded.vectors[0], limit=max(limit, HYBRID_CANDIDATES), filters=filters
-        )
-        return reciprocal_rank_fusion([lexical, dense])[:limit], embedded
-
-    async def search(self, tenant: str, request: SearchRequest) -> SearchResponse:
-        """``POST /api/v1/rag/search``."""
-        record = await self._existing(tenant, request.collection or DEFAULT_COLLECTION)
-        found, _ = await self._retrieve(
-            record,
-            request.query,
-            mode=request.mode,
-            limit=request.limit,
-            filters=_filters(request.filter),
-        )
-        if request.min_score is not None:
-            found = [chunk for chunk in found if chunk.score >= request.min_score]
-        results = [SearchResult(**_result_fields(chunk)) for chunk in found]
-        return SearchResponse(results=results, query=request.query, total_found=len(results))
-
-    async def query(self, tenant: str, request: QueryRequest) -> QueryResponse | EventStream:
-        """``POST /api/v1/rag/query``: an answer from the collection, every claim cited.
-
-        Generated by a chat model from the numbered sources (:mod:`.grounded`) when the request
-        names a model or a remote provider is configured; otherwise extractive: the retrieved
-        sentences that best answer the question, quoted verbatim. ``stream`` sends ``sources``,
-        ``delta`` pieces and ``done`` (the checked answer, citations, usage) as events.
-        """
-        record = await self._existing(tenant, request.collection or DEFAULT_COLLECTION)
-        spec, _ = self._model_of(record)
-        found, embedded = await self._retrieve(
-            record,
-            request.query,
-            mode="hybrid",
-            limit=request.context_limit,
-            filters=_filters(request.filter),
-        )
-        assert embedded is not None  # hybrid retrieval embeds the query
-        sources = [
-            QuerySource(index=index, **_result_fields(chunk))
-            for index, chunk in enumerate(found, start=1)
-        ]
-        generation = self._generation
-        if (
-            generation is None
-            or request.answer_mode == "extractive"
-            or (
-                request.answer_mode == "auto"
-                and request.model is None
-                and not generation.registry.remote_configured
-            )
-        ):
-            answer = await self._extractive(request.query, spec, found, embedded)
-            answer = answer.model_copy(update={"sources": sources})
-            if request.stream:
-                return EventStream(_replayed(answer))
-            return answer
-        _, llm = generation.registry.resolve(request.model)
-        max_tokens = min(ANSWER_MAX_TOKENS, generation.output_limit(llm))
-        texts = [
-            SourceText(s.index, f"{s.title}; {s.source}" if s.title else s.source, s.content)
-            for s in sources
-        ]
-        provider, _, chat = generation.prepare(
-            grounded_messages(
-                request.query,
-                texts,
-                system_prompt=request.system_prompt,
-                context_window=llm.context_window,
-                max_tokens=max_tokens,
-            ),
-            model=llm.id,
-            max_tokens=max_tokens,
-            temperature=ANSWER_TEMPERATURE,
-        )
-        if request.stream:
-            return EventStream(self._generated_events(provider, chat, found, sources, texts))
-        completion = await provider.complete(chat)
-        return _generated_answer(completion, found, sources, texts)
-
-    async def _generated_events(
-        self,
-        provider: LLMProvider,
-        chat: ChatRequest,
-        found: Sequence[ScoredChunk],
-        sources: list[QuerySource],
-        texts: Sequence[SourceText],
-    ) -> AsyncGenerator[tuple[str, BaseModel], None]:
-        yield "sources", QuerySources(sources=sources)
-        async with aclosing(provider.stream(chat)) as pieces:  # type: ignore[type-var]
-            async for piece in pieces:
-                if isinstance(piece, ChatDelta):
-                    if piece.text:
-                        yield "delta", GenerationDelta(text=piece.text)
-                    continue
-                answer = _generated_answer(piece, found, sources, texts)
-                yield "done", QueryDone(**answer.model_dump(exclude={"sources"}))
-                return
-        raise ProviderError("The model's stream ended before it finished.")
-
-    async def _extractive(
-        self,
-        question: str,
-        spec: EmbeddingModelSpec,
-        found: Sequence[ScoredChunk],
-        embedded: Embeddings,
-    ) -> QueryResponse:
-        """The best retrieved sentences for ``question``, each quoted and cited."""
-        candidates = [
-            Candidate(index, index - 1, chunk.content[start:end], start, end)
-            for index, chunk in enumerate(found, start=1)
-            for start, end in sentence_spans(chunk.content)
-            if end - start >= MIN_SENTENCE_CHARS
-        ]
-        tokens = embedded.total_tokens
-        selected: list[Selected] = []
-        if candidates:
-            sentences = await self._embeddings.embed([c.text for c in candidates], model=spec.id)
-            tokens += sentences.total_tokens
-            selected = select_sentences(
-                question, embedded.vectors[0], candidates, sentences.vectors
-            )
-        citations = [
-            _citation(
-                found[item.candidate.source_index - 1],
-                item.candidate.source_index,
-                item.candidate.start,
-                item.candidate.end,
-                item.candidate.text,
-            )
-            for item in selected
-        ]
-        return QueryResponse(
-            answer=" ".join(f"{c.quote} [{c.index}]" for c in citations),
-            citations=citations,
-            sources=[],
-            model=spec.id,
-            answer_mode="extractive",
-            usage=AnswerUsage(prompt_tokens=tokens, completion_tokens=0, total_tokens=tokens),
-        )
-
-
-def _citation(chunk: ScoredChunk, index: int, start: int, end: int, quote: str) -> Citation:
-    """A citation of ``quote``, at ``start:end`` of ``chunk``, as source ``[index]``."""
-    return Citation(
-        index=index,
-        chunk_id=str(chunk.chunk_id),
-        document_id=chunk.document_id,
-        source=chunk.source,
-        span=Span(start=chunk.start + start, end=chunk.start + end),
-        quote=quote,
-    )
-
-
-def _generated_answer(
-    completion: ChatCompletion,
-    found: Sequence[ScoredChunk],
-    sources: list[QuerySource],
-    texts: Sequence[SourceText],
-) -> QueryResponse:
-    answer, checked = check_citations(completion.content, texts)
-    usage = completion.usage
-    return QueryResponse(
-        answer=answer,
-        citations=[
-            _citation(found[c.index - 1], c.index, c.start, c.end, c.quote) for c in checked
-        ],
-        sources=sources,
-        model=completion.model,
-        answer_mode="generative",
-        usage=AnswerUsage(
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            total_tokens=usage.total_tokens,
-        ),
-    )
-
-
-async def _replayed(answer: QueryResponse) -> AsyncGenerator[tuple[str, BaseModel], None]:
-    """An extractive answer as events: its sources, one ``delta`` per cited sentence, ``done``."""
-    yield "sources", QuerySources(sources=answer.sources)
-    for number, citation in enumerate(answer.citations):
-        separator = " " if number else ""
-        yield "delta", GenerationDelta(text=f"{separator}{citation.quote} [{citation.index}]")
-    yield "done", QueryDone(**answer.model_dump(exclude={"sources"}))
-
-
-def _result_fields(chunk: ScoredChunk) -> dict[str, Any]:
-    """What a search result and an answer's source both say of a chunk."""
-    return {
-        "chunk_id": str(chunk.chunk_id),
-        "document_id": chunk.document_id,
-        "content": chunk.content,
-        "source": chunk.source,
-        "title": chunk.title,
-        "score": chunk.score,
-        "metadata": chunk.metadata,
-        "span": Span(start=chunk.start, end=chunk.end),
-        "page": chunk.page,
-    }
 
 
 def _encode_cursor(record: DocumentRecord) -> str:
@@ -705,13 +449,6 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
             "The cursor is not one this service gave out.",
             errors=[FieldError(("query", "cursor"), "Invalid cursor", "cursor_invalid")],
         ) from exc
-
-
-def _filters(conditions: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        key: condition.in_ if isinstance(condition, InFilter) else condition
-        for key, condition in conditions.items()
-    }
 
 
 def _json_document(content: str, source_type: str) -> ParsedDocument:

@@ -1,0 +1,113 @@
+"""RAG retrieval: lexical (BM25), dense and hybrid (reciprocal-rank fusion) search."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from synthstack_core.features.embeddings import Embeddings
+from synthstack_core.features.rag.indexing import DEFAULT_COLLECTION, RagIndexing
+from synthstack_core.registry import operation
+from synthstack_core.schemas.rag import (
+    InFilter,
+    SearchRequest,
+    SearchResponse,
+    SearchResult,
+    Span,
+)
+from synthstack_core.stores.rag import (
+    CollectionRecord,
+    ScoredChunk,
+)
+
+__all__ = ["RRF_K", "RagRetrieval", "reciprocal_rank_fusion", "result_fields", "search_filters"]
+
+RRF_K = 60
+#: Candidates each side contributes to a hybrid search (at least; more for larger limits).
+HYBRID_CANDIDATES = 50
+
+
+def reciprocal_rank_fusion(
+    rankings: list[list[ScoredChunk]], *, k: int = RRF_K
+) -> list[ScoredChunk]:
+    """Fuse rankings: each chunk scores the sum of ``1 / (k + rank)`` over the rankings it is in."""
+    scores: dict[uuid.UUID, float] = {}
+    chunks: dict[uuid.UUID, ScoredChunk] = {}
+    for ranking in rankings:
+        for rank, chunk in enumerate(ranking, start=1):
+            scores[chunk.chunk_id] = scores.get(chunk.chunk_id, 0.0) + 1.0 / (k + rank)
+            chunks.setdefault(chunk.chunk_id, chunk)
+    order = sorted(scores, key=lambda chunk_id: (-scores[chunk_id], str(chunk_id)))
+    return [dataclasses.replace(chunks[chunk_id], score=scores[chunk_id]) for chunk_id in order]
+
+
+class RagRetrieval(RagIndexing):
+    """Search over a collection."""
+
+    async def _retrieve(
+        self,
+        record: CollectionRecord,
+        query: str,
+        *,
+        mode: str,
+        limit: int,
+        filters: dict[str, Any],
+    ) -> tuple[list[ScoredChunk], Embeddings | None]:
+        """The best ``limit`` chunks for ``query``, and the query's embedding if one was made."""
+        if mode == "lexical":
+            lexical = await self._repository.search_lexical(
+                record, query, limit=limit, filters=filters
+            )
+            return lexical, None
+        spec, _ = self._model_of(record)
+        embedded = await self._embeddings.embed([query], model=spec.id)
+        if mode == "dense":
+            found = await self._repository.search_dense(
+                record, embedded.vectors[0], limit=limit, filters=filters
+            )
+            return found, embedded
+        # Both sides from one snapshot: a re-index committing meanwhile is never half-seen.
+        lexical, dense = await self._repository.search_hybrid(
+            record, query, embedded.vectors[0], limit=max(limit, HYBRID_CANDIDATES), filters=filters
+        )
+        return reciprocal_rank_fusion([lexical, dense])[:limit], embedded
+
+    @operation("rag-search")
+    async def search(self, tenant: str, body: SearchRequest) -> SearchResponse:
+        """``POST /api/v1/rag/search``."""
+        record = await self._existing(tenant, body.collection or DEFAULT_COLLECTION)
+        found, _ = await self._retrieve(
+            record,
+            body.query,
+            mode=body.mode,
+            limit=body.limit,
+            filters=search_filters(body.filter),
+        )
+        if body.min_score is not None:
+            found = [chunk for chunk in found if chunk.score >= body.min_score]
+        results = [SearchResult(**result_fields(chunk)) for chunk in found]
+        return SearchResponse(results=results, query=body.query, total_found=len(results))
+
+
+def result_fields(chunk: ScoredChunk) -> dict[str, Any]:
+    """What a search result and an answer's source both say of a chunk."""
+    return {
+        "chunk_id": str(chunk.chunk_id),
+        "document_id": chunk.document_id,
+        "content": chunk.content,
+        "source": chunk.source,
+        "title": chunk.title,
+        "score": chunk.score,
+        "metadata": chunk.metadata,
+        "span": Span(start=chunk.start, end=chunk.end),
+        "page": chunk.page,
+    }
+
+
+def search_filters(conditions: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        key: condition.in_ if isinstance(condition, InFilter) else condition
+        for key, condition in conditions.items()
+    }

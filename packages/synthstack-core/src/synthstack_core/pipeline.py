@@ -1,0 +1,169 @@
+"""The request pipeline: one request of one operation, from :class:`HttpRequest` to
+:class:`HttpResponse`.
+
+Authentication, the body limit, parsing (JSON or a streamed form), validation, the handler, rendering,
+error translation and the access log, in that order (see ``docs/architecture.md``). Both adapters
+reach it through :meth:`SynthStack.handle <synthstack_core.service.SynthStack.handle>`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from sqlalchemy.exc import DataError, SQLAlchemyError
+
+from synthstack_core.errors import DependencyUnavailable, InvalidRequest
+from synthstack_core.http import (
+    HttpRequest,
+    HttpResponse,
+    check_json_body,
+    error_response,
+    event_stream_response,
+    json_response,
+    raw_response,
+    request_id_of,
+)
+from synthstack_core.multipart import FormData, parse_form, receive_form
+from synthstack_core.registry import Handler, Operation
+from synthstack_core.replies import EventStream, RawReply, Reply, Result
+from synthstack_core.schemas.common import Limits
+from synthstack_core.security import ApiKeyAuthenticator, Principal
+from synthstack_core.settings import Settings
+from synthstack_core.validation import parse_json_body, parse_params
+
+__all__ = ["Pipeline", "translate"]
+
+logger = logging.getLogger("synthstack")
+access_logger = logging.getLogger("synthstack.access")
+
+
+class Pipeline:
+    """Serves requests with the started stack's authenticator and bound handlers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        limits: Limits,
+        auth: ApiKeyAuthenticator,
+        handlers: Mapping[str, Handler],
+    ) -> None:
+        self.settings = settings
+        self.limits = limits
+        self.auth = auth
+        self.handlers = handlers
+
+    def body_limit(self, operation: Operation) -> int:
+        """The most bytes ``operation`` accepts as its request body."""
+        limit: int = getattr(self.settings, operation.body_limit)
+        return limit
+
+    async def handle(self, operation: Operation, request: HttpRequest) -> HttpResponse:
+        """Serve one request of ``operation``."""
+        started = time.perf_counter()
+        request_id = request_id_of(request.headers)
+        form: FormData | None = None
+        try:
+            caller = (
+                await self.auth.authenticate(request.headers) if operation.authenticated else None
+            )
+            params = None
+            if operation.params_model is not None:
+                params = parse_params(operation.params_model, request.path_params, request.query)
+            body = None
+            if operation.request_model is not None and operation.form:
+                form = await receive_form(
+                    request.headers,
+                    request.stream if request.stream is not None else _chunks(request.body),
+                    limit=self.body_limit(operation),
+                    tmp_dir=self.settings.upload_dir,
+                )
+                body = parse_form(operation.request_model, form, self.limits)
+            elif operation.request_model is not None:
+                check_json_body(request, self.body_limit(operation))
+                body = parse_json_body(operation.request_model, request.body, self.limits)
+            result = await self._call(operation, caller, body, params)
+            response = await self._render(operation, result, request_id, request.path)
+        except Exception as exc:
+            response = error_response(translate(exc), request_id=request_id, path=request.path)
+        finally:
+            if form is not None:
+                form.close()
+        access_logger.info(
+            "%s %s %d %.1fms request_id=%s",
+            request.method,
+            request.path,
+            response.status,
+            (time.perf_counter() - started) * 1000,
+            request_id,
+        )
+        return response
+
+    async def _call(
+        self, operation: Operation, caller: Principal | None, body: Any, params: Any
+    ) -> Result:
+        """The handler, given its arguments by name."""
+        given: dict[str, Any] = {"body": body, "params": params, "caller": caller}
+        if caller is not None:
+            given["tenant"] = caller.tenant
+        arguments = {
+            name: given[name] if name in given else getattr(params, name)
+            for name in operation.arguments
+        }
+        result = self.handlers[operation.operation_id](**arguments)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+    @staticmethod
+    async def _render(
+        operation: Operation, result: Result, request_id: str, path: str
+    ) -> HttpResponse:
+        if isinstance(result, EventStream):
+            return await event_stream_response(
+                result.events, request_id=request_id, path=path, translate=translate
+            )
+        if isinstance(result, RawReply):
+            return raw_response(
+                result.body,
+                media_type=result.media_type,
+                status=result.status,
+                request_id=request_id,
+            )
+        reply = result if isinstance(result, Reply) else Reply(result, operation.status)
+        return json_response(reply.body, status=reply.status, request_id=request_id)
+
+
+async def _chunks(body: bytes) -> AsyncIterator[bytes]:
+    """A body already in memory, as a stream."""
+    if body:
+        yield body
+
+
+def translate(exc: Exception) -> BaseException:
+    """What the caller sees of ``exc``: a database failure is the database being unavailable,
+    unless the database refused a value of the request (a data exception, SQLSTATE class 22: a
+    NUL in text, a string too long, invalid text for a type, an untranslatable character), which
+    is the caller's mistake (422), not an outage."""
+    if isinstance(exc, SQLAlchemyError):
+        sqlstate = _sqlstate(exc)
+        if isinstance(exc, DataError) or sqlstate.startswith("22"):
+            logger.warning(
+                "database refused a value: %s (SQLSTATE %s)", type(exc).__name__, sqlstate
+            )
+            return InvalidRequest(
+                "The request holds a value the database cannot store or compare.",
+                code="unstorable_value",
+            )
+        logger.warning("database error: %s", type(exc).__name__)
+        return DependencyUnavailable("The database is unavailable.")
+    return exc
+
+
+def _sqlstate(exc: SQLAlchemyError) -> str:
+    """The SQLSTATE PostgreSQL gave (``""`` when the error did not come from the server)."""
+    original = getattr(exc, "orig", None)
+    return str(getattr(original, "sqlstate", None) or "")
