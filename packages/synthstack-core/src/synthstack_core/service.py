@@ -45,10 +45,12 @@ from synthstack_core.http import (
 )
 from synthstack_core.multipart import FormData, parse_form, receive_form
 from synthstack_core.operations import EventStream, Operation, RawReply, Reply
-from synthstack_core.providers.embedding import EmbeddingProvider
-from synthstack_core.providers.llm import LLMRegistry, build_llm_registry
-from synthstack_core.providers.local_onnx import LocalOnnxEmbeddingProvider
-from synthstack_core.providers.openai import OpenAIEmbeddingProvider
+from synthstack_core.providers.factory import (
+    build_embedding_providers,
+    build_llm_registry,
+    check_configured_extras,
+)
+from synthstack_core.providers.llm import LLMRegistry
 from synthstack_core.schemas.common import Limits
 from synthstack_core.schemas.health import HealthResponse, ReadinessResponse
 from synthstack_core.security import ApiKeyAuthenticator
@@ -101,6 +103,9 @@ class SynthStack:
             return
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         settings = self.settings
+        check_configured_extras(
+            settings
+        )  # a default whose extra is missing: before anything starts
         url = settings.database_url
         if url is None:
             self._embedded = EmbeddedPostgres(settings.data_dir)
@@ -113,22 +118,9 @@ class SynthStack:
             if settings.redis_url
             else MemoryCache(settings.cache_max_entries)
         )
-        providers: list[EmbeddingProvider] = [
-            LocalOnnxEmbeddingProvider(
-                batch_size=settings.embedding_batch_size, threads=settings.embedding_threads
-            )
-        ]
-        if settings.openai_configured:
-            key = settings.openai_api_key
-            providers.append(
-                OpenAIEmbeddingProvider(
-                    api_key=key.get_secret_value() if key else None,
-                    base_url=settings.openai_base_url,
-                    timeout=settings.provider_timeout_seconds,
-                    max_retries=settings.provider_max_retries,
-                )
-            )
-        registry = EmbeddingModelRegistry(providers, settings.embedding_model)
+        registry = EmbeddingModelRegistry(
+            build_embedding_providers(settings), settings.embedding_model
+        )
         self._embeddings = EmbeddingService(
             registry, self._cache, limits=self.limits, ttl_seconds=settings.cache_ttl_seconds
         )

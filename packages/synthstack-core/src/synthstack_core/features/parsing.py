@@ -51,6 +51,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from synthstack_core.errors import FieldError, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from synthstack_core.extras import requires_extra
 
 if TYPE_CHECKING:
     from xml.etree.ElementTree import Element
@@ -410,8 +411,9 @@ _TRAILING_SPACE = re.compile(r"[ \t]+\n")
 
 
 def _parse_pdf(data: bytes, max_chars: int) -> ParsedDocument:
-    from pypdf import PasswordType, PdfReader
-    from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError
+    with requires_extra("documents", "Reading PDF", media_type="application/pdf"):
+        from pypdf import PasswordType, PdfReader
+        from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError
 
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
@@ -914,7 +916,8 @@ def _parse_html(data: bytes, max_chars: int) -> ParsedDocument:
     html = _decode_html(data)
     if _html_nesting(html) > HTML_MAX_NESTING:
         raise _too_complex(f"The HTML nests elements more than {HTML_MAX_NESTING:,} deep.")
-    from selectolax.lexbor import LexborHTMLParser
+    with requires_extra("documents", "Reading HTML", media_type="text/html"):
+        from selectolax.lexbor import LexborHTMLParser
 
     tree = LexborHTMLParser(html)
     title_node = tree.head.css_first("title") if tree.head is not None else None
@@ -1011,7 +1014,8 @@ _ANY_TAG = re.compile(r"<[^<>]*>")  # linear: no lazy scan to the end of the inp
 def _markdown_parser() -> Markdown:
     """CommonMark with GitHub's tables, strikethrough, task lists, footnotes and alerts
     (``> [!NOTE]``), and YAML front matter (pulldown-cmark's metadata blocks)."""
-    from pyromark import Markdown, Options
+    with requires_extra("documents", "Reading Markdown", media_type="text/markdown"):
+        from pyromark import Markdown, Options
 
     return Markdown(
         options=Options.ENABLE_TABLES
@@ -1222,7 +1226,8 @@ def _html_fragment(fragment: str, max_chars: int, first_h1: list[str]) -> list[s
         return []  # tags only: "<details>", "</div>", an image, a comment
     if _html_nesting(fragment) > HTML_MAX_NESTING:
         raise _too_complex(f"The HTML nests elements more than {HTML_MAX_NESTING:,} deep.")
-    from selectolax.lexbor import LexborHTMLParser
+    with requires_extra("documents", "Reading HTML", media_type="text/html"):
+        from selectolax.lexbor import LexborHTMLParser
 
     tree = LexborHTMLParser(fragment)
     blocks = _Blocks(max_chars)
