@@ -181,3 +181,23 @@ def test_offline_analysis_without_its_extra_is_a_501_naming_it() -> None:
         assert isinstance(outcome, list), name
         assert outcome[:2] == [501, "extra_not_installed"], outcome
         assert install_hint("analysis") in outcome[2]
+
+
+def test_the_embedded_postgres_without_its_extra_names_it(tmp_path: object) -> None:
+    # What `synthstack migrate` and `synthstack keys` start when DATABASE_URL is unset.
+    result = run_without(
+        list(EXTRAS["embedded-postgres"]),
+        f"""
+        from pathlib import Path
+        from synthstack_core.extras import ExtraNotInstalled
+        from synthstack_core.stores.embedded import EmbeddedPostgres
+        try:
+            EmbeddedPostgres(Path({str(tmp_path)!r})).start()
+            outcome = {{"started": True}}
+        except ExtraNotInstalled as exc:
+            outcome = {{"extra": exc.extra, "detail": exc.detail}}
+        print(json.dumps(outcome))
+        """,
+    )
+    assert result["extra"] == "embedded-postgres"
+    assert install_hint("embedded-postgres") in str(result["detail"])

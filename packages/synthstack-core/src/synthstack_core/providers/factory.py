@@ -22,6 +22,7 @@ from synthstack_core.providers.openai import OpenAIEmbeddingProvider
 from synthstack_core.providers.transcription import TranscriptionProvider
 from synthstack_core.providers.transcription_openai import OpenAITranscriptionProvider
 from synthstack_core.providers.whisper_local import WHISPER_TINY_EN, LocalWhisperProvider
+from synthstack_core.stores.embedded import EMBEDDED_POSTGRES
 
 if TYPE_CHECKING:
     from synthstack_core.settings import Settings
@@ -53,7 +54,7 @@ def check_configured_extras(settings: Settings) -> None:
         require("local-whisper", f"{what} runs locally and")
     require("audio", f"{what} decodes audio, and")
     if settings.database_url is None:
-        require("embedded-postgres", "Without DATABASE_URL, the embedded PostgreSQL")
+        require("embedded-postgres", EMBEDDED_POSTGRES)
     if settings.vector_store == "qdrant" or settings.qdrant_url or settings.qdrant_path:
         require(
             "qdrant", "The Qdrant vector store (SYNTHSTACK_VECTOR_STORE, QDRANT_URL, QDRANT_PATH)"
