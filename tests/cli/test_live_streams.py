@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from synthstack_core.testing import OpenAIStub
-from synthstack_core.testing.chat_stub import chat_reply_tokens
+from synthstack_testing import OpenAIStub
+from synthstack_testing.chat_stub import chat_reply_tokens
 
 ROOT = Path(__file__).parents[2]
 KEY = "live-stream-key-0001"

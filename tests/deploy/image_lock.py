@@ -2,10 +2,10 @@
 
 The Dockerfiles install the core and their adapter with ``uv pip install --constraint
 requirements.lock``, so an image gets exactly the versions the tests ran with. The lock lists every
-distribution the core and both adapters need at run time (their requirements, followed through
-extras and environment markers, as installed here), each at the version installed here; the
-repository's ``[tool.uv] override-dependencies`` apply, as they do in the Dockerfiles (so
-``llama-cpp-python`` is not in it). Test-only tools (pytest, ...) are not.
+distribution the core (with its extra ``all``, as the images install it) and both adapters need at
+run time (their requirements, followed through extras and environment markers, as installed here),
+each at the version installed here; the repository's ``[tool.uv] override-dependencies`` apply, as
+they do in the Dockerfiles (so ``llama-cpp-python`` is not in it). Test-only tools (pytest, ...) are not.
 
 Regenerate it after the test environment changes (tests/deploy/test_compose.py fails until then):
 
@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCK_FILE = ROOT / "requirements.lock"
 #: The local projects the images install from source; they are not in the lock.
 LOCAL = ("synthstack-core", "synthstack-fastapi", "synthstack-django")
+#: The extras the images install them with: the core with every one (services/*/Dockerfile).
+LOCAL_EXTRAS = {"synthstack-core": frozenset({"all"})}
 HEADER = """\
 # The versions the service images install (services/*/Dockerfile: `uv pip install --constraint`):
 # every run-time dependency of synthstack-core, synthstack-fastapi and synthstack-django, at the
@@ -45,7 +47,9 @@ def runtime_versions() -> dict[NormalizedName, str]:
     """Every distribution the local projects need at run time, with its installed version."""
     overrides = _overrides()
     extras_done: dict[NormalizedName, set[str]] = {}
-    todo: list[tuple[str, frozenset[str]]] = [(name, frozenset()) for name in LOCAL]
+    todo: list[tuple[str, frozenset[str]]] = [
+        (name, LOCAL_EXTRAS.get(name, frozenset())) for name in LOCAL
+    ]
     while todo:
         name, extras = todo.pop()
         key = canonicalize_name(name)

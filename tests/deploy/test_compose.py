@@ -419,6 +419,8 @@ def test_dockerfile(backend: str) -> None:
         for run in args["RUN"]
     )
     assert any("llama-cpp-python" in run for run in args["RUN"])
+    # ... the core with every extra: the image serves every feature.
+    assert any('"./packages/synthstack-core[all]"' in run for run in args["RUN"])
     # ... at the versions of requirements.lock, copied into the build stage.
     assert "requirements.lock ./" in args["COPY"]
     assert any(

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from synthstack_core.testing import OpenAIStub
+from synthstack_testing import OpenAIStub
 
 KEY_A = "parity-key-tenant-a"
 KEY_B = "parity-key-tenant-b"

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from synthstack_core.testing import AnthropicStub
-from synthstack_core.testing.chat_stub import expected_chat_reply
+from synthstack_testing import AnthropicStub
+from synthstack_testing.chat_stub import expected_chat_reply
 from tests.parity.conftest import AUTH, rebuilt_clients
 from tests.parity.test_generation import _mask, events_of
 

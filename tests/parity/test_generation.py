@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from synthstack_core.testing import OpenAIStub
-from synthstack_core.testing.chat_stub import expected_chat_reply
+from synthstack_testing import OpenAIStub
+from synthstack_testing.chat_stub import expected_chat_reply
 from tests.parity.conftest import AUTH
 
 BACKENDS = ["fastapi", "django"]

@@ -15,7 +15,7 @@ import pytest
 import srt
 import webvtt
 
-from synthstack_core.testing import OpenAIStub
+from synthstack_testing import OpenAIStub
 from tests.parity.conftest import AUTH, rebuilt_clients
 
 BACKENDS = ["fastapi", "django"]

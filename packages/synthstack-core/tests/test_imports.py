@@ -11,19 +11,6 @@ import synthstack_core
 PACKAGE = "synthstack_core"
 ROOT = Path(synthstack_core.__file__).parent
 
-#: Cycles fixed elsewhere, each as the sorted tuple of its modules. This allow-list is removed when
-#: providers/llm.py stops importing its implementations.
-ALLOWED_PROVIDER_CYCLES: frozenset[tuple[str, ...]] = frozenset(
-    {
-        (
-            "synthstack_core.providers.llm",
-            "synthstack_core.providers.llm_anthropic",
-            "synthstack_core.providers.llm_local",
-            "synthstack_core.providers.llm_openai",
-        ),
-    }
-)
-
 
 def _modules() -> dict[str, Path]:
     found: dict[str, Path] = {}
@@ -109,7 +96,7 @@ def test_no_submodule_imports_the_package_itself() -> None:
 
 
 def test_the_core_has_no_import_cycle() -> None:
-    found = [c for c in cycles(import_graph()) if tuple(c) not in ALLOWED_PROVIDER_CYCLES]
+    found = cycles(import_graph())
     assert found == [], "import cycles:\n" + "\n".join(" -> ".join(c) for c in found)
 
 

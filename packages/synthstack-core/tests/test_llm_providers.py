@@ -19,6 +19,7 @@ from synthstack_core.errors import (
     RateLimited,
     SynthStackError,
 )
+from synthstack_core.providers.factory import build_llm_registry
 from synthstack_core.providers.llm import (
     ChatCompletion,
     ChatDelta,
@@ -26,13 +27,12 @@ from synthstack_core.providers.llm import (
     ChatRequest,
     LLMProvider,
     LLMRegistry,
-    build_llm_registry,
 )
 from synthstack_core.providers.llm_anthropic import AnthropicLLMProvider, accepts_prefill
 from synthstack_core.providers.llm_local import LOCAL_MODEL_ID, LocalLLMProvider
 from synthstack_core.providers.llm_openai import OpenAILLMProvider
 from synthstack_core.settings import Settings
-from synthstack_core.testing import AnthropicStub, OpenAIStub, expected_chat_reply
+from synthstack_testing import AnthropicStub, OpenAIStub, expected_chat_reply
 
 Remote = Literal["openai", "anthropic"]
 MODELS: dict[Remote, str] = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5"}

@@ -18,7 +18,7 @@ from synthstack_core.schemas.rag import (
     ProjectDocumentRequest,
     SearchRequest,
 )
-from synthstack_core.testing import OpenAIStub
+from synthstack_testing import OpenAIStub
 
 KEY = "rag-test-key-0001"
 CATS = "Cats are small carnivorous felines. A cat purrs when it is content and sleeps a lot."

@@ -27,7 +27,7 @@ from synthstack_core.http import HttpRequest
 from synthstack_core.operations import by_id as operation
 from synthstack_core.security import ConfigurationError
 from synthstack_core.stores.embedded import EmbeddedPostgres
-from synthstack_core.testing import OpenAIStub
+from synthstack_testing import OpenAIStub
 
 KEY = "core-test-key-0001"
 

@@ -62,8 +62,8 @@ from synthstack_core.schemas.transcription import (
     VerboseTranscriptionResponse,
 )
 from synthstack_core.settings import Settings
-from synthstack_core.testing import OpenAIStub
-from synthstack_core.testing.openai_stub import expected_transcript
+from synthstack_testing import OpenAIStub
+from synthstack_testing.openai_stub import expected_transcript
 
 FIXTURES = Path(__file__).parent / "fixtures" / "audio"
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())

@@ -31,6 +31,7 @@ from synthstack_core.http import HttpRequest, HttpResponse
 from synthstack_core.modules import BUILTIN_MODULES
 from synthstack_core.operations import operations_for
 from synthstack_core.pipeline import Pipeline
+from synthstack_core.providers.factory import check_configured_extras
 from synthstack_core.registry import Module, Operation, bind
 from synthstack_core.schemas.common import Limits
 from synthstack_core.schemas.health import HealthResponse, ReadinessResponse
@@ -78,6 +79,9 @@ class SynthStack:
             return
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         settings = self.settings
+        check_configured_extras(
+            settings
+        )  # a default whose extra is missing: before anything starts
         url = settings.database_url
         if url is None:
             self._embedded = EmbeddedPostgres(settings.data_dir)

@@ -35,14 +35,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, TYPE_CHECKING, Final
 
-import av
-import av.container
 import numpy as np
 import numpy.typing as npt
 
 from synthstack_core.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from synthstack_core.extras import requires_extra
+
+if TYPE_CHECKING:
+    import av
+    import av.container
 
 __all__ = [
     "SAMPLE_RATE",
@@ -56,6 +59,9 @@ __all__ = [
     "load_audio",
     "probe_audio",
 ]
+
+#: What needs the extra ``audio`` (PyAV), local Whisper or not.
+DECODING: Final = "Decoding audio (PyAV)"
 
 #: Whisper's sample rate; every decoded clip is mono at this rate.
 SAMPLE_RATE: Final = 16_000
@@ -145,6 +151,8 @@ class DecoderCapabilities:
 @contextmanager
 def _open(path: Path) -> Iterator[av.container.InputContainer]:
     """Open ``path`` for demuxing by content only (a file object has no name to guess from)."""
+    with requires_extra("audio", DECODING):
+        import av
     with path.open("rb") as handle:
         try:
             container = av.open(handle, mode="r")
@@ -229,6 +237,8 @@ def decode_audio(
     the header said. With ``keep_samples=False`` only the duration and the peak are kept (a remote
     provider gets the original file; decoding it still proves it is whole).
     """
+    with requires_extra("audio", DECODING):
+        import av
     limit = int(max_seconds * SAMPLE_RATE) + SAMPLE_RATE  # one second of resampler slack
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
     # One buffer, sized from the declared duration and grown if needed: an hour of audio is
@@ -341,6 +351,8 @@ def load_audio(
 @functools.cache
 def decoder_capabilities() -> DecoderCapabilities:
     """The containers and audio codecs this build of FFmpeg reads (probed once)."""
+    with requires_extra("audio", DECODING):
+        import av
     containers: list[tuple[str, str, tuple[str, ...]]] = []
     for name, extensions in _CONTAINERS:
         if name not in av.formats_available:

@@ -17,8 +17,7 @@ import numpy.typing as npt
 
 from synthstack_core.errors import FieldError, ModelNotAvailable
 from synthstack_core.providers.embedding import EmbeddingModelSpec, EmbeddingProvider
-from synthstack_core.providers.local_onnx import LocalOnnxEmbeddingProvider
-from synthstack_core.providers.openai import OpenAIEmbeddingProvider
+from synthstack_core.providers.factory import build_embedding_providers
 from synthstack_core.registry import Module, Stack, operation
 from synthstack_core.schemas.common import Limits, Usage
 from synthstack_core.schemas.embeddings import (
@@ -257,23 +256,10 @@ class EmbeddingService:
 
 
 def build(stack: Stack) -> EmbeddingService:
-    """The local ONNX model, and OpenAI's models when a key (or a base URL) is configured."""
+    """The local ONNX model (with the ``local-embeddings`` extra), and OpenAI's models when a key
+    (or a base URL) is configured."""
     settings = stack.settings
-    providers: list[EmbeddingProvider] = [
-        LocalOnnxEmbeddingProvider(
-            batch_size=settings.embedding_batch_size, threads=settings.embedding_threads
-        )
-    ]
-    if settings.openai_configured:
-        key = settings.openai_api_key
-        providers.append(
-            OpenAIEmbeddingProvider(
-                api_key=key.get_secret_value() if key else None,
-                base_url=settings.openai_base_url,
-                timeout=settings.provider_timeout_seconds,
-                max_retries=settings.provider_max_retries,
-            )
-        )
+    providers = build_embedding_providers(settings)
     registry = EmbeddingModelRegistry(providers, settings.embedding_model)
     return EmbeddingService(
         registry, stack.cache, limits=stack.limits, ttl_seconds=settings.cache_ttl_seconds

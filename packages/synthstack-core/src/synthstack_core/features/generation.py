@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from synthstack_core.errors import FieldError, InvalidRequest, ProviderError
 from synthstack_core.features.llm_output import PromptMessage
+from synthstack_core.providers.factory import build_llm_registry
 from synthstack_core.providers.llm import (
     ChatCompletion,
     ChatDelta,
@@ -26,7 +27,6 @@ from synthstack_core.providers.llm import (
     LLMModelSpec,
     LLMProvider,
     LLMRegistry,
-    build_llm_registry,
 )
 from synthstack_core.registry import Module, Stack, operation
 from synthstack_core.replies import EventStream

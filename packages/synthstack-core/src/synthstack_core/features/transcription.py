@@ -258,32 +258,11 @@ class TranscriptionService:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TranscriptionService:
-        """The local Whisper model, plus OpenAI's models when OpenAI is configured."""
-        from synthstack_core.providers.whisper_local import LocalWhisperProvider
+        """The local Whisper model, plus OpenAI's models when OpenAI is configured
+        (:func:`~synthstack_core.providers.factory.build_transcription_providers`)."""
+        from synthstack_core.providers.factory import build_transcription_providers
 
-        providers: list[TranscriptionProvider] = [
-            LocalWhisperProvider(
-                threads=settings.whisper_threads,
-                beam_size=settings.whisper_beam_size,
-                vad_min_seconds=settings.whisper_vad_min_seconds,
-                real_time_factor=settings.whisper_real_time_factor,
-            )
-        ]
-        if settings.openai_configured:
-            from synthstack_core.providers.transcription_openai import (
-                OpenAITranscriptionProvider,
-            )
-
-            key = settings.openai_api_key
-            providers.append(
-                OpenAITranscriptionProvider(
-                    api_key=key.get_secret_value() if key else None,
-                    base_url=settings.openai_base_url,
-                    timeout=settings.provider_timeout_seconds,
-                    max_retries=settings.provider_max_retries,
-                    max_audio_seconds=settings.max_audio_seconds,
-                )
-            )
+        providers = build_transcription_providers(settings)
         return cls(
             TranscriptionModelRegistry(providers, settings.transcription_model),
             max_audio_bytes=settings.max_audio_bytes,

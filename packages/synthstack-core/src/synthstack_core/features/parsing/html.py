@@ -10,6 +10,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
+from synthstack_core.extras import requires_extra
 from synthstack_core.features.parsing.document import (
     _SNIFF_WINDOW,
     ParsedDocument,
@@ -163,7 +164,8 @@ def _parse_html(data: bytes, max_chars: int) -> ParsedDocument:
     html = _decode_html(data)
     if _html_nesting(html) > HTML_MAX_NESTING:
         raise _too_complex(f"The HTML nests elements more than {HTML_MAX_NESTING:,} deep.")
-    from selectolax.lexbor import LexborHTMLParser
+    with requires_extra("documents", "Reading HTML", media_type="text/html"):
+        from selectolax.lexbor import LexborHTMLParser
 
     tree = LexborHTMLParser(html)
     title_node = tree.head.css_first("title") if tree.head is not None else None
@@ -250,7 +252,8 @@ def _html_fragment(fragment: str, max_chars: int, first_h1: list[str]) -> list[s
         return []  # tags only: "<details>", "</div>", an image, a comment
     if _html_nesting(fragment) > HTML_MAX_NESTING:
         raise _too_complex(f"The HTML nests elements more than {HTML_MAX_NESTING:,} deep.")
-    from selectolax.lexbor import LexborHTMLParser
+    with requires_extra("documents", "Reading HTML", media_type="text/html"):
+        from selectolax.lexbor import LexborHTMLParser
 
     tree = LexborHTMLParser(fragment)
     blocks = _Blocks(max_chars)

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
+from synthstack_core.extras import requires_extra
 from synthstack_core.features.parsing.document import (
     ParsedDocument,
     _Blocks,
@@ -44,7 +45,8 @@ _LINE_BREAK_TAG = re.compile(r"<br\b", re.IGNORECASE)
 def _markdown_parser() -> Markdown:
     """CommonMark with GitHub's tables, strikethrough, task lists, footnotes and alerts
     (``> [!NOTE]``), and YAML front matter (pulldown-cmark's metadata blocks)."""
-    from pyromark import Markdown, Options
+    with requires_extra("documents", "Reading Markdown", media_type="text/markdown"):
+        from pyromark import Markdown, Options
 
     return Markdown(
         options=Options.ENABLE_TABLES

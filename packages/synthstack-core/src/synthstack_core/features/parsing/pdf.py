@@ -10,6 +10,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from synthstack_core.errors import InvalidRequest, PayloadTooLarge
+from synthstack_core.extras import requires_extra
 from synthstack_core.features.parsing.document import (
     ParsedDocument,
     _check_length,
@@ -33,8 +34,9 @@ _TRAILING_SPACE = re.compile(r"[ \t]+\n")
 
 
 def _parse_pdf(data: bytes, max_chars: int) -> ParsedDocument:
-    from pypdf import PasswordType, PdfReader
-    from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError
+    with requires_extra("documents", "Reading PDF", media_type="application/pdf"):
+        from pypdf import PasswordType, PdfReader
+        from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError
 
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)

@@ -12,7 +12,7 @@ real ``anthropic`` SDK can be driven with no internet access::
 
 * Requests need the key, as ``x-api-key: <api_key>`` or ``Authorization: Bearer <api_key>`` (which
   the 2.x SDK sends), else 401; and an ``anthropic-version`` header, else 400.
-* The reply is the deterministic one of :func:`~synthstack_core.testing.chat_stub.expected_chat_reply`
+* The reply is the deterministic one of :func:`~synthstack_testing.chat_stub.expected_chat_reply`
   (to the last user message); ``max_tokens`` cuts it short with ``stop_reason`` ``max_tokens``.
   When the conversation ends with an assistant turn ``{`` (a JSON prefill), the reply is the JSON
   form, continued after that ``{``.
@@ -24,7 +24,7 @@ real ``anthropic`` SDK can be driven with no internet access::
 
 Faults, as in the OpenAI stub: :meth:`AnthropicStub.fail_next` (status, ``retry-after``),
 :meth:`AnthropicStub.garbage_next` (a 200 body that is not JSON), :meth:`AnthropicStub.delay_next`,
-and the stream controls of :class:`~synthstack_core.testing.chat_stub.ChatStubControls`.
+and the stream controls of :class:`~synthstack_testing.chat_stub.ChatStubControls`.
 
 Only the standard library is used.
 """
@@ -44,7 +44,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Final, Literal, Self, cast
 
-from synthstack_core.testing.chat_stub import (
+from synthstack_testing.chat_stub import (
     ChatReply,
     ChatStubControls,
     ChunkedWriter,
@@ -52,7 +52,7 @@ from synthstack_core.testing.chat_stub import (
     chat_reply_tokens,
     expected_chat_reply,
 )
-from synthstack_core.testing.openai_stub import RecordedRequest
+from synthstack_testing.openai_stub import RecordedRequest
 
 __all__ = ["DEFAULT_ANTHROPIC_API_KEY", "KNOWN_ANTHROPIC_MODELS", "AnthropicStub"]
 

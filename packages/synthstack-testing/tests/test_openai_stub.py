@@ -13,7 +13,7 @@ import numpy.typing as npt
 import openai
 import pytest
 
-from synthstack_core.testing import OpenAIStub, expected_embedding
+from synthstack_testing import OpenAIStub, expected_embedding
 
 SMALL = "text-embedding-3-small"
 

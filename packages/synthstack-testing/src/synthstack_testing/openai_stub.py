@@ -28,10 +28,10 @@ Faults can be injected, thread-safely, with :meth:`OpenAIStub.fail_next`,
 recorded in :attr:`OpenAIStub.requests`.
 
 ``POST /v1/chat/completions`` answers a deterministic reply (see
-:mod:`synthstack_core.testing.chat_stub`), whole or streamed as OpenAI frames it (server-sent
+:mod:`synthstack_testing.chat_stub`), whole or streamed as OpenAI frames it (server-sent
 events, ``stream_options.include_usage``, ``data: [DONE]``), and ``response_format`` of type
 ``json_object`` with one JSON object. The stream controls of
-:class:`~synthstack_core.testing.chat_stub.ChatStubControls` (token delay, a stream broken midway,
+:class:`~synthstack_testing.chat_stub.ChatStubControls` (token delay, a stream broken midway,
 counters of abandoned streams) apply to it.
 
 ``POST /v1/audio/transcriptions`` (``multipart/form-data``, parsed with the standard library)
@@ -68,7 +68,7 @@ from typing import Any, Final, NamedTuple, Self, cast
 import numpy as np
 import numpy.typing as npt
 
-from synthstack_core.testing.chat_stub import (
+from synthstack_testing.chat_stub import (
     ChatStubControls,
     ChunkedWriter,
     approximate_chat_prompt_tokens,
