@@ -39,6 +39,7 @@ from synthstack_core.errors import (
 )
 from synthstack_core.http import HttpRequest, HttpResponse
 from synthstack_core.operations import OPERATIONS, Operation
+from synthstack_core.runtime import BlockingSynthStack
 from synthstack_core.schemas.embeddings import (
     BatchEmbeddingResponse,
     EmbeddingModelList,
@@ -48,12 +49,16 @@ from synthstack_core.schemas.embeddings import (
 from synthstack_core.security import Principal
 from synthstack_core.service import SynthStack
 from synthstack_core.settings import Settings
+from synthstack_core.stores.database import migrate as migrate_database
+from synthstack_core.stores.embedded import EmbeddedPostgres
 
 __all__ = [
     "OPERATIONS",
     "BatchEmbeddingResponse",
+    "BlockingSynthStack",
     "Conflict",
     "DependencyUnavailable",
+    "EmbeddedPostgres",
     "EmbeddingModelList",
     "EmbeddingResponse",
     "HttpRequest",
@@ -77,4 +82,5 @@ __all__ = [
     "Unauthenticated",
     "UnsupportedMediaType",
     "__version__",
+    "migrate_database",
 ]
