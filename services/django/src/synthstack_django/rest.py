@@ -41,7 +41,9 @@ from synthstack_core.errors import (
 from synthstack_core.http import error_response, request_id_of
 from synthstack_core.security import Principal
 from synthstack_django.service import get_stack
-from synthstack_django.views import headers_of, to_django_response
+
+# Not importing synthstack_django.views here: it imports rest_framework.views, which imports the
+# DEFAULT_AUTHENTICATION_CLASSES, this module among them (DRF's documented circular import).
 
 __all__ = ["ApiKeyAuthentication", "ApiKeyUser", "CoreAuthenticationFailed", "exception_handler"]
 
@@ -87,6 +89,8 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[ApiKeyUser, Principal]:
         """The caller's user and principal, or :class:`CoreAuthenticationFailed`."""
+        from synthstack_django.views import headers_of
+
         stack = get_stack()
         try:
             principal = stack.call(stack.stack.auth.authenticate, headers_of(request._request))
@@ -169,6 +173,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponseBa
     the same meaning (a ``ValidationError`` is the core's 422 ``invalid_request`` listing the fields);
     anything else is the core's bare 500 that reveals nothing (and is logged).
     """
+    from synthstack_django.views import headers_of, to_django_response
+
     request = context.get("request")
     django_request: DjangoRequest | None = getattr(request, "_request", request)
     headers = headers_of(django_request) if django_request is not None else {}
