@@ -28,14 +28,13 @@ def configure_django(database_url: str, extra_env: Mapping[str, str]) -> None:
     """Point Django and the core at ``database_url`` with ``extra_env`` set in ``os.environ``.
 
     The first call sets ``DJANGO_SETTINGS_MODULE`` (and a test ``DJANGO_SECRET_KEY`` unless one is
-    given), migrates the core's tables, runs ``django.setup()`` and Django's own migrations. Later
+    given), runs ``django.setup()`` and ``migrate`` (Django's tables, and the core's through
+    ``synthstack_django``'s migration running the core's Alembic migrations). Later
     calls only update the environment, re-point Django when ``database_url`` changed (migrating
     that database too), and reset the core's service. Settings read once by Django's settings
     module (``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG``, ``DJANGO_ALLOWED_HOSTS``) keep their first
     values.
     """
-    from synthstack_core.stores.database import migrate
-
     env = {"DJANGO_SECRET_KEY": TEST_SECRET_KEY, **extra_env, "DATABASE_URL": database_url}
     os.environ.update(env)
     previous = _state.get("database_url")
@@ -43,8 +42,6 @@ def configure_django(database_url: str, extra_env: Mapping[str, str]) -> None:
         _reset_core()
         return
 
-    # Django's admin reads the core's tables: they must exist before anything queries them.
-    migrate(database_url)
     if previous is None:
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE)
         import django
@@ -64,11 +61,11 @@ def _repoint_django(database_url: str) -> None:
     from django.conf import settings
     from django.db import connections
 
-    from synthstack_core.stores.database import connection_parameters
+    from synthstack_django.database import django_parameters
 
     connections.close_all()
     # Every connection wrapper holds this very dict, so the change reaches them all.
-    settings.DATABASES["default"].update(connection_parameters(database_url))
+    settings.DATABASES["default"].update(django_parameters(database_url))
 
 
 def _reset_core() -> None:

@@ -32,6 +32,7 @@ from synthstack_core.errors import (
 from synthstack_core.http import HttpRequest, HttpResponse
 from synthstack_core.operations import all_operations
 from synthstack_core.registry import Module, Operation, operation
+from synthstack_core.runtime import BlockingSynthStack
 from synthstack_core.schemas.embeddings import (
     BatchEmbeddingResponse,
     EmbeddingModelList,
@@ -41,6 +42,8 @@ from synthstack_core.schemas.embeddings import (
 from synthstack_core.security import Principal
 from synthstack_core.service import SynthStack
 from synthstack_core.settings import Settings
+from synthstack_core.stores.database import migrate as migrate_database
+from synthstack_core.stores.embedded import EmbeddedPostgres
 from synthstack_core.version import __version__
 
 
@@ -54,8 +57,10 @@ def __getattr__(name: str) -> tuple[Operation, ...]:
 __all__ = [
     "OPERATIONS",
     "BatchEmbeddingResponse",
+    "BlockingSynthStack",
     "Conflict",
     "DependencyUnavailable",
+    "EmbeddedPostgres",
     "EmbeddingModelList",
     "EmbeddingResponse",
     "HttpRequest",
@@ -79,5 +84,6 @@ __all__ = [
     "Unauthenticated",
     "UnsupportedMediaType",
     "__version__",
+    "migrate_database",
     "operation",
 ]

@@ -18,7 +18,10 @@ importing it imports Django), and Swagger UI is started by this package's own
 ``data/swagger-ui-init.js`` (no inline script). No page refers to another host, and the pages'
 ``Content-Security-Policy`` lets the browser fetch from this server only.
 
-:func:`docs_response` answers every request to these paths; the adapters only route them here.
+:func:`docs_response` answers every request to these paths; the adapters only route them here. An
+application mounted under a prefix (``/ml`` in a host project) passes it as ``root_path``: the pages
+then load their assets and document from under the prefix, and the served document's ``servers``
+names the prefix, so that "Try it out" calls ``/ml/...``.
 """
 
 from __future__ import annotations
@@ -26,12 +29,14 @@ from __future__ import annotations
 import functools
 import html
 import importlib.util
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from synthstack_core.contract import contract_json, load_contract
+from synthstack_core.errors import uri_path
 from synthstack_core.http import (
     HttpResponse,
     method_not_allowed_response,
@@ -39,7 +44,14 @@ from synthstack_core.http import (
     request_id_of,
 )
 
-__all__ = ["ASSET_PREFIX", "DOCS_PATHS", "DocsPage", "docs_response", "is_docs_path"]
+__all__ = [
+    "ASSET_PREFIX",
+    "DOCS_PATHS",
+    "DocsPage",
+    "docs_response",
+    "is_docs_path",
+    "served_contract",
+]
 
 #: Where the pages' scripts, styles and icon are served (``ASSET_PREFIX + name``).
 ASSET_PREFIX = "/static/docs/"
@@ -129,7 +141,7 @@ def _title() -> str:
     return str(load_contract().get("info", {}).get("title", "SynthStack"))
 
 
-def _page(title: str, head: str, body: str) -> bytes:
+def _page(title: str, head: str, body: str, assets: str) -> bytes:
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n'
@@ -137,7 +149,7 @@ def _page(title: str, head: str, body: str) -> bytes:
         '  <meta charset="utf-8">\n'
         '  <meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"  <title>{html.escape(title)}</title>\n"
-        f'  <link rel="icon" type="image/png" href="{ASSET_PREFIX}favicon-32x32.png">\n'
+        f'  <link rel="icon" type="image/png" href="{assets}favicon-32x32.png">\n'
         f"{head}"
         "</head>\n"
         "<body>\n"
@@ -148,38 +160,59 @@ def _page(title: str, head: str, body: str) -> bytes:
 
 
 @functools.cache
-def page_html(page: DocsPage) -> bytes:
-    """The HTML of a Swagger UI or ReDoc page reading ``page.schema_url``."""
-    schema_url = html.escape(page.schema_url)
+def page_html(page: DocsPage, root_path: str = "") -> bytes:
+    """The HTML of a Swagger UI or ReDoc page reading ``page.schema_url``, both it and the assets
+    under ``root_path`` (an already percent-encoded path prefix, or ``""``)."""
+    schema_url = html.escape(root_path + page.schema_url)
+    assets = html.escape(root_path + ASSET_PREFIX)
     if page.kind == "swagger":
         return _page(
             f"{_title()} API \N{EN DASH} Swagger UI",
-            f'  <link rel="stylesheet" href="{ASSET_PREFIX}swagger-ui.css">\n',
+            f'  <link rel="stylesheet" href="{assets}swagger-ui.css">\n',
             '  <div id="swagger-ui"></div>\n'
-            f'  <script src="{ASSET_PREFIX}swagger-ui-bundle.js"></script>\n'
-            f'  <script src="{ASSET_PREFIX}swagger-ui-standalone-preset.js"></script>\n'
-            f'  <script src="{ASSET_PREFIX}swagger-ui-init.js"'
+            f'  <script src="{assets}swagger-ui-bundle.js"></script>\n'
+            f'  <script src="{assets}swagger-ui-standalone-preset.js"></script>\n'
+            f'  <script src="{assets}swagger-ui-init.js"'
             f' data-schema-url="{schema_url}"></script>\n',
+            assets,
         )
     if page.kind == "redoc":
         return _page(
             f"{_title()} API \N{EN DASH} ReDoc",
             "",
             f'  <redoc spec-url="{schema_url}"></redoc>\n'
-            f'  <script src="{ASSET_PREFIX}redoc.standalone.js"></script>\n',
+            f'  <script src="{assets}redoc.standalone.js"></script>\n',
+            assets,
         )
     raise ValueError(f"{page.kind} is not a page")
 
 
-def docs_response(method: str, path: str, headers: Mapping[str, str]) -> HttpResponse:
+@functools.cache
+def served_contract(root_path: str = "") -> bytes:
+    """The contract as served under ``root_path``: :func:`contract_json` itself without a prefix,
+    else with ``servers`` naming the prefix (the contract's ``/`` would be the host's root)."""
+    if not root_path:
+        return contract_json()
+    document = dict(load_contract())
+    document["servers"] = [{**server, "url": root_path} for server in document.get("servers", [])]
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def docs_response(
+    method: str, path: str, headers: Mapping[str, str], *, root_path: str = ""
+) -> HttpResponse:
     """The answer to any request for a documentation path (see :func:`is_docs_path`).
 
-    GET and HEAD are served (HEAD with the body, which the servers drop); any other method is the
-    core's 405 naming them; an unknown asset is the core's 404.
+    ``path`` is the path within the application and ``root_path`` the (decoded) prefix it is
+    mounted under (``""`` at the root): problems name the full path, pages and the document refer
+    to the prefix. GET and HEAD are served (HEAD with the body, which the servers drop); any other
+    method is the core's 405 naming them; an unknown asset is the core's 404.
     """
+    full_path = root_path + path
     if method.upper() not in _METHODS:
-        return method_not_allowed_response(method, path, headers, list(_METHODS))
+        return method_not_allowed_response(method, full_path, headers, list(_METHODS))
     request_id = request_id_of(headers)
+    prefix = uri_path(root_path) if root_path else ""
     page = DOCS_PATHS.get(path)
     if page is not None:
         if page.kind == "schema":
@@ -190,7 +223,7 @@ def docs_response(method: str, path: str, headers: Mapping[str, str]) -> HttpRes
                     ("X-Request-ID", request_id),
                     *_PAGE_HEADERS,
                 ],
-                body=contract_json(),
+                body=served_contract(prefix),
             )
         return HttpResponse(
             status=200,
@@ -201,11 +234,11 @@ def docs_response(method: str, path: str, headers: Mapping[str, str]) -> HttpRes
                 ("Content-Security-Policy", _CSP),
                 ("Referrer-Policy", "no-referrer"),
             ],
-            body=page_html(page),
+            body=page_html(page, prefix),
         )
     asset = _asset(path.removeprefix(ASSET_PREFIX)) if path.startswith(ASSET_PREFIX) else None
     if asset is None:
-        return not_found_response(path, headers)
+        return not_found_response(full_path, headers)
     body, media_type = asset
     charset = "; charset=utf-8" if media_type.startswith("text/") else ""
     return HttpResponse(

@@ -41,6 +41,7 @@ __all__ = [
     "ModelNotAvailable",
     "NotFound",
     "PayloadTooLarge",
+    "PermissionDenied",
     "Problem",
     "ProviderError",
     "ProviderTimeout",
@@ -108,6 +109,15 @@ class Unauthenticated(SynthStackError):
         super().__init__(
             detail, code=code, headers={"WWW-Authenticate": 'Bearer realm="synthstack"'}
         )
+
+
+class PermissionDenied(SynthStackError):
+    """The caller is known but may not do this (the API's own operations never answer it: a host
+    project's views do, through ``synthstack_django.rest``)."""
+
+    status = 403
+    code = "permission_denied"
+    title = "Forbidden"
 
 
 class NotFound(SynthStackError):

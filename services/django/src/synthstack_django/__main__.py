@@ -1,7 +1,8 @@
 """``python -m synthstack_django <command>``: Django's ``manage.py`` for this project.
 
-For example ``python -m synthstack_django migrate`` (Django's own tables: auth, admin, sessions)
-and ``python -m synthstack_django createsuperuser``. The core's tables are migrated by the core.
+For example ``python -m synthstack_django migrate`` (Django's own tables: auth, admin, sessions;
+and the core's, through the core's Alembic migrations) and
+``python -m synthstack_django createsuperuser``.
 """
 
 from __future__ import annotations

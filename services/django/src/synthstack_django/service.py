@@ -4,6 +4,10 @@ Django's views are synchronous, and the core's pools (PostgreSQL, Redis, HTTP cl
 event loop, so every call goes to a single long-lived loop thread. It is created and started on the
 first request (never at import, so ``manage.py`` commands and a forking server's master open
 nothing), and closed when the process exits.
+
+Its database is :func:`~synthstack_django.database.core_database_url`: ``DATABASE_URL``, else
+Django's ``default`` database, so that in a host project the core, the admin's models and
+``manage.py migrate`` all use the same one.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import atexit
 import threading
 
-from synthstack_core.runtime import BlockingSynthStack
+from synthstack_core import BlockingSynthStack, Settings
+from synthstack_django.database import core_database_url
 
 __all__ = ["get_stack", "reset_stack"]
 
@@ -27,7 +32,9 @@ def get_stack() -> BlockingSynthStack:
     if stack is None:
         with _lock:
             if _stack is None:
-                _stack = BlockingSynthStack(backend="django")
+                settings = Settings()
+                settings = settings.model_copy(update={"database_url": core_database_url()})
+                _stack = BlockingSynthStack(settings, backend="django")
                 if not _exit_hook_registered:
                     # Registered after the embedded PostgreSQL's own hook, so it runs before it.
                     atexit.register(_close)

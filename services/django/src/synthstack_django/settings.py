@@ -25,8 +25,12 @@ Everything the API does is configured through the core's :class:`~synthstack_cor
     Level of the console log (default ``INFO``).
 
 The database is the core's: ``DATABASE_URL``, or, when it is unset, the embedded PostgreSQL of
-``SYNTHSTACK_DATA_DIR``, which this module starts and publishes as ``DATABASE_URL`` so that the core
-running in this process uses the very same server.
+``SYNTHSTACK_DATA_DIR``, started at the first connection (the ``synthstack_django.db`` engine) and
+published as ``DATABASE_URL`` so that the core running in this process uses the very same server.
+Importing this module starts and opens nothing.
+
+This is the standalone project (``synthstack serve --backend django``). A host project uses its own
+settings and adds the app instead (see the README, "Inside an existing Django or FastAPI project").
 """
 
 from __future__ import annotations
@@ -39,8 +43,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from synthstack_core.settings import Settings
-from synthstack_core.stores.database import connection_parameters
-from synthstack_core.stores.embedded import EmbeddedPostgres
+from synthstack_django.database import django_parameters
 
 logger = logging.getLogger("synthstack.django")
 
@@ -133,7 +136,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "synthstack_django.urls"
+ROOT_URLCONF = "synthstack_django.project_urls"
 WSGI_APPLICATION = "synthstack_django.wsgi.application"
 ASGI_APPLICATION = "synthstack_django.asgi.application"
 APPEND_SLASH = False
@@ -160,16 +163,12 @@ MESSAGE_STORAGE = "django.contrib.messages.storage.cookie.CookieStorage"
 # -- database: the core's PostgreSQL ----------------------------------------------------------
 
 # (Lower-case names are not Django settings: the URL and its password never show on a debug page.)
-_database_url = _core.database_url
-if _database_url is None:
-    # The embedded server registers its own exit handler: it stops when its last process exits.
-    _database_url = EmbeddedPostgres(_core.data_dir).start()
-    os.environ["DATABASE_URL"] = _database_url
-
+# Without DATABASE_URL, NAME stays empty and the engine starts the embedded server when Django first
+# connects (a command that never queries, such as `check`, starts nothing).
 DATABASES: dict[str, dict[str, Any]] = {
     "default": {
-        "ENGINE": "django.db.backends.postgresql",
-        **connection_parameters(_database_url),
+        "ENGINE": "synthstack_django.db",
+        **(django_parameters(_core.database_url) if _core.database_url else {}),
         "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
     }
@@ -199,7 +198,7 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_THROTTLE_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "EXCEPTION_HANDLER": "synthstack_django.views.exception_handler",
+    "EXCEPTION_HANDLER": "synthstack_django.rest.exception_handler",
 }
 
 # -- logging ------------------------------------------------------------------------------------

@@ -21,15 +21,13 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from synthstack_core.apidocs import docs_response
+from synthstack_core.apidocs import ASSET_PREFIX, docs_response
 from synthstack_core.http import (
     HttpRequest,
     HttpResponse,
-    error_response,
     method_not_allowed_response,
     not_found_response,
     read_sync_stream,
-    request_id_of,
 )
 from synthstack_core.operations import Operation
 from synthstack_django.middleware import CORE_HEADERS_ATTRIBUTE
@@ -38,7 +36,6 @@ from synthstack_django.service import get_stack
 __all__ = [
     "OperationView",
     "docs",
-    "exception_handler",
     "headers_of",
     "not_found",
     "read_body",
@@ -177,24 +174,15 @@ class OperationView(APIView):
     ) -> HttpResponseBase:
         """The core's 405, with ``Allow`` naming the path's methods."""
         django_request: DjangoRequest = request._request
+        # ``Allow`` from this view's operations: the path may be under a host's prefix.
         return to_django_response(
             method_not_allowed_response(
-                django_request.method or "", django_request.path, headers_of(django_request)
+                django_request.method or "",
+                django_request.path,
+                headers_of(django_request),
+                sorted(self.operations or {}),
             )
         )
-
-
-def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponseBase:
-    """DRF's exception handler: any exception rendered as the core's problem+json.
-
-    The core already turns its own errors into responses, so this only sees what escapes it (a
-    service that cannot start, say): a bare 500 ``internal_error`` that reveals nothing.
-    """
-    request = context.get("request")
-    django_request: DjangoRequest | None = getattr(request, "_request", request)
-    headers = headers_of(django_request) if django_request is not None else {}
-    path = django_request.path if django_request is not None else None
-    return to_django_response(error_response(exc, request_id=request_id_of(headers), path=path))
 
 
 @csrf_exempt  # an API 404 must not turn into Django's CSRF 403 for a POST
@@ -207,8 +195,14 @@ def not_found(request: DjangoRequest, exception: Exception | None = None) -> Htt
 
 
 @csrf_exempt  # read-only pages: a POST gets the core's 405, not Django's CSRF 403
-def docs(request: DjangoRequest) -> HttpResponseBase:
-    """A page, document or asset of the API docs (``synthstack_core.apidocs``), any method."""
+def docs(request: DjangoRequest, docs_path: str = "", asset: str = "") -> HttpResponseBase:
+    """A page, document or asset of the API docs (``synthstack_core.apidocs``), any method.
+
+    The route gives the path within SynthStack's URLs (``docs_path``, or the ``asset``'s name);
+    what precedes it in ``request.path`` is the prefix a host project includes them under.
+    """
+    relative = docs_path or ASSET_PREFIX + asset
+    root_path = request.path.removesuffix(relative)
     return to_django_response(
-        docs_response(request.method or "", request.path, headers_of(request))
+        docs_response(request.method or "", relative, headers_of(request), root_path=root_path)
     )

@@ -1,5 +1,5 @@
 """SynthStack's FastAPI adapter: routes built from the core's operation registry."""
 
-from synthstack_fastapi.app import create_app
+from synthstack_fastapi.app import ApiKeyAuth, create_app, problem_handler
 
-__all__ = ["create_app"]
+__all__ = ["ApiKeyAuth", "create_app", "problem_handler"]

@@ -6,6 +6,13 @@ declarations carry the core's pydantic models only so that FastAPI's generated s
 against the contract. The API docs (``/openapi.json``, ``/docs``, ``/redoc`` and the Django
 backend's ``/api/v1/schema/``, ``/api/v1/docs/``, ``/api/v1/redoc/``) come from
 ``synthstack_core.apidocs``, byte for byte what the Django backend serves.
+
+The app may be mounted under a prefix in a host application (``host.mount("/ml", create_app())``):
+routes match the path below the prefix (``root_path``), problems name the full path the client used,
+and the docs pages and the served document refer to the prefix. Starlette does not run a mounted
+app's lifespan, so the host runs it from its own (``app.router.lifespan_context(app)``, see the
+README). :class:`ApiKeyAuth` is the core's key authentication as a dependency of the host's own
+routes, and :func:`problem_handler` renders the core's problems there.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import StreamingResponse
 
-from synthstack_core import OPERATIONS, Operation, Settings, SynthStack, __version__
+from synthstack_core import OPERATIONS, Operation, Principal, Settings, SynthStack, __version__
 from synthstack_core.apidocs import ASSET_PREFIX, DOCS_PATHS, docs_response
 from synthstack_core.http import (
     HttpRequest,
@@ -28,8 +35,9 @@ from synthstack_core.http import (
     not_found_response,
     request_id_of,
 )
+from synthstack_core.operations import allowed_methods
 
-__all__ = ["create_app"]
+__all__ = ["ApiKeyAuth", "create_app", "problem_handler"]
 
 # Routed whatever the method: the core answers the ones it does not serve with its 405.
 _ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -51,6 +59,17 @@ def _path(request: Request) -> str:
     re-encode ``?``; Django's ``request.path`` does neither)."""
     path: str = request.scope["path"]
     return path
+
+
+def _root_path(request: Request) -> str:
+    """The prefix the app is mounted under (``""`` at the root)."""
+    root_path: str = request.scope.get("root_path", "")
+    return root_path
+
+
+def _route_path(request: Request) -> str:
+    """The path below the mount prefix: what the routes match (the contract's paths)."""
+    return _path(request).removeprefix(_root_path(request))
 
 
 def _headers(request: Request) -> dict[str, str]:
@@ -163,7 +182,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _to_response(not_found_response(_path(request), headers))
         if exc.status_code == 405:
             return _to_response(
-                method_not_allowed_response(request.method, _path(request), headers)
+                method_not_allowed_response(
+                    request.method, _path(request), headers, allowed_methods(_route_path(request))
+                )
             )
         return _to_response(
             error_response(exc, request_id=request_id_of(headers), path=_path(request))
@@ -171,9 +192,44 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # The API docs (both backends' URLs) and their assets: the core answers, whatever the method.
     async def docs(request: Request) -> Response:
-        return _to_response(docs_response(request.method, _path(request), _headers(request)))
+        return _to_response(
+            docs_response(
+                request.method,
+                _route_path(request),
+                _headers(request),
+                root_path=_root_path(request),
+            )
+        )
 
     for docs_path in (*DOCS_PATHS, ASSET_PREFIX + "{name:path}"):
         app.add_route(docs_path, docs, methods=_ANY_METHOD, include_in_schema=False)
 
     return app
+
+
+class ApiKeyAuth:
+    """The core's API-key authentication as a FastAPI dependency for a host application's routes.
+
+    ``Depends(ApiKeyAuth(app))`` gives the caller's :class:`~synthstack_core.security.Principal`
+    (``principal.tenant``), checked by the service of ``app`` (a :func:`create_app` app, started by
+    its lifespan), exactly as for SynthStack's own operations. A missing, unknown or revoked key
+    raises the core's :class:`~synthstack_core.errors.Unauthenticated`; register
+    :func:`problem_handler` for ``synthstack_core.SynthStackError`` on the host to
+    answer it with the core's 401 problem.
+    """
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    async def __call__(self, request: Request) -> Principal:
+        """The caller of ``request``."""
+        stack: SynthStack = self.app.state.stack
+        return await stack.auth.authenticate(_headers(request))
+
+
+async def problem_handler(request: Request, exc: Exception) -> Response:
+    """An exception handler rendering any error as the core's problem+json (a
+    :class:`~synthstack_core.errors.SynthStackError` as its own problem, anything else as a bare
+    500), with the request's id and full path, as SynthStack's own operations answer."""
+    headers = _headers(request)
+    return _to_response(error_response(exc, request_id=request_id_of(headers), path=_path(request)))
