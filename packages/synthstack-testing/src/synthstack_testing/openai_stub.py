@@ -889,9 +889,13 @@ class _StubHandler(BaseHTTPRequestHandler):
         headers = {key.lower(): value for key, value in self.headers.items()}
         stub._record(RecordedRequest(self.path, body, headers))
 
+        generation = stub._generation()
         delay, fault = stub._take_faults()
         if delay > 0:
             stub._stopping.wait(delay)
+            if stub._outlived_reset(generation):
+                self.close_connection = True
+                return
         if fault is not None:
             self._send_fault(fault)
             return

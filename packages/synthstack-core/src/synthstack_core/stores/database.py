@@ -7,6 +7,7 @@ workers starting together migrate once.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,29 @@ class Database:
         await self.engine.dispose()
 
 
+class _AlembicPreamble(logging.Filter):
+    """Re-levels to DEBUG the two lines Alembic logs at INFO on every run, even when there is
+    nothing to do ("Context impl PostgresqlImpl.", "Will assume transactional DDL."); the lines of
+    revisions it runs stay at INFO."""
+
+    PREAMBLE = ("Context impl ", "Will assume ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and str(record.msg).startswith(self.PREAMBLE):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+def _quiet_alembic_preamble() -> None:
+    migration_log = logging.getLogger("alembic.runtime.migration")
+    if not any(isinstance(existing, _AlembicPreamble) for existing in migration_log.filters):
+        migration_log.addFilter(_AlembicPreamble())
+
+
 def migrate(database_url: str, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (blocking; call it from a thread in async code)."""
+    _quiet_alembic_preamble()
     from alembic import command
     from alembic.config import Config
     from sqlalchemy import create_engine
