@@ -395,10 +395,10 @@ def _settings(**values: object) -> Settings:
 @pytest.mark.usefixtures("clean_env")
 def test_registry_local_only() -> None:
     registry = build_llm_registry(_settings())
-    assert registry.default_model == LOCAL_MODEL_ID
+    assert registry.default_id == LOCAL_MODEL_ID
     assert not registry.remote_configured
-    assert [spec.id for spec in registry.models()] == [LOCAL_MODEL_ID]
-    provider, spec = registry.resolve(None)
+    assert [spec.id for spec in registry.specs()] == [LOCAL_MODEL_ID]
+    spec, provider = registry.lookup(None)
     assert isinstance(provider, LocalLLMProvider) and not provider.loaded  # nothing loaded yet
     assert spec.provider == "local"
 
@@ -406,16 +406,16 @@ def test_registry_local_only() -> None:
 @pytest.mark.usefixtures("clean_env")
 def test_registry_default_prefers_openai_then_anthropic() -> None:
     both = build_llm_registry(_settings(openai_api_key="sk-a", anthropic_api_key="sk-b"))
-    assert both.default_model == "gpt-4o-mini"
+    assert both.default_id == "gpt-4o-mini"
     assert both.remote_configured
     assert [p.name for p in both.providers] == ["openai", "anthropic", "local"]
     anthropic_only = build_llm_registry(_settings(anthropic_api_key="sk-b"))
-    assert anthropic_only.default_model == "claude-haiku-4-5"
+    assert anthropic_only.default_id == "claude-haiku-4-5"
     compatible = build_llm_registry(
         _settings(openai_base_url="http://127.0.0.1:1/v1", openai_chat_models="llama3.1,qwen2.5")
     )
-    assert compatible.default_model == "llama3.1"
-    assert compatible.resolve("qwen2.5")[1].provider == "openai"
+    assert compatible.default_id == "llama3.1"
+    assert compatible.lookup("qwen2.5")[0].provider == "openai"
 
 
 @pytest.mark.usefixtures("clean_env")
@@ -423,11 +423,11 @@ def test_registry_configured_default_and_unknown_models() -> None:
     registry = build_llm_registry(
         _settings(anthropic_api_key="sk-b", llm_model="claude-sonnet-4-5")
     )
-    assert registry.default_model == "claude-sonnet-4-5"
-    assert registry.resolve(None)[1].id == "claude-sonnet-4-5"
-    assert registry.resolve(LOCAL_MODEL_ID)[0].name == "local"
+    assert registry.default_id == "claude-sonnet-4-5"
+    assert registry.lookup(None)[0].id == "claude-sonnet-4-5"
+    assert registry.lookup(LOCAL_MODEL_ID)[1].name == "local"
     with pytest.raises(ModelNotAvailable) as caught:
-        registry.resolve("gpt-4o")  # OpenAI is not configured here
+        registry.lookup("gpt-4o")  # OpenAI is not configured here
     assert caught.value.status == 422
     assert "claude-haiku-4-5" in caught.value.detail and LOCAL_MODEL_ID in caught.value.detail
     with pytest.raises(ValueError, match="gpt-4o"):  # fail fast at start
@@ -437,9 +437,9 @@ def test_registry_configured_default_and_unknown_models() -> None:
 @pytest.mark.usefixtures("clean_env")
 def test_registry_without_any_model() -> None:
     registry = build_llm_registry(_settings(local_llm_enabled=False))
-    assert registry.models() == [] and registry.default_model is None
+    assert registry.specs() == [] and registry.default_id is None
     with pytest.raises(ModelNotAvailable, match="none"):
-        registry.resolve(None)
+        registry.lookup(None)
     assert LLMRegistry([], None).providers == []
 
 
