@@ -242,7 +242,7 @@ def build(stack: Stack) -> EmbeddingService:
     """The local ONNX model (with the ``local-embeddings`` extra), and OpenAI's models when a key
     (or a base URL) is configured."""
     settings = stack.settings
-    providers = build_embedding_providers(settings)
+    providers = build_embedding_providers(settings, stack.openai_client)
     registry = EmbeddingModelRegistry(providers, settings.embedding_model)
     return EmbeddingService(
         registry, stack.cache, limits=stack.limits, ttl_seconds=settings.cache_ttl_seconds

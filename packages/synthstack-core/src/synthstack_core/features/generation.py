@@ -245,7 +245,8 @@ class GenerationService:
 def build(stack: Stack) -> GenerationService:
     """The chat models the settings configure."""
     return GenerationService(
-        build_llm_registry(stack.settings), max_output_tokens=stack.settings.max_generation_tokens
+        build_llm_registry(stack.settings, stack.openai_client),
+        max_output_tokens=stack.settings.max_generation_tokens,
     )
 
 

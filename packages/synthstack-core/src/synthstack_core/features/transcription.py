@@ -37,6 +37,7 @@ from synthstack_core.features.audio import (
 from synthstack_core.features.subtitles import render_srt, render_vtt, subtitle_cues
 from synthstack_core.languages import language_name
 from synthstack_core.providers.model_registry import ModelRegistry
+from synthstack_core.providers.openai_client import OpenAIClient
 from synthstack_core.providers.transcription import (
     Transcript,
     TranscriptionModelSpec,
@@ -235,12 +236,15 @@ class TranscriptionService:
         self.max_audio_seconds = max_audio_seconds
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TranscriptionService:
-        """The local Whisper model, plus OpenAI's models when OpenAI is configured
+    def from_settings(
+        cls, settings: Settings, *, openai: OpenAIClient | None
+    ) -> TranscriptionService:
+        """The local Whisper model, plus OpenAI's models through ``openai`` (the stack's shared
+        client; ``None``: OpenAI is not configured)
         (:func:`~synthstack_core.providers.factory.build_transcription_providers`)."""
         from synthstack_core.providers.factory import build_transcription_providers
 
-        providers = build_transcription_providers(settings)
+        providers = build_transcription_providers(settings, openai)
         return cls(
             TranscriptionModelRegistry(providers, settings.transcription_model),
             max_audio_bytes=settings.max_audio_bytes,
@@ -437,7 +441,7 @@ class TranscriptionService:
 
 def build(stack: Stack) -> TranscriptionService:
     """Local Whisper, and OpenAI's models when a key is set."""
-    return TranscriptionService.from_settings(stack.settings)
+    return TranscriptionService.from_settings(stack.settings, openai=stack.openai_client)
 
 
 MODULE = Module("transcription", TranscriptionService, build)
