@@ -376,10 +376,12 @@ def test_a_request_delayed_across_a_reset_takes_no_later_fault(kind: str) -> Non
         stub.reset()  # the next test starts
         stub.break_stream_next(after_chunks=1)
         time.sleep(1.0)  # the stale request wakes up meanwhile
-        with httpx.stream("POST", base + path, json=body, headers=headers, timeout=5.0) as response:
-            with pytest.raises(httpx.HTTPError):
-                text = "".join(response.iter_text())
-                # An OpenAI stream broken midway ends without its [DONE] line; Anthropic's
-                # without its message_stop event.
-                if "[DONE]" not in text and "message_stop" not in text:
-                    raise httpx.RemoteProtocolError("stream cut")
+        with (
+            httpx.stream("POST", base + path, json=body, headers=headers, timeout=5.0) as response,
+            pytest.raises(httpx.HTTPError),
+        ):
+            text = "".join(response.iter_text())
+            # An OpenAI stream broken midway ends without its [DONE] line; Anthropic's without its
+            # message_stop event.
+            if "[DONE]" not in text and "message_stop" not in text:
+                raise httpx.RemoteProtocolError("stream cut")

@@ -8,7 +8,6 @@ workers starting together migrate once.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -21,8 +20,6 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-
-from synthstack_core.schemas.health import DependencyCheck
 
 __all__ = ["Database", "connection_parameters", "migrate", "sqlalchemy_url"]
 
@@ -58,6 +55,9 @@ def connection_parameters(database_url: str) -> dict[str, Any]:
 class Database:
     """The async engine and session factory of one process."""
 
+    #: What readiness calls it.
+    kind = "postgresql"
+
     def __init__(self, database_url: str, *, pool_size: int = 5) -> None:
         self.url = sqlalchemy_url(database_url)
         self.engine: AsyncEngine = create_async_engine(
@@ -69,29 +69,11 @@ class Database:
         """A new session; use it as an async context manager."""
         return self.sessions()
 
-    async def check(self, timeout_seconds: float = 2.0) -> DependencyCheck:
-        """Run ``SELECT 1`` and time it."""
-        import anyio
-
-        start = time.perf_counter()
-        try:
-            with anyio.fail_after(timeout_seconds):
-                async with self.engine.connect() as connection:
-                    await connection.execute(text("SELECT 1"))
-        except Exception as exc:
-            return DependencyCheck(
-                status="error",
-                required=True,
-                latency_ms=round((time.perf_counter() - start) * 1000, 3),
-                kind="postgresql",
-                detail=f"unreachable ({type(exc).__name__})",
-            )
-        return DependencyCheck(
-            status="ok",
-            required=True,
-            latency_ms=round((time.perf_counter() - start) * 1000, 3),
-            kind="postgresql",
-        )
+    async def ping(self) -> str:
+        """Run ``SELECT 1`` (raises when PostgreSQL does not answer); returns :attr:`kind`."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return self.kind
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
