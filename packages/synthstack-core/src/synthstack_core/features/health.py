@@ -42,7 +42,7 @@ async def check_embedding_model(embeddings: EmbeddingService) -> DependencyCheck
         _, provider, _ = embeddings.registry.resolve(spec.id, None)
         kind = await provider.check(spec)
         if spec.provider == "local":
-            await embeddings.embed(["readiness probe"], model=spec.id)
+            await embeddings.embed(["readiness probe"], tenant=None, model=spec.id)
     except Exception as exc:
         return DependencyCheck(
             status="error",
