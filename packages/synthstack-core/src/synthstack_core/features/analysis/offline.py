@@ -26,9 +26,11 @@ Otherwise the label follows the score (``>= 0.05`` positive, ``<= -0.05`` negati
 
 **Summary.** ``max_length`` is a budget of words (10-1000, default 100) and ``max_sentences``, when
 given, of sentences (1-20). Sentences are ranked by TextRank (``sumy``; English stop words and
-Snowball stems); going down the ranking, a sentence is taken when it fits in what is left of both
-budgets and passed over when it does not, so the summary is the best sentences that fit, in the
-text's order, and ``key_points`` lists the same sentences best first. A sentence costs the larger of
+Snowball stems), which compares every pair: a text of more than ``MAX_RANKED_SENTENCES`` distinct
+sentences is first narrowed to that many by a linear centrality (:func:`_central`), so the cost is
+bounded whatever the text (``bench/summary_cost.py``). Going down the ranking, a sentence is
+taken when it fits in what is left of both budgets and passed over when it does not, so the
+summary is the best sentences that fit, in the text's order, and ``key_points`` lists the same sentences best first. A sentence costs the larger of
 its :func:`words` and its whitespace-separated tokens, so the summary exceeds ``max_length`` by
 neither count. Only when no sentence fits is the best one cut after its last word that does, and
 ended with "…". A chat model's summary is held to the same budgets: its leading sentences that fit
