@@ -30,9 +30,9 @@ Snowball stems), which compares every pair: a text of more than ``MAX_RANKED_SEN
 sentences is first narrowed to that many by a linear centrality (:func:`_central`), so the cost is
 bounded whatever the text (``bench/summary_cost.py``). Going down the ranking, a sentence is
 taken when it fits in what is left of both budgets and passed over when it does not, so the
-summary is the best sentences that fit, in the text's order, and ``key_points`` lists the same sentences best first. A sentence costs the larger of
-its :func:`words` and its whitespace-separated tokens, so the summary exceeds ``max_length`` by
-neither count. Only when no sentence fits is the best one cut after its last word that does, and
+summary is the best sentences that fit, in the text's order, and ``key_points`` lists the same
+sentences best first. A sentence costs the larger of its :func:`words` and its
+whitespace-separated tokens, so the summary exceeds ``max_length`` by neither count. Only when no sentence fits is the best one cut after its last word that does, and
 ended with "…". A chat model's summary is held to the same budgets: its leading sentences that fit
 (:func:`fit_summary`).
 
