@@ -32,9 +32,9 @@ bounded whatever the text (``bench/summary_cost.py``). Going down the ranking, a
 taken when it fits in what is left of both budgets and passed over when it does not, so the
 summary is the best sentences that fit, in the text's order, and ``key_points`` lists the same
 sentences best first. A sentence costs the larger of its :func:`words` and its
-whitespace-separated tokens, so the summary exceeds ``max_length`` by neither count. Only when no sentence fits is the best one cut after its last word that does, and
-ended with "…". A chat model's summary is held to the same budgets: its leading sentences that fit
-(:func:`fit_summary`).
+whitespace-separated tokens, so the summary exceeds ``max_length`` by neither count. Only when no
+sentence fits is the best one cut after its last word that does, and ended with "…". A chat
+model's summary is held to the same budgets: its leading sentences that fit (:func:`fit_summary`).
 
 **Keywords.** YAKE (n-grams up to 3 words, its English stop words) scores a candidate ``h > 0``,
 lower is better. The answer's ``score`` is ``1 / (1 + h)``: in ``(0, 1]``, higher is better, and
