@@ -389,20 +389,21 @@ def _summary(
     tokenizer = _WordTokenizer()
     # sumy keys ratings by sentence text, so a repeated sentence shares one rating: keep its first.
     first = {text: index for index, text in reversed(list(enumerate(sentences)))}
-    candidates = sorted(first.values())
-    if len(candidates) > MAX_RANKED_SENTENCES:
-        candidates = _central(sentences, candidates, summarizer, MAX_RANKED_SENTENCES)
+    distinct = sorted(first.values())
+    # TextRank's graph: every sentence (repeats too) as it always was, up to the bound; beyond it,
+    # the most central distinct sentences.
+    if len(sentences) <= MAX_RANKED_SENTENCES:
+        nodes = list(range(len(sentences)))
+    else:
+        nodes = _central(sentences, distinct, summarizer, MAX_RANKED_SENTENCES)
     document = dom.ObjectDocumentModel(
-        [dom.Paragraph([dom.Sentence(sentences[i], tokenizer) for i in candidates])]
+        [dom.Paragraph([dom.Sentence(sentences[i], tokenizer) for i in nodes])]
     )
     ratings = summarizer.rate_sentences(document)
-    rating_of = {
-        index: float(ratings[sentence])
-        for index, sentence in zip(candidates, document.sentences, strict=True)
-    }
+    node_of = {index: node for node, index in enumerate(nodes)}
     ranked = sorted(
-        ((sentences[index], index) for index in candidates),
-        key=lambda item: (-rating_of[item[1]], item[1]),
+        ((sentences[index], index) for index in distinct if index in node_of),
+        key=lambda item: (-float(ratings[document.sentences[node_of[item[1]]]]), item[1]),
     )
     chosen = [
         (taken, ranked[rank][1])
