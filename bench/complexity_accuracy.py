@@ -77,7 +77,7 @@ async def main() -> None:
         ttl_seconds=3600,
     )
     requests = [example.as_request() for example in examples]
-    vectors = (await embeddings.embed([task_text(r) for r in requests])).vectors
+    vectors = (await embeddings.embed([task_text(r) for r in requests], tenant=None)).vectors
     folds = stratified_folds(examples, args.folds, args.seed)
     levels = sorted({e.level for e in examples})
     print(

@@ -29,6 +29,8 @@ from synthstack_core.features.analysis import (
     word_cost,
     words,
 )
+from synthstack_core.features.analysis import offline as offline_module
+from synthstack_core.features.analysis.offline import MAX_RANKED_SENTENCES
 from synthstack_core.features.embeddings import EmbeddingModelRegistry, EmbeddingService
 from synthstack_core.providers.local_onnx import LOCAL_MODEL, LocalOnnxEmbeddingProvider
 from synthstack_core.schemas.analysis import (
@@ -224,6 +226,82 @@ async def test_summary_never_looks_up_nltk_data(
     assert result.key_points and looked_up == []
 
 
+#: The worst cases under the limits (20,000 characters): one sentence repeated 6,666 times, and
+#: 5,000 distinct ones (the most a 20,000-character text can hold with a word each).
+REPEATED = "a. " * 6666
+DISTINCT = " ".join(f"w{i}." for i in range(5000))[:19999]
+
+
+@pytest.mark.parametrize("text", [REPEATED, DISTINCT], ids=["repeated", "distinct"])
+async def test_the_summary_costs_a_bounded_amount_of_work(
+    analysis: AnalysisService, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    """Counted, not timed: the sentence splitter pulls each match of a sentence in the text once
+    (pysbd's own search restarts from the start of the text for every sentence: 22 s of CPU for
+    the repeated case), and TextRank compares at most MAX_RANKED_SENTENCES sentences pairwise."""
+    text_rank = importlib.import_module("sumy.summarizers.text_rank").TextRankSummarizer
+    edges = 0
+    rate_edge = text_rank._rate_sentences_edge
+
+    def counted_edge(*args: Any) -> Any:
+        nonlocal edges
+        edges += 1
+        return rate_edge(*args)
+
+    matches = 0
+    finditer = offline_module.re.finditer
+
+    def counted_finditer(*args: Any, **kwargs: Any) -> Any:
+        def pulled() -> Any:
+            nonlocal matches
+            for match in finditer(*args, **kwargs):
+                matches += 1
+                yield match
+
+        return pulled()
+
+    monkeypatch.setattr(text_rank, "_rate_sentences_edge", staticmethod(counted_edge))
+    monkeypatch.setattr(offline_module.re, "finditer", counted_finditer)
+    request = validate_data(SummarizeRequest, {"text": text, "max_length": 20}, LIMITS)
+    assert len(request.text) < LIMITS.max_text_chars
+    result = await analysis.summarize(request)
+    assert result.key_points
+    bound = MAX_RANKED_SENTENCES
+    assert edges <= bound * (bound + 1) // 2
+    # Linear: the regular expressions (pysbd's and the splitter's) pull fewer matches than the
+    # text has characters (pysbd's own search would pull 22 million for the repeated case).
+    assert matches <= len(text)
+    assert len(offline_module.sentences_of(text)) > bound
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ARTICLE,
+        'Dr. Smith went home. He said: "Hi!" Then... nothing? Yes.\n\nNew para e.g. this one.',
+        "aaa. aaa. aa. a a. aaa.  Spaces   after.\n",
+        " ".join(f"Sentence {i % 7} is here." for i in range(300)),
+    ],
+)
+def test_sentences_are_those_of_pysbd(text: str) -> None:
+    pysbd = importlib.import_module("pysbd")
+    expected = [s.strip() for s in pysbd.Segmenter(language="en", clean=False).segment(text)]
+    assert offline_module.sentences_of(text) == [s for s in expected if s]
+
+
+async def test_a_long_text_is_ranked_among_its_central_sentences(
+    analysis: AnalysisService,
+) -> None:
+    """Over MAX_RANKED_SENTENCES sentences, the summary comes from the sentences sharing the
+    most words with the rest (the text's topic), not from filler."""
+    topic = [f"Solar power and storage batteries cut costs in town{i}." for i in range(40)]
+    filler = [f"Item{i} xq{i} zv{i}." for i in range(MAX_RANKED_SENTENCES)]
+    text = " ".join(filler[:100] + topic + filler[100:])
+    result = await _summarize(analysis, text=text, max_sentences=3)
+    assert len(result.key_points) == 3
+    assert all("Solar power" in point for point in result.key_points)
+
+
 async def test_keywords_order_and_bounds(analysis: AnalysisService) -> None:
     request = validate_data(KeywordsRequest, {"text": ARTICLE, "max_keywords": 5}, LIMITS)
     result = await analysis.keywords(request)
@@ -248,7 +326,7 @@ async def test_classify_single_label(analysis: AnalysisService) -> None:
         },
         LIMITS,
     )
-    result = await analysis.classify(request)
+    result = await analysis.classify("test-tenant", request)
     assert result.model == LOCAL_MODEL.id
     assert result.classifications[0].category == "sports"
     assert sum(c.confidence for c in result.classifications) == pytest.approx(1, abs=1e-6)
@@ -267,7 +345,7 @@ async def test_classify_multi_label(analysis: AnalysisService) -> None:
         },
         LIMITS,
     )
-    result = await analysis.classify(request)
+    result = await analysis.classify("test-tenant", request)
     assert result.classifications[0].category == "Cooking"
     assert result.classifications[0].confidence > 0.5
     assert all(c.confidence < 0.5 for c in result.classifications[1:])

@@ -63,12 +63,13 @@ def test_examples_are_shipped_and_balanced() -> None:
 
 async def test_typo_fix_is_trivial_or_simple(complexity: ComplexityService) -> None:
     result = await complexity.estimate(
+        "test-tenant",
         _estimate_request(
             title="Fix typo in the error message of the signup form",
             description="It says 'pasword' instead of 'password'.",
             issue_type="bug",
             related_files=["src/forms/signup.ts"],
-        )
+        ),
     )
     assert result.complexity_score in (1, 2)
     info = DEFAULT_SCALE.level(result.complexity_score)
@@ -80,6 +81,7 @@ async def test_typo_fix_is_trivial_or_simple(complexity: ComplexityService) -> N
 
 async def test_multi_service_migration_is_complex_or_epic(complexity: ComplexityService) -> None:
     result = await complexity.estimate(
+        "test-tenant",
         _estimate_request(
             title="Migrate the order, payment and inventory services from RabbitMQ to Kafka",
             description=(
@@ -91,21 +93,23 @@ async def test_multi_service_migration_is_complex_or_epic(complexity: Complexity
             issue_type="epic",
             labels=["architecture", "infra"],
             related_files=["services/orders/", "services/payments/", "services/inventory/"],
-        )
+        ),
     )
     assert result.complexity_score in (4, 5)
     assert len(result.factors) >= 3
 
 
 async def test_estimate_needs_only_a_title(complexity: ComplexityService) -> None:
-    result = await complexity.estimate(_estimate_request(title="Look into the flaky test"))
+    result = await complexity.estimate(
+        "test-tenant", _estimate_request(title="Look into the flaky test")
+    )
     assert 1 <= result.complexity_score <= 5
     assert any("description" in factor.lower() for factor in result.factors)
 
 
 async def test_neighbours_come_from_the_examples(complexity: ComplexityService) -> None:
     request = _estimate_request(title="Fix a spelling mistake in the README")
-    neighbours = await complexity.neighbours(request)
+    neighbours = await complexity.neighbours(request, tenant="test-tenant")
     assert len(neighbours) == 7
     assert neighbours[0].similarity >= neighbours[-1].similarity
     assert neighbours[0].example.level <= 2

@@ -176,6 +176,25 @@ async def test_keys_from_settings_and_database(stack: SynthStack) -> None:
         await stack.auth.authenticate({"authorization": "Bearer " + created.secret[:-1] + "x"})
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"authorization": f"Bearer {KEY},Bearer {KEY}"},
+        {"authorization": f"Bearer not-a-key, Bearer {KEY}"},
+        {"x-api-key": f"{KEY},{KEY}"},
+        {"x-api-key": f"wrong,{KEY}", "authorization": f"Bearer {KEY}"},
+    ],
+)
+async def test_a_repeated_credential_header_is_refused(
+    stack: SynthStack, headers: dict[str, str]
+) -> None:
+    """The adapters give a repeated header's values joined by ``,`` (tests/cli checks the live
+    servers): whichever value a proxy checked, the request is refused."""
+    with pytest.raises(Unauthenticated) as refused:
+        await stack.auth.authenticate(headers)
+    assert refused.value.instance_code == "repeated_credentials"
+
+
 async def test_production_refuses_to_start_without_keys(empty_database_url: str) -> None:
     settings = _settings(empty_database_url, SYNTHSTACK_API_KEYS="", SYNTHSTACK_ENV="production")
     with pytest.raises(ConfigurationError, match="production needs API keys"):

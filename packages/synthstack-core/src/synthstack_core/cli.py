@@ -23,9 +23,26 @@ from types import FrameType
 from synthstack_core.settings import Settings
 from synthstack_core.stores.embedded import quiet_server_chatter
 
-__all__ = ["main"]
+__all__ = [
+    "MAX_HEADER_FIELDS",
+    "MAX_HEADER_FIELD_BYTES",
+    "MAX_REQUEST_HEAD_BYTES",
+    "MAX_REQUEST_LINE_BYTES",
+    "main",
+]
 
 logger = logging.getLogger("synthstack.cli")
+
+#: What the servers accept of a request's head, before the application sees anything (the
+#: servers answer beyond it, not the core). Gunicorn (Django): the request line (method, target,
+#: version) up to 8,190 bytes, its largest setting, else 414; each header line up to 8,190 bytes
+#: and at most 100 headers, else 431. Uvicorn (FastAPI) runs h11, whose bound is on the head
+#: as a whole, 64 KiB, checked whenever more of the head is awaited (else 400): a head that
+#: arrives in one read (asyncio reads up to 256 KiB at once) passes up to that size.
+MAX_REQUEST_LINE_BYTES = 8190
+MAX_HEADER_FIELD_BYTES = 8190
+MAX_HEADER_FIELDS = 100
+MAX_REQUEST_HEAD_BYTES = 65_536
 
 
 @contextmanager
@@ -59,15 +76,20 @@ def _server_command(args: argparse.Namespace) -> list[str]:
             sys.executable, "-m", "uvicorn", "synthstack_fastapi.asgi:app",
             "--host", args.host, "--port", str(args.port), "--workers", str(args.workers),
             "--no-access-log", "--timeout-graceful-shutdown", "10",
+            # httptools, uvicorn's default parser, takes a head of any size (a 20 MB header was
+            # read whole); h11 bounds it.
+            "--http", "h11", "--h11-max-incomplete-event-size", str(MAX_REQUEST_HEAD_BYTES),
         ]  # fmt: skip
     return [
         sys.executable, "-m", "gunicorn", "synthstack_django.wsgi:application",
         "--bind", f"{args.host}:{args.port}", "--workers", str(args.workers),
         "--worker-class", "gthread", "--threads", str(args.threads),
         "--graceful-timeout", "10", "--timeout", "120",
-        # Gunicorn's own request-line cap (at most 8190) would answer a long query string with a
-        # bare 414 where uvicorn lets the API answer; 0 lifts it (the header limits still apply).
-        "--limit-request-line", "0",
+        # 0 would lift the request-line cap: a 100 MB query string then held a worker at 75 %
+        # CPU for a minute.
+        "--limit-request-line", str(MAX_REQUEST_LINE_BYTES),
+        "--limit-request-field_size", str(MAX_HEADER_FIELD_BYTES),
+        "--limit-request-fields", str(MAX_HEADER_FIELDS),
         "--config", "python:synthstack_django.gunicorn_conf",
     ]  # fmt: skip
 

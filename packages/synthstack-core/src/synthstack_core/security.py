@@ -49,7 +49,21 @@ class Principal:
 
 
 def key_from_headers(headers: Mapping[str, str]) -> str | None:
-    """The key of ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` (lower-case names)."""
+    """The key of ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` (lower-case names).
+
+    A header sent more than once reaches the core as its values joined by ``,`` (what WSGI servers
+    do, and the FastAPI adapter too). No key holds a ``,`` and a bearer token has none, so a ``,``
+    in either header means several credentials: :class:`Unauthenticated` ``repeated_credentials``
+    (servers and proxies disagree on which of several values counts: a proxy that checks the first
+    one must not let a request through on the last one).
+    """
+    for name in ("authorization", "x-api-key"):
+        if "," in headers.get(name, ""):
+            raise Unauthenticated(
+                "Send one API key: the Authorization or X-API-Key header was repeated or holds "
+                "a list.",
+                code="repeated_credentials",
+            )
     authorization = headers.get("authorization", "")
     scheme, _, credentials = authorization.strip().partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():

@@ -73,7 +73,9 @@ def _route_path(request: Request) -> str:
 
 
 def _headers(request: Request) -> dict[str, str]:
-    return {name.lower(): value for name, value in request.headers.items()}
+    """Lower-case names; a repeated header's values joined by ``,`` as WSGI servers join them for
+    Django, so the core sees every value on both backends (and decides, e.g. on credentials)."""
+    return {name: ",".join(request.headers.getlist(name)) for name in request.headers}
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

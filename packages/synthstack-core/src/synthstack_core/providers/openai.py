@@ -56,7 +56,6 @@ class OpenAIEmbeddingProvider(EmbeddingProvider):
     def __init__(self, client: OpenAIClient) -> None:
         """Embed through ``client``, the stack's shared client (which closes it)."""
         self.client = client
-        self._counter: TokenCounter | None = None
 
     def models(self) -> Sequence[EmbeddingModelSpec]:
         """OpenAI's embedding models."""
@@ -91,12 +90,12 @@ class OpenAIEmbeddingProvider(EmbeddingProvider):
         return EmbeddingBatch(vectors=vectors, token_counts=[count_cl100k_tokens(t) for t in texts])
 
     def token_counter(self, model: EmbeddingModelSpec) -> TokenCounter:
-        """OpenAI's ``cl100k_base`` vocabulary, counted offline."""
-        if self._counter is None:
-            from synthstack_core.features.chunking import Cl100kTokenCounter
+        """OpenAI's ``cl100k_base`` vocabulary, counted offline: a counter of its own for each
+        caller (one document), because it remembers the words it counted and how fast a word is
+        counted must not tell one tenant what another one indexed."""
+        from synthstack_core.features.chunking import Cl100kTokenCounter
 
-            self._counter = Cl100kTokenCounter()
-        return self._counter
+        return Cl100kTokenCounter()
 
     async def check(self, model: EmbeddingModelSpec) -> str:
         """Remote models are checked when used; readiness does not spend tokens."""

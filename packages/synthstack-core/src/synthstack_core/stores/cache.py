@@ -22,9 +22,21 @@ logger = logging.getLogger(__name__)
 
 
 class Cache(ABC):
-    """Bytes by string key, with a time to live."""
+    """Bytes by string key, with a time to live.
+
+    ``hits`` and ``misses`` count the keys looked up by :meth:`get_many` in this process (a key
+    missed because the cache is unreachable is a miss).
+    """
 
     kind: str
+    hits: int = 0
+    misses: int = 0
+
+    def _counted(self, found: list[bytes | None]) -> list[bytes | None]:
+        hits = sum(value is not None for value in found)
+        self.hits += hits
+        self.misses += len(found) - hits
+        return found
 
     @abstractmethod
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
@@ -64,7 +76,7 @@ class MemoryCache(Cache):
                 continue
             self._items.move_to_end(key)
             found.append(entry[1])
-        return found
+        return self._counted(found)
 
     async def set_many(self, items: Mapping[str, bytes], ttl_seconds: int) -> None:
         """Insert and evict the least recently used beyond the bound."""
@@ -115,13 +127,13 @@ class RedisCache(Cache):
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """MGET; every key misses while Redis is down."""
         if not keys or not self._available():
-            return [None] * len(keys)
+            return self._counted([None] * len(keys))
         try:
             values = await self._client.mget(list(keys))
         except Exception as exc:  # any client or connection error: degrade, never fail
             self._failed(exc)
-            return [None] * len(keys)
-        return [v if isinstance(v, bytes) else None for v in values]
+            return self._counted([None] * len(keys))
+        return self._counted([v if isinstance(v, bytes) else None for v in values])
 
     async def set_many(self, items: Mapping[str, bytes], ttl_seconds: int) -> None:
         """SET with expiry in one pipeline; dropped while Redis is down."""

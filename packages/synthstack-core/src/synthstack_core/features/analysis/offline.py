@@ -26,13 +26,15 @@ Otherwise the label follows the score (``>= 0.05`` positive, ``<= -0.05`` negati
 
 **Summary.** ``max_length`` is a budget of words (10-1000, default 100) and ``max_sentences``, when
 given, of sentences (1-20). Sentences are ranked by TextRank (``sumy``; English stop words and
-Snowball stems); going down the ranking, a sentence is taken when it fits in what is left of both
-budgets and passed over when it does not, so the summary is the best sentences that fit, in the
-text's order, and ``key_points`` lists the same sentences best first. A sentence costs the larger of
-its :func:`words` and its whitespace-separated tokens, so the summary exceeds ``max_length`` by
-neither count. Only when no sentence fits is the best one cut after its last word that does, and
-ended with "…". A chat model's summary is held to the same budgets: its leading sentences that fit
-(:func:`fit_summary`).
+Snowball stems), which compares every pair: a text of more than ``MAX_RANKED_SENTENCES`` distinct
+sentences is first narrowed to that many by a linear centrality (:func:`_central`), so the cost is
+bounded whatever the text (``bench/summary_cost.py``). Going down the ranking, a sentence is
+taken when it fits in what is left of both budgets and passed over when it does not, so the
+summary is the best sentences that fit, in the text's order, and ``key_points`` lists the same
+sentences best first. A sentence costs the larger of its :func:`words` and its
+whitespace-separated tokens, so the summary exceeds ``max_length`` by neither count. Only when no
+sentence fits is the best one cut after its last word that does, and ended with "…". A chat
+model's summary is held to the same budgets: its leading sentences that fit (:func:`fit_summary`).
 
 **Keywords.** YAKE (n-grams up to 3 words, its English stop words) scores a candidate ``h > 0``,
 lower is better. The answer's ``score`` is ``1 / (1 + h)``: in ``(0, 1]``, higher is better, and
@@ -54,7 +56,7 @@ import importlib
 import re
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -109,6 +111,9 @@ SOFTMAX_SCALE = 20.0
 SIGMOID_SLOPE = 25.0
 SIGMOID_CENTER = 0.12
 CATEGORY_TEMPLATE = "This text is about {}."
+#: The most (distinct) sentences TextRank ranks: its graph has one edge per pair. A text of more
+#: is first narrowed to that many by a linear centrality (:func:`_central`).
+MAX_RANKED_SENTENCES = 300
 
 _WORD = re.compile(r"[^\W_]+(?:['\u2019-][^\W_]+)*")
 _TOKEN = re.compile(r"\S+")
@@ -210,8 +215,7 @@ class _Toolkit:
             if self._segmenter is None:
                 pysbd = self._quietly(lambda: importlib.import_module("pysbd"))
                 self._segmenter = pysbd.Segmenter(language="en", clean=False)
-        # A Segmenter keeps no state between calls.
-        parts: list[str] = self._segmenter.segment(text)
+        parts = _segment(self._segmenter, text)
         return [part.strip() for part in parts if part.strip()]
 
     def vader(self) -> Any:
@@ -252,6 +256,38 @@ class _Toolkit:
 
 
 _TOOLKIT = _Toolkit()
+
+
+def _segment(segmenter: Any, text: str) -> list[str]:
+    """What ``segmenter.segment(text)`` returns (``clean=False``), in linear time.
+
+    pysbd 0.3.4 finds each sentence in the original text with a fresh ``re.finditer`` from the
+    start, taking the first match that ends after the previous sentence: quadratic in the number
+    of sentences (``"a. " * 6666``, 20,000 characters, took 22 s of CPU). Here each distinct
+    sentence keeps its own iterator, advanced only forward: the end of the previous sentence
+    never decreases, so a match passed over once would be passed over again, and the result is
+    the same sentence for sentence.
+    """
+    if not text:
+        return []
+    processed: list[str] = segmenter.processor(text).process()
+    iterators: dict[str, Iterator[re.Match[str]]] = {}
+    current: dict[str, re.Match[str] | None] = {}
+    found: list[str] = []
+    prior_end = 0
+    for sentence in processed:
+        matches = iterators.get(sentence)
+        if matches is None:
+            matches = iterators[sentence] = re.finditer(rf"{re.escape(sentence)}\s*", text)
+            current[sentence] = next(matches, None)
+        match = current[sentence]
+        while match is not None and match.end() <= prior_end:
+            match = next(matches, None)
+        current[sentence] = match
+        if match is not None:
+            found.append(match.group())
+            prior_end = match.end()
+    return found
 
 
 def sentences_of(text: str) -> list[str]:
@@ -351,14 +387,23 @@ def _summary(
     if not sentences:
         return SummarizeResponse(summary="", key_points=[], model=SUMMARY_MODEL)
     tokenizer = _WordTokenizer()
+    # sumy keys ratings by sentence text, so a repeated sentence shares one rating: keep its first.
+    first = {text: index for index, text in reversed(list(enumerate(sentences)))}
+    distinct = sorted(first.values())
+    # TextRank's graph: every sentence (repeats too) as it always was, up to the bound; beyond it,
+    # the most central distinct sentences.
+    if len(sentences) <= MAX_RANKED_SENTENCES:
+        nodes = list(range(len(sentences)))
+    else:
+        nodes = _central(sentences, distinct, summarizer, MAX_RANKED_SENTENCES)
     document = dom.ObjectDocumentModel(
-        [dom.Paragraph([dom.Sentence(s, tokenizer) for s in sentences])]
+        [dom.Paragraph([dom.Sentence(sentences[i], tokenizer) for i in nodes])]
     )
     ratings = summarizer.rate_sentences(document)
-    # sumy keys ratings by sentence text, so a repeated sentence shares one rating: keep its first.
+    node_of = {index: node for node, index in enumerate(nodes)}
     ranked = sorted(
-        {text: index for index, text in reversed(list(enumerate(sentences)))}.items(),
-        key=lambda item: (-float(ratings[document.sentences[item[1]]]), item[1]),
+        ((sentences[index], index) for index in distinct if index in node_of),
+        key=lambda item: (-float(ratings[document.sentences[node_of[item[1]]]]), item[1]),
     )
     chosen = [
         (taken, ranked[rank][1])
@@ -372,6 +417,27 @@ def _summary(
         key_points=[text for text, _ in chosen],
         model=SUMMARY_MODEL,
     )
+
+
+def _central(
+    sentences: Sequence[str], indices: Sequence[int], summarizer: Any, count: int
+) -> list[int]:
+    """The ``count`` sentences (of ``indices``) that share the most words with the rest of the
+    text, in the text's order: TextRank's candidates when there are too many for its quadratic
+    graph. Linear: a sentence scores the mean, over its distinct non-stop words, of how many other
+    sentences hold the word; earlier sentences win ties."""
+    stop_words = summarizer.stop_words
+    bags = [
+        {w for w in (word.lower() for word in words(sentences[i])) if w not in stop_words}
+        for i in indices
+    ]
+    frequency: dict[str, int] = {}
+    for bag in bags:
+        for word in bag:
+            frequency[word] = frequency.get(word, 0) + 1
+    scores = [sum(frequency[word] - 1 for word in bag) / len(bag) if bag else 0.0 for bag in bags]
+    best = sorted(range(len(indices)), key=lambda k: (-scores[k], k))[:count]
+    return sorted(indices[k] for k in best)
 
 
 def _keywords(text: str, top: int) -> KeywordsResponse:
@@ -438,15 +504,16 @@ class OfflineAnalysis:
         """At most ``max_keywords`` keywords, most relevant first."""
         return await anyio.to_thread.run_sync(_keywords, request.text, request.max_keywords)
 
-    async def classify(self, request: ClassifyRequest) -> ClassifyResponse:
-        """Zero-shot classification by embedding similarity (calibration: module docstring)."""
+    async def classify(self, request: ClassifyRequest, *, tenant: str) -> ClassifyResponse:
+        """Zero-shot classification of ``tenant``'s text by embedding similarity (calibration:
+        module docstring)."""
         categories = request.categories
         texts = [
             request.text,
             *categories,
             *(CATEGORY_TEMPLATE.format(c.strip()) for c in categories),
         ]
-        result = await self._embeddings.embed(texts)
+        result = await self._embeddings.embed(texts, tenant=tenant)
         vectors = result.vectors.astype(np.float64)
         count = len(categories)
         prototypes = vectors[1 : 1 + count] + vectors[1 + count :]

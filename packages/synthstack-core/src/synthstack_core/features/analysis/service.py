@@ -128,10 +128,10 @@ class AnalysisService:
         return response
 
     @operation("analysis-classify")
-    async def classify(self, body: ClassifyRequest) -> ClassifyResponse:
+    async def classify(self, tenant: str, body: ClassifyRequest) -> ClassifyResponse:
         """``POST /api/v1/analysis/classify``."""
         if not self.uses_llm:
-            return await self.offline.classify(body)
+            return await self.offline.classify(body, tenant=tenant)
         answer = await self.generation.ask_json(prompt_for_classification(body))
         return parse_llm_classification(answer.content, answer.model, categories=body.categories)
 

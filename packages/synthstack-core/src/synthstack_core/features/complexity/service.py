@@ -120,19 +120,26 @@ class ComplexityService:
             if self._estimator is None:
                 examples = await anyio.to_thread.run_sync(load_examples)
                 texts = [task_text(e.as_request()) for e in examples]
-                result = await self._embeddings.embed(texts, model=self._model)
+                # The labelled examples are the service's own texts, not a tenant's.
+                result = await self._embeddings.embed(texts, tenant=None, model=self._model)
                 self._estimator = ComplexityEstimator(examples, result.vectors, self._scale)
             return self._estimator
 
-    async def _vector(self, request: ComplexityEstimateRequest) -> npt.NDArray[np.float32]:
-        result = await self._embeddings.embed([task_text(request)], model=self._model)
+    async def _vector(
+        self, request: ComplexityEstimateRequest, tenant: str
+    ) -> npt.NDArray[np.float32]:
+        result = await self._embeddings.embed(
+            [task_text(request)], tenant=tenant, model=self._model
+        )
         vector: npt.NDArray[np.float32] = result.vectors[0]
         return vector
 
-    async def neighbours(self, request: ComplexityEstimateRequest) -> list[Neighbour]:
-        """The labelled examples closest to the task (for :func:`prompt_for_estimate`)."""
+    async def neighbours(
+        self, request: ComplexityEstimateRequest, *, tenant: str
+    ) -> list[Neighbour]:
+        """The labelled examples closest to ``tenant``'s task (for :func:`prompt_for_estimate`)."""
         estimator = await self.estimator()
-        return estimator.neighbours(await self._vector(request))
+        return estimator.neighbours(await self._vector(request, tenant))
 
     @property
     def uses_llm(self) -> bool:
@@ -145,19 +152,21 @@ class ComplexityService:
         )
 
     async def estimate_offline(
-        self, request: ComplexityEstimateRequest
+        self, request: ComplexityEstimateRequest, *, tenant: str
     ) -> ComplexityEstimateResponse:
-        """Estimate a task offline: signals plus nearest labelled examples."""
+        """Estimate ``tenant``'s task offline: signals plus nearest labelled examples."""
         estimator = await self.estimator()
-        return estimator.estimate(request, await self._vector(request))
+        return estimator.estimate(request, await self._vector(request, tenant))
 
     @operation("complexity-estimate")
-    async def estimate(self, body: ComplexityEstimateRequest) -> ComplexityEstimateResponse:
+    async def estimate(
+        self, tenant: str, body: ComplexityEstimateRequest
+    ) -> ComplexityEstimateResponse:
         """``POST /api/v1/complexity/estimate``: offline, refined by the chat model if remote."""
-        offline = await self.estimate_offline(body)
+        offline = await self.estimate_offline(body, tenant=tenant)
         if self._generation is None or not self.uses_llm:
             return offline
-        neighbours = await self.neighbours(body)
+        neighbours = await self.neighbours(body, tenant=tenant)
         answer = await self._generation.ask_json(prompt_for_estimate(body, neighbours, self._scale))
         return parse_llm_estimate(answer.content, offline, self._scale)
 

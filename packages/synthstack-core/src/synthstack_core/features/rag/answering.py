@@ -66,6 +66,7 @@ class RagService(RagRetrieval):
         record = await self._existing(tenant, body.collection or DEFAULT_COLLECTION)
         spec, _ = self._model_of(record)
         found, embedded = await self._retrieve(
+            tenant,
             record,
             body.query,
             mode="hybrid",
@@ -87,7 +88,7 @@ class RagService(RagRetrieval):
                 and not generation.registry.remote_configured
             )
         ):
-            answer = await self._extractive(body.query, spec, found, embedded)
+            answer = await self._extractive(tenant, body.query, spec, found, embedded)
             answer = answer.model_copy(update={"sources": sources})
             if body.stream:
                 return EventStream(_replayed(answer))
@@ -137,6 +138,7 @@ class RagService(RagRetrieval):
 
     async def _extractive(
         self,
+        tenant: str,
         question: str,
         spec: EmbeddingModelSpec,
         found: Sequence[ScoredChunk],
@@ -152,7 +154,9 @@ class RagService(RagRetrieval):
         tokens = embedded.total_tokens
         selected: list[Selected] = []
         if candidates:
-            sentences = await self._embeddings.embed([c.text for c in candidates], model=spec.id)
+            sentences = await self._embeddings.embed(
+                [c.text for c in candidates], tenant=tenant, model=spec.id
+            )
             tokens += sentences.total_tokens
             selected = select_sentences(
                 question, embedded.vectors[0], candidates, sentences.vectors
@@ -187,6 +191,7 @@ def build(stack: Stack) -> RagService:
         stack.service(EmbeddingService),
         stack.api_keys,
         stack.service(GenerationService),
+        max_chunks_per_document=stack.settings.max_chunks_per_document,
     )
 
 

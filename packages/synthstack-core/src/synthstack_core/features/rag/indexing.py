@@ -19,6 +19,7 @@ from synthstack_core.errors import (
     InvalidRequest,
     ModelNotAvailable,
     NotFound,
+    PayloadTooLarge,
 )
 from synthstack_core.features.chunking import (
     MIN_CHUNK_SIZE,
@@ -53,6 +54,7 @@ from synthstack_core.schemas.rag import (
     ProjectDocumentRequest,
     RagStats,
 )
+from synthstack_core.settings import DEFAULT_MAX_CHUNKS_PER_DOCUMENT
 from synthstack_core.stores.api_keys import ApiKeyRepository
 from synthstack_core.stores.rag import (
     ChunkToStore,
@@ -124,11 +126,14 @@ class RagIndexing:
         embeddings: EmbeddingService,
         tenants: ApiKeyRepository,
         generation: GenerationService | None = None,
+        *,
+        max_chunks_per_document: int = DEFAULT_MAX_CHUNKS_PER_DOCUMENT,
     ) -> None:
         self._repository = repository
         self._embeddings = embeddings
         self._tenants = tenants
         self._generation = generation
+        self._max_chunks = max_chunks_per_document
 
     @property
     def repository(self) -> RagRepository:
@@ -305,16 +310,12 @@ class RagIndexing:
                 str(exc), errors=[FieldError(("chunk_overlap",), str(exc), "chunk_overlap")]
             ) from None
         record = await self._repository.get_collection(tenant, collection)
+        # A new collection gets the default model; it is created only once the document is known
+        # to be accepted (under the chunk limit), so a refused document writes nothing.
         if record is None:
-            default = self._embeddings.registry.default
-            record = await self._repository.create_collection(
-                await self._tenants.ensure_tenant(tenant),
-                collection,
-                embedding_model=default.id,
-                dimensions=default.dimensions,
-                exist_ok=True,
-            )
-        spec, provider = self._model_of(record)
+            spec, provider, _ = self._embeddings.registry.resolve(None, None)
+        else:
+            spec, provider = self._model_of(record)
         # A chunk must fit the model's window; a larger request is scaled down, overlap with it.
         size = min(chunk_size, spec.max_input_tokens)
         overlap = chunk_overlap * size // chunk_size
@@ -357,6 +358,37 @@ class RagIndexing:
                 page_breaks=parsed.page_breaks,
             )
         )
+        if len(chunks) > self._max_chunks:
+            raise PayloadTooLarge(
+                f"The document makes {len(chunks)} chunks at chunk_size {size}; the limit is "
+                f"{self._max_chunks} chunks per document (SYNTHSTACK_MAX_CHUNKS_PER_DOCUMENT). "
+                "Use a larger chunk_size or split the document.",
+                code="too_many_chunks",
+            )
+        if record is None:
+            record = await self._repository.create_collection(
+                await self._tenants.ensure_tenant(tenant),
+                collection,
+                embedding_model=spec.id,
+                dimensions=spec.dimensions,
+                exist_ok=True,
+            )
+            if record.embedding_model != spec.id:
+                # Created meanwhile with another model: index for that one (the collection exists
+                # now, so this happens once).
+                return await self._index(
+                    tenant,
+                    collection=collection,
+                    document_id=document_id,
+                    content=content,
+                    source=source,
+                    source_type=source_type,
+                    title=title,
+                    metadata=metadata,
+                    chunk_size=chunk_size,
+                    chunk_overlap=chunk_overlap,
+                    parsed=parsed,
+                )
         if not chunks:
             raise InvalidRequest(
                 "The document has no text to index.",
@@ -369,6 +401,7 @@ class RagIndexing:
                 f"{header}\n\n{chunk.text}" if with_header else chunk.text
                 for chunk, with_header in zip(chunks, headed, strict=True)
             ],
+            tenant=tenant,
             model=spec.id,
         )
         await self._repository.replace_document(

@@ -48,6 +48,7 @@ class RagRetrieval(RagIndexing):
 
     async def _retrieve(
         self,
+        tenant: str,
         record: CollectionRecord,
         query: str,
         *,
@@ -55,14 +56,15 @@ class RagRetrieval(RagIndexing):
         limit: int,
         filters: dict[str, Any],
     ) -> tuple[list[ScoredChunk], Embeddings | None]:
-        """The best ``limit`` chunks for ``query``, and the query's embedding if one was made."""
+        """The best ``limit`` chunks for ``query``, and the query's embedding if one was made
+        (cached as ``tenant``'s)."""
         if mode == "lexical":
             lexical = await self._repository.search_lexical(
                 record, query, limit=limit, filters=filters
             )
             return lexical, None
         spec, _ = self._model_of(record)
-        embedded = await self._embeddings.embed([query], model=spec.id)
+        embedded = await self._embeddings.embed([query], tenant=tenant, model=spec.id)
         if mode == "dense":
             found = await self._repository.search_dense(
                 record, embedded.vectors[0], limit=limit, filters=filters
@@ -79,6 +81,7 @@ class RagRetrieval(RagIndexing):
         """``POST /api/v1/rag/search``."""
         record = await self._existing(tenant, body.collection or DEFAULT_COLLECTION)
         found, _ = await self._retrieve(
+            tenant,
             record,
             body.query,
             mode=body.mode,
