@@ -157,9 +157,10 @@ def test_each_document_gets_a_token_counter_of_its_own() -> None:
     """The cl100k counter remembers the words it counted (a repeated word is a look-up), so a
     counter shared by tenants would tell by its speed whether a word was indexed before."""
     from synthstack_core.providers.openai import OPENAI_MODELS, OpenAIEmbeddingProvider
+    from synthstack_core.providers.openai_client import OpenAIClient
 
     provider = OpenAIEmbeddingProvider(
-        api_key="sk-test", base_url="http://127.0.0.1:9", timeout=1.0, max_retries=0
+        OpenAIClient(api_key="sk-test", base_url="http://127.0.0.1:9", timeout=1.0, max_retries=0)
     )
     first = provider.token_counter(OPENAI_MODELS[0])
     first.count("a word only the first document holds: zxqwvjkpl")
