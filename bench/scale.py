@@ -211,6 +211,11 @@ def document_id_of(collection_id: uuid.UUID, number: int) -> uuid.UUID:
     return uuid.uuid5(collection_id, f"document {number // CHUNKS_PER_DOCUMENT}")
 
 
+def literal(vector: Vectors) -> str:
+    """pgvector's text input (``repr`` of each float: exact, and faster than formatting)."""
+    return "[" + ",".join(map(str, vector.tolist())) + "]"
+
+
 def unit(rows: npt.NDArray[Any]) -> Vectors:
     rows = np.asarray(rows, dtype=np.float32)
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
@@ -326,11 +331,11 @@ def load_rows(
     seconds). ``ids`` and ``vectors`` are filled in chunk order."""
     import psycopg
 
-    from synthstack_core.stores.vectors import vector_literal
-
     index_seconds = 0.0
     started = time.perf_counter()
     with psycopg.connect(plain_url(url)) as conn:
+        # A crash loses the run anyway: no flush per batch (the rows are the same).
+        conn.execute("SET synchronous_commit = off")
         index_def: str | None = None
         if in_rows:
             row = conn.execute(
@@ -362,7 +367,7 @@ def load_rows(
                     copy.write_row(
                         (chunk_id, document, position, text, offset, offset + len(text),
                          len(text.split()),
-                         vector_literal(batch_vectors[number - first]) if in_rows else None)
+                         literal(batch_vectors[number - first]) if in_rows else None)
                     )  # fmt: skip
                     offset += len(text) + 2
             doc_rows = conn.execute(
@@ -484,13 +489,21 @@ def _build_stack(env: dict[str, str]) -> Any:
     return SynthStack(Settings())
 
 
-async def _seed_vectors(stack: Any, model: WordModel, seed: int) -> Vectors:
-    texts = model.chunks(np.random.default_rng([seed, 4]), SEED_VECTORS)
+async def _seed_vectors(
+    stack: Any, model: WordModel, seed: int, count: int, cache: Path
+) -> Vectors:
+    """The model's embeddings of ``count`` generated chunks (kept in ``cache``: 512 take a
+    minute)."""
+    if cache.exists():
+        return np.asarray(np.load(cache), dtype=np.float32)
+    texts = model.chunks(np.random.default_rng([seed, 4]), count)
     found: list[Vectors] = []
     for first in range(0, len(texts), 64):
         embedded = await stack.embeddings.embed(texts[first : first + 64])
         found.append(np.asarray(embedded.vectors, dtype=np.float32))
-    return unit(np.concatenate(found))
+    seeds = unit(np.concatenate(found))
+    np.save(cache, seeds)
+    return seeds
 
 
 async def _self_test(
@@ -594,7 +607,9 @@ async def run_one(
     ids = np.empty(size, dtype=object)
     vectors = np.empty((size, 0), dtype=np.float32)
     async with stack:
-        seeds = await _seed_vectors(stack, model, args.seed)
+        model_name = stack.settings.embedding_model.replace("/", "_")
+        cache = args.data_dir / f"scale-seeds-{model_name}-{args.seed}-{args.seed_vectors}.npy"
+        seeds = await _seed_vectors(stack, model, args.seed, args.seed_vectors, cache)
         vectors = np.empty((size, seeds.shape[1]), dtype=np.float32)
         existing = await stack.rag.repository.get_collection(TENANT, name, with_counts=True)
         if reuse and (
@@ -653,8 +668,8 @@ async def run_one(
         if self_test:
             record.self_test = await _self_test(stack, url, name, model, ids, vectors, args.seed)
             progress(f"  self-test {record.self_test}")
-        queries = _queries(model, content, args.seed, WARMUP + args.queries)
-        warmup, measured = queries[:WARMUP], queries[WARMUP:]
+        queries = _queries(model, content, args.seed, args.warmup + args.queries)
+        warmup, measured = queries[: args.warmup], queries[args.warmup :]
 
         async def search(query: str, mode: str) -> tuple[float, list[str]]:
             begun = time.perf_counter()
@@ -789,6 +804,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", default="10000,100000,1000000", help="chunks per collection")
     parser.add_argument("--stores", default="pgvector,qdrant", help="pgvector, qdrant or both")
     parser.add_argument("--queries", type=int, default=200, help="measured queries (default 200)")
+    parser.add_argument(
+        "--warmup", type=int, default=WARMUP, help="queries searched first, unmeasured (10)"
+    )
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--json", type=Path, help="write the records here")
     parser.add_argument("--plot", type=Path, help="write a PNG plot here (log-log)")
@@ -809,6 +827,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--min-free-gb", type=float, default=10.0, help="disk left free (GB)")
     parser.add_argument(
         "--settle", type=float, default=30.0, help="wait up to this long for quiet before measuring"
+    )
+    parser.add_argument(
+        "--seed-vectors",
+        type=int,
+        default=SEED_VECTORS,
+        help="chunks embedded by the model, around which the vectors cluster (default 512)",
     )
     parser.add_argument("--no-self-test", action="store_true", help="skip the loader's self-test")
     args = parser.parse_args(argv)
