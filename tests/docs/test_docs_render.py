@@ -25,8 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from synthstack_core.apidocs import DOCS_PATHS
-from synthstack_core.apidocs import served_contract
+from synthstack_core.apidocs import DOCS_PATHS, served_contract
 
 ROOT = Path(__file__).parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

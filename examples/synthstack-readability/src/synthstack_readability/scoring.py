@@ -24,9 +24,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["Readability", "estimate_syllables", "score", "syllables", "syllable_dictionary"]
+__all__ = ["Readability", "estimate_syllables", "score", "syllable_dictionary", "syllables"]
 
-_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
+_APOSTROPHES = "'\N{RIGHT SINGLE QUOTATION MARK}"
+_WORD = re.compile(rf"[^\W\d_]+(?:[{_APOSTROPHES}][^\W\d_]+)*")
 _SENTENCE_END = re.compile(r"[.!?…]+")
 _VOWEL_GROUP = re.compile(r"[aeiouy]+")
 
@@ -50,14 +51,14 @@ def syllable_dictionary() -> dict[str, int]:
 
 def estimate_syllables(word: str) -> int:
     """The syllables of a word the dictionary lacks, from its spelling: groups of vowels
-    (``y`` included), less a silent final ``e`` (not in ``-le`` after a consonant, as in
-    ``table``, nor in ``-ee``); at least one."""
+    (``y`` included, accents ignored), less a silent final ``e`` (not in ``-le`` after a
+    consonant, as in ``table``, nor in ``-ee``, nor ``é``); at least one."""
     folded = "".join(
         c for c in unicodedata.normalize("NFKD", word.lower()) if not unicodedata.combining(c)
     )
     count = len(_VOWEL_GROUP.findall(folded))
     if (
-        folded.endswith("e")
+        word.lower().endswith("e")  # not "é", which is sounded (café)
         and count > 1
         and not folded.endswith(("le", "ee"))
         and len(folded) > 2
@@ -71,7 +72,7 @@ def estimate_syllables(word: str) -> int:
 
 def syllables(word: str) -> tuple[int, bool]:
     """A word's syllables and whether they were estimated (the dictionary lacks the word)."""
-    known = syllable_dictionary().get(word.lower().replace("’", "'"))
+    known = syllable_dictionary().get(word.lower().replace("\N{RIGHT SINGLE QUOTATION MARK}", "'"))
     if known is not None and known > 0:
         return known, False
     return estimate_syllables(word), True
