@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
-from synthstack_core import PayloadTooLarge, Settings
+from synthstack_core import PayloadTooLarge, Settings, SynthStack
 from synthstack_core.modules import BUILTIN_MODULES, installed_modules
 from synthstack_core.operations import operations_for
 from synthstack_core.plugins import load_plugins
@@ -58,3 +59,13 @@ def test_a_text_over_the_limit_is_too_large() -> None:
 def test_an_empty_text_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="text"):
         ReadabilityRequest.model_validate({"text": text}, strict=True)
+
+
+async def test_an_invalid_setting_fails_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNTHSTACK_READABILITY_MAX_CHARS", "0")
+    # Before anything starts: the database named here is never reached.
+    stack = SynthStack(
+        Settings(SYNTHSTACK_PLUGINS="readability", DATABASE_URL="postgresql://nobody@/nowhere")
+    )
+    with pytest.raises(ValidationError, match="ReadabilitySettings"):
+        await stack.start()

@@ -31,7 +31,7 @@ from synthstack_core.features.transcription import TranscriptionService
 from synthstack_core.http import HttpRequest, HttpResponse
 from synthstack_core.modules import installed_modules
 from synthstack_core.modules import migrate as migrate_modules
-from synthstack_core.operations import contract_json_for, operations_for
+from synthstack_core.operations import operations_for
 from synthstack_core.pipeline import Pipeline
 from synthstack_core.providers.factory import check_configured_extras
 from synthstack_core.registry import Module, Operation, bind
@@ -98,14 +98,14 @@ class SynthStack:
         check_configured_extras(
             settings
         )  # a default whose extra is missing: before anything starts
+        # The modules' own settings: an invalid value fails before anything starts.
+        self._module_settings = {
+            module.settings: module.settings() for module in self.modules if module.settings
+        }
         url = settings.database_url
         if url is None:
             self._embedded = EmbeddedPostgres(settings.data_dir)
             url = await anyio.to_thread.run_sync(self._embedded.start)
-        # The modules' own settings first: an invalid value fails before anything starts.
-        self._module_settings = {
-            module.settings: module.settings() for module in self.modules if module.settings
-        }
         if settings.migrate_on_start:
             await anyio.to_thread.run_sync(migrate_modules, url, "heads", self.modules)
         self._database = Database(url)
@@ -171,11 +171,6 @@ class SynthStack:
     def operations(self) -> tuple[Operation, ...]:
         """The operations of :attr:`modules` (what :meth:`handle` serves)."""
         return operations_for(self.modules)
-
-    @property
-    def contract_json(self) -> bytes:
-        """The contract with the fragments of :attr:`modules` merged in, as served (JSON)."""
-        return contract_json_for(self.modules)
 
     # -- parts -----------------------------------------------------------------------------
 
