@@ -30,8 +30,9 @@ from synthstack_core.errors import (
     UnsupportedMediaType,
 )
 from synthstack_core.http import HttpRequest, HttpResponse
+from synthstack_core.modules import installed_modules
 from synthstack_core.modules import migrate as migrate_database
-from synthstack_core.operations import all_operations
+from synthstack_core.operations import all_operations as _all_operations
 from synthstack_core.plugins import PluginError
 from synthstack_core.registry import Module, Operation, operation
 from synthstack_core.runtime import BlockingSynthStack
@@ -51,7 +52,7 @@ from synthstack_core.version import __version__
 def __getattr__(name: str) -> tuple[Operation, ...]:
     # The operations read the contract, so they are computed when first asked for.
     if name == "OPERATIONS":
-        return all_operations()
+        return _all_operations()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -86,6 +87,7 @@ __all__ = [
     "Unauthenticated",
     "UnsupportedMediaType",
     "__version__",
+    "installed_modules",
     "migrate_database",
     "operation",
 ]

@@ -32,10 +32,14 @@ def migrate_module_tables(
     sender: AppConfig, using: str = "default", plan: Any = None, **_: Any
 ) -> None:
     """After ``migrate``: the core's schema and every installed module's own tables brought to
-    their latest revisions (nothing when the plan unapplied a migration, or before the core's
-    schema migration ran)."""
+    their latest revisions (nothing when no module has tables of its own, when the plan unapplied
+    a migration, or before the core's schema migration ran)."""
+    from synthstack_core import installed_modules
+
     if any(backwards for _, backwards in plan or ()):
         return
+    if not any(module.migrations is not None for module in installed_modules()):
+        return  # 0003_core_schema and its successors migrate the core's own tables
     from django.db import connections
     from django.db.migrations.recorder import MigrationRecorder
 
