@@ -2,7 +2,7 @@
 
 Stratified 5-fold cross-validation over ``data/complexity_examples.jsonl``: each example is
 estimated by an estimator whose neighbours come from the other four folds only. The signals are
-fixed rules (``features/complexity.py``); nothing is fitted, and no setting is chosen per fold.
+fixed rules (``features/complexity/estimator.py``); nothing is fitted, and no setting is chosen per fold.
 Reports exact-level accuracy, accuracy within one level, the confusion matrix, and the same figures
 for the two halves alone (signals only, neighbours only), so that each one's share is visible.
 

@@ -243,7 +243,7 @@ class CoreSurface:
     name = "core"
 
     def __init__(self, settings: Settings) -> None:
-        self._service = TranscriptionService.from_settings(settings)
+        self._service = TranscriptionService.from_settings(settings, openai=None)  # local Whisper
         self._form = TranscriptionParameters(response_format="json", temperature=TEMPERATURE)
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -31,6 +31,7 @@ from synthstack_core.providers.llm import (
 from synthstack_core.providers.llm_anthropic import AnthropicLLMProvider, accepts_prefill
 from synthstack_core.providers.llm_local import LOCAL_MODEL_ID, LocalLLMProvider
 from synthstack_core.providers.llm_openai import OpenAILLMProvider
+from synthstack_core.providers.openai_client import OpenAIClient
 from synthstack_core.settings import Settings
 from synthstack_testing import AnthropicStub, OpenAIStub, expected_chat_reply
 
@@ -62,13 +63,13 @@ def _make_provider(
 ) -> LLMProvider:
     if kind == "openai":
         openai_stub.reset()
-        return OpenAILLMProvider(
+        client = OpenAIClient(
             api_key=api_key or openai_stub.api_key,
             base_url=openai_stub.base_url,
-            models=("gpt-4o-mini", "gpt-4o"),
             timeout=timeout,
             max_retries=max_retries,
         )
+        return OpenAILLMProvider(client, models=("gpt-4o-mini", "gpt-4o"))
     anthropic_stub.reset()
     return AnthropicLLMProvider(
         api_key=api_key or anthropic_stub.api_key,
@@ -77,6 +78,13 @@ def _make_provider(
         timeout=timeout,
         max_retries=max_retries,
     )
+
+
+async def _close(provider: LLMProvider) -> None:
+    """Close the provider, and the client an OpenAI provider was given (a stack's own closes it)."""
+    await provider.aclose()
+    if isinstance(provider, OpenAILLMProvider):
+        await provider.client.aclose()
 
 
 @pytest.fixture(params=["openai", "anthropic"])
@@ -97,7 +105,7 @@ async def provider(
 ) -> AsyncIterator[LLMProvider]:
     provider = _make_provider(kind, openai_stub, anthropic_stub)
     yield provider
-    await provider.aclose()
+    await _close(provider)
 
 
 def _request(
@@ -237,7 +245,7 @@ async def test_server_error_after_retries(
         completion = await provider.complete(_request(kind))
         assert completion.finish_reason == "stop"
     finally:
-        await provider.aclose()
+        await _close(provider)
 
 
 async def test_timeout(
@@ -254,7 +262,7 @@ async def test_timeout(
         with pytest.raises(ProviderTimeout):
             await _collect(provider, _request(kind))
     finally:
-        await provider.aclose()
+        await _close(provider)
 
 
 async def test_garbage_body(
@@ -323,13 +331,17 @@ async def test_cancelling_a_stream_closes_the_connection(
     kind: Remote, provider: LLMProvider, stub: OpenAIStub | AnthropicStub
 ) -> None:
     stub.token_delay = 0.05
+    streaming = asyncio.Event()
 
     async def consume() -> None:
         async for _ in provider.stream(_request(kind, max_tokens=40)):
-            pass
+            streaming.set()
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.3)
+    # Cancel once pieces flow, not after a fixed time: a first request that is slow to leave (the
+    # SDK's client being made, a busy machine) would otherwise be cancelled before the stub ever
+    # saw it, and no stream would be there to abort.
+    await asyncio.wait_for(streaming.wait(), 60)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -351,7 +363,7 @@ async def test_a_wrong_key_is_never_repeated(
             await _collect(provider, _request(kind))
         _assert_clean(caught.value, secret, secret[-4:])
     finally:
-        await provider.aclose()
+        await _close(provider)
 
 
 async def test_unknown_model_upstream_is_a_provider_error(
@@ -392,54 +404,58 @@ def _settings(**values: object) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+def _registry(settings: Settings) -> LLMRegistry:
+    """The chat models ``settings`` configure, as a stack builds them."""
+    openai = OpenAIClient.from_settings(settings) if settings.openai_configured else None
+    return build_llm_registry(settings, openai)
+
+
 @pytest.mark.usefixtures("clean_env")
 def test_registry_local_only() -> None:
-    registry = build_llm_registry(_settings())
-    assert registry.default_model == LOCAL_MODEL_ID
+    registry = _registry(_settings())
+    assert registry.default_id == LOCAL_MODEL_ID
     assert not registry.remote_configured
-    assert [spec.id for spec in registry.models()] == [LOCAL_MODEL_ID]
-    provider, spec = registry.resolve(None)
+    assert [spec.id for spec in registry.specs()] == [LOCAL_MODEL_ID]
+    spec, provider = registry.lookup(None)
     assert isinstance(provider, LocalLLMProvider) and not provider.loaded  # nothing loaded yet
     assert spec.provider == "local"
 
 
 @pytest.mark.usefixtures("clean_env")
 def test_registry_default_prefers_openai_then_anthropic() -> None:
-    both = build_llm_registry(_settings(openai_api_key="sk-a", anthropic_api_key="sk-b"))
-    assert both.default_model == "gpt-4o-mini"
+    both = _registry(_settings(openai_api_key="sk-a", anthropic_api_key="sk-b"))
+    assert both.default_id == "gpt-4o-mini"
     assert both.remote_configured
     assert [p.name for p in both.providers] == ["openai", "anthropic", "local"]
-    anthropic_only = build_llm_registry(_settings(anthropic_api_key="sk-b"))
-    assert anthropic_only.default_model == "claude-haiku-4-5"
-    compatible = build_llm_registry(
+    anthropic_only = _registry(_settings(anthropic_api_key="sk-b"))
+    assert anthropic_only.default_id == "claude-haiku-4-5"
+    compatible = _registry(
         _settings(openai_base_url="http://127.0.0.1:1/v1", openai_chat_models="llama3.1,qwen2.5")
     )
-    assert compatible.default_model == "llama3.1"
-    assert compatible.resolve("qwen2.5")[1].provider == "openai"
+    assert compatible.default_id == "llama3.1"
+    assert compatible.lookup("qwen2.5")[0].provider == "openai"
 
 
 @pytest.mark.usefixtures("clean_env")
 def test_registry_configured_default_and_unknown_models() -> None:
-    registry = build_llm_registry(
-        _settings(anthropic_api_key="sk-b", llm_model="claude-sonnet-4-5")
-    )
-    assert registry.default_model == "claude-sonnet-4-5"
-    assert registry.resolve(None)[1].id == "claude-sonnet-4-5"
-    assert registry.resolve(LOCAL_MODEL_ID)[0].name == "local"
+    registry = _registry(_settings(anthropic_api_key="sk-b", llm_model="claude-sonnet-4-5"))
+    assert registry.default_id == "claude-sonnet-4-5"
+    assert registry.lookup(None)[0].id == "claude-sonnet-4-5"
+    assert registry.lookup(LOCAL_MODEL_ID)[1].name == "local"
     with pytest.raises(ModelNotAvailable) as caught:
-        registry.resolve("gpt-4o")  # OpenAI is not configured here
+        registry.lookup("gpt-4o")  # OpenAI is not configured here
     assert caught.value.status == 422
     assert "claude-haiku-4-5" in caught.value.detail and LOCAL_MODEL_ID in caught.value.detail
     with pytest.raises(ValueError, match="gpt-4o"):  # fail fast at start
-        build_llm_registry(_settings(llm_model="gpt-4o"))
+        _registry(_settings(llm_model="gpt-4o"))
 
 
 @pytest.mark.usefixtures("clean_env")
 def test_registry_without_any_model() -> None:
-    registry = build_llm_registry(_settings(local_llm_enabled=False))
-    assert registry.models() == [] and registry.default_model is None
+    registry = _registry(_settings(local_llm_enabled=False))
+    assert registry.specs() == [] and registry.default_id is None
     with pytest.raises(ModelNotAvailable, match="none"):
-        registry.resolve(None)
+        registry.lookup(None)
     assert LLMRegistry([], None).providers == []
 
 

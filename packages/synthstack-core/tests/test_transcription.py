@@ -48,6 +48,7 @@ from synthstack_core.features.subtitles import (
 )
 from synthstack_core.features.transcription import TranscriptionResult, TranscriptionService
 from synthstack_core.multipart import FormData, UploadedFile, parse_form
+from synthstack_core.providers.openai_client import OpenAIClient
 from synthstack_core.providers.transcription import (
     Transcript,
     TranscriptSegment,
@@ -91,7 +92,7 @@ def _settings(**overrides: Any) -> Settings:
 @pytest.fixture(scope="module")
 async def local() -> AsyncIterator[TranscriptionService]:
     """The local model only (no OpenAI configured); loaded once for the module."""
-    service = TranscriptionService.from_settings(_settings())
+    service = TranscriptionService.from_settings(_settings(), openai=None)
     await service.check()
     yield service
     await service.aclose()
@@ -107,16 +108,17 @@ def stub() -> Iterator[OpenAIStub]:
 async def remote(stub: OpenAIStub) -> AsyncIterator[TranscriptionService]:
     """The local model and OpenAI's (through the stub), no retries, a short timeout."""
     stub.reset()
-    service = TranscriptionService.from_settings(
-        _settings(
-            openai_api_key=stub.api_key,
-            openai_base_url=stub.base_url,
-            provider_max_retries=0,
-            provider_timeout_seconds=1.0,
-        )
+    settings = _settings(
+        openai_api_key=stub.api_key,
+        openai_base_url=stub.base_url,
+        provider_max_retries=0,
+        provider_timeout_seconds=1.0,
     )
+    client = OpenAIClient.from_settings(settings)
+    service = TranscriptionService.from_settings(settings, openai=client)
     yield service
     await service.aclose()
+    await client.aclose()
 
 
 # -- the local model on real audio ---------------------------------------------------------------
@@ -257,13 +259,13 @@ async def test_the_declared_type_and_name_are_not_trusted(local: TranscriptionSe
 
 async def test_limits_on_bytes_and_seconds() -> None:
     small = TranscriptionService.from_settings(
-        _settings(max_audio_bytes=1024, max_audio_seconds=2.0)
+        _settings(max_audio_bytes=1024, max_audio_seconds=2.0), openai=None
     )
     with pytest.raises(PayloadTooLarge) as caught:
         await small.transcribe(_upload("speech.wav"), _form())
     assert (caught.value.status, caught.value.instance_code) == (413, "audio_too_large")
 
-    short = TranscriptionService.from_settings(_settings(max_audio_seconds=2.0))
+    short = TranscriptionService.from_settings(_settings(max_audio_seconds=2.0), openai=None)
     with pytest.raises(PayloadTooLarge) as caught:
         await short.transcribe(_upload("speech.flac"), _form())
     assert (caught.value.status, caught.value.instance_code) == (413, "audio_too_long")
@@ -698,7 +700,9 @@ async def test_cost_estimate_quotes_the_configured_factor_not_a_measured_one(
     before = local.estimate_cost(CostEstimateRequest(duration_seconds=60))
     await local.transcribe(_upload("speech.ogg"), _form())
     assert local.estimate_cost(CostEstimateRequest(duration_seconds=60)) == before
-    configured = TranscriptionService.from_settings(_settings(whisper_real_time_factor=0.25))
+    configured = TranscriptionService.from_settings(
+        _settings(whisper_real_time_factor=0.25), openai=None
+    )
     try:
         estimate = configured.estimate_cost(CostEstimateRequest(duration_seconds=60))
     finally:

@@ -340,3 +340,48 @@ def test_stop_interrupts_pending_delay_and_open_connections() -> None:
         started = time.monotonic()
         stub.stop()
         assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_request_delayed_across_a_reset_takes_no_later_fault(kind: str) -> None:
+    """A test whose client gave up on a delayed stream must not leave that request behind to take
+    the stream fault the next test queues (after ``reset``, the stale request gets no answer)."""
+    from synthstack_testing import AnthropicStub
+
+    stub_type = OpenAIStub if kind == "openai" else AnthropicStub
+    with stub_type() as stub:
+        if kind == "openai":
+            path = "/chat/completions"
+            body = {
+                "model": "gpt-4o-mini",
+                "stream": True,
+                "messages": [{"role": "user", "content": "Hi there"}],
+            }
+            headers = {"Authorization": f"Bearer {stub.api_key}"}
+        else:
+            path = "/v1/messages"
+            body = {
+                "model": "claude-haiku-4-5",
+                "max_tokens": 64,
+                "stream": True,
+                "messages": [{"role": "user", "content": "Hi there"}],
+            }
+            headers = {"x-api-key": stub.api_key, "anthropic-version": "2023-06-01"}
+        base = stub.base_url.rstrip("/")
+        stub.delay_next(0.5)
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(
+                base + path, json=body, headers=headers, timeout=httpx.Timeout(5.0, read=0.1)
+            )
+        stub.reset()  # the next test starts
+        stub.break_stream_next(after_chunks=1)
+        time.sleep(1.0)  # the stale request wakes up meanwhile
+        with (
+            httpx.stream("POST", base + path, json=body, headers=headers, timeout=5.0) as response,
+            pytest.raises(httpx.HTTPError),
+        ):
+            text = "".join(response.iter_text())
+            # An OpenAI stream broken midway ends without its [DONE] line; Anthropic's without its
+            # message_stop event.
+            if "[DONE]" not in text and "message_stop" not in text:
+                raise httpx.RemoteProtocolError("stream cut")

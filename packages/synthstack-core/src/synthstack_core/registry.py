@@ -33,6 +33,7 @@ from typing import Any, Generic, Protocol, TypeVar, Union
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings
 
+from synthstack_core.providers.openai_client import OpenAIClient
 from synthstack_core.replies import EventStream, RawReply, Reply, Result
 from synthstack_core.schemas.common import Limits
 from synthstack_core.settings import Settings
@@ -123,6 +124,8 @@ class Stack(Protocol):
     def api_keys(self) -> ApiKeyRepository: ...
     @property
     def vector_stores(self) -> Sequence[VectorStore]: ...
+    @property
+    def openai_client(self) -> OpenAIClient | None: ...
     def service(self, kind: type[S]) -> S: ...
     def module_settings(self, kind: type[C]) -> C: ...
 

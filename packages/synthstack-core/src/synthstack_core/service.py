@@ -34,6 +34,7 @@ from synthstack_core.modules import migrate as migrate_modules
 from synthstack_core.operations import operations_for
 from synthstack_core.pipeline import Pipeline
 from synthstack_core.providers.factory import check_configured_extras
+from synthstack_core.providers.openai_client import OpenAIClient
 from synthstack_core.registry import Module, Operation, bind
 from synthstack_core.schemas.common import Limits
 from synthstack_core.schemas.health import HealthResponse, ReadinessResponse
@@ -81,6 +82,7 @@ class SynthStack:
         self._api_keys: ApiKeyRepository | None = None
         self._auth: ApiKeyAuthenticator | None = None
         self._vector_stores: list[VectorStore] = []
+        self._openai_client: OpenAIClient | None = None
         #: The started services, by their module's service class.
         self._services: dict[type[Any], object] = {}
         #: The modules' own settings, by their class.
@@ -117,6 +119,8 @@ class SynthStack:
         self._api_keys = ApiKeyRepository(self._database)
         self._vector_stores = _vector_stores(settings, self._database)
         try:
+            if settings.openai_configured:
+                self._openai_client = OpenAIClient.from_settings(settings)
             by_name: dict[str, object] = {}
             for module in self.modules:
                 service = module.build(self)
@@ -142,6 +146,9 @@ class SynthStack:
                 await close()
         self._services = {}
         self._pipeline = None
+        if self._openai_client is not None:
+            await self._openai_client.aclose()
+            self._openai_client = None
         if self._cache is not None:
             await self._cache.aclose()
         for store in self._vector_stores:
@@ -207,6 +214,12 @@ class SynthStack:
     def vector_stores(self) -> Sequence[VectorStore]:
         """pgvector, and Qdrant when configured."""
         return tuple(self._require(self._vector_stores or None))
+
+    @property
+    def openai_client(self) -> OpenAIClient | None:
+        """The one client to OpenAI (or a compatible server) the OpenAI providers share; ``None``
+        when OpenAI is not configured (or the stack is not started)."""
+        return self._openai_client
 
     @property
     def embeddings(self) -> EmbeddingService:

@@ -227,9 +227,13 @@ class _Handler(BaseHTTPRequestHandler):
             body = None
         headers = {key.lower(): value for key, value in self.headers.items()}
         stub._record(RecordedRequest(self.path, body, headers))
+        generation = stub._generation()
         delay, fault = stub._take_faults()
         if delay > 0:
             stub._stopping.wait(delay)
+            if stub._outlived_reset(generation):
+                self.close_connection = True
+                return
         if fault is not None:
             extra = {}
             if fault.retry_after is not None:

@@ -90,6 +90,8 @@ class _ChatState:
     finished: int = 0
     aborted: int = 0
     aborted_event: threading.Event = field(default_factory=threading.Event)
+    # Counts resets: a request that was delayed across a reset belongs to a test that is over.
+    generation: int = 0
 
 
 class ChatStubControls:
@@ -161,8 +163,19 @@ class ChatStubControls:
             else:
                 self._chat.finished += 1
 
+    def _generation(self) -> int:
+        with self._chat.lock:
+            return self._chat.generation
+
+    def _outlived_reset(self, generation: int) -> bool:
+        """Whether the stub was reset since ``generation`` was read: the request then gets no
+        answer (its connection is closed), so that it cannot take a fault queued for a later
+        request."""
+        return self._generation() != generation
+
     def _reset_chat(self) -> None:
         with self._chat.lock:
+            self._chat.generation += 1
             self._chat.faults.clear()
             self._chat.finished = self._chat.aborted = 0
             self._chat.aborted_event.clear()

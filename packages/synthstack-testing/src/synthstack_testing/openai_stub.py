@@ -889,9 +889,13 @@ class _StubHandler(BaseHTTPRequestHandler):
         headers = {key.lower(): value for key, value in self.headers.items()}
         stub._record(RecordedRequest(self.path, body, headers))
 
+        generation = stub._generation()
         delay, fault = stub._take_faults()
         if delay > 0:
             stub._stopping.wait(delay)
+            if stub._outlived_reset(generation):
+                self.close_connection = True
+                return
         if fault is not None:
             self._send_fault(fault)
             return
@@ -1254,6 +1258,7 @@ class OpenAIStub(ChatStubControls):
         self._faults: deque[_ResponseFault] = deque()
         self._delays: deque[_DelayFault] = deque()
         self._connections: set[socket.socket] = set()
+        self._accepted = 0
         self._stopping = threading.Event()
         self._server: _StubServer | None = None
         self._thread: threading.Thread | None = None
@@ -1332,6 +1337,12 @@ class OpenAIStub(ChatStubControls):
         with self._lock:
             return list(self._requests)
 
+    @property
+    def accepted_connections(self) -> int:
+        """TCP connections accepted since the stub was made (a client's pool reuses its own)."""
+        with self._lock:
+            return self._accepted
+
     def fail_next(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
         """Answer the next ``times`` requests with HTTP ``status`` and OpenAI's error body.
 
@@ -1399,6 +1410,7 @@ class OpenAIStub(ChatStubControls):
     def _track(self, connection: socket.socket) -> None:
         with self._lock:
             self._connections.add(connection)
+            self._accepted += 1
         if self._stopping.is_set():  # Accepted while stopping: do not let it block stop().
             _shutdown_socket(connection)
 

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from synthstack_core.errors import FieldError, ModelNotAvailable
 from synthstack_core.providers.embedding import EmbeddingModelSpec, EmbeddingProvider
 from synthstack_core.providers.factory import build_embedding_providers
+from synthstack_core.providers.model_registry import ModelRegistry
 from synthstack_core.registry import Module, Stack, operation
 from synthstack_core.schemas.common import Limits, Usage
 from synthstack_core.schemas.embeddings import (
@@ -53,34 +54,24 @@ class Embeddings:
         return sum(self.token_counts)
 
 
-class EmbeddingModelRegistry:
-    """Which model ids this deployment serves, through which provider, and the default."""
+class EmbeddingModelRegistry(ModelRegistry[EmbeddingModelSpec, EmbeddingProvider]):
+    """Which embedding models this deployment serves, through which provider, and the default;
+    :meth:`resolve` also checks the output size a request asks for."""
 
     def __init__(self, providers: Sequence[EmbeddingProvider], default_model: str) -> None:
-        self._models: dict[str, tuple[EmbeddingModelSpec, EmbeddingProvider]] = {}
-        for provider in providers:
-            for spec in provider.models():
-                self._models.setdefault(spec.id, (spec, provider))
-        if default_model not in self._models:
-            known = ", ".join(sorted(self._models))
-            raise ValueError(
-                f"EMBEDDING_MODEL={default_model!r} cannot be served here (available: {known}); "
-                "OpenAI models need OPENAI_API_KEY or OPENAI_BASE_URL."
-            )
-        self.default = self._models[default_model][0]
+        super().__init__(
+            providers,
+            default_model,
+            setting="EMBEDDING_MODEL",
+            listing="/api/v1/embeddings/models",
+            hint="; OpenAI models need OPENAI_API_KEY or OPENAI_BASE_URL.",
+        )
+        self._default_spec, _ = self.lookup(None)
 
     @property
-    def providers(self) -> list[EmbeddingProvider]:
-        """Each provider once."""
-        unique: dict[int, EmbeddingProvider] = {}
-        for _, provider in self._models.values():
-            unique[id(provider)] = provider
-        return list(unique.values())
-
-    def specs(self) -> list[EmbeddingModelSpec]:
-        """Every servable model, the default first."""
-        others = [spec for spec, _ in self._models.values() if spec.id != self.default.id]
-        return [self.default, *others]
+    def default(self) -> EmbeddingModelSpec:
+        """The model used when a request names none."""
+        return self._default_spec
 
     def resolve(
         self, model: str | None, dimensions: int | None
@@ -89,14 +80,7 @@ class EmbeddingModelRegistry:
 
         Raises :class:`ModelNotAvailable` for an unknown model and for dimensions it cannot give.
         """
-        spec, provider = self._models.get(model or self.default.id, (None, None))
-        if spec is None or provider is None:
-            raise ModelNotAvailable(
-                f"Model {model!r} is not available here; see GET /api/v1/embeddings/models.",
-                errors=[
-                    FieldError(("model",), "Unknown or unavailable model", "model_not_available")
-                ],
-            )
+        spec, provider = self.lookup(model or None)
         if dimensions is None or dimensions == spec.dimensions:
             return spec, provider, spec.dimensions
         if not spec.supports_dimensions:
@@ -244,22 +228,21 @@ class EmbeddingService:
                     supports_dimensions=spec.supports_dimensions,
                     default=spec.id == default,
                 )
-                for spec in self.registry.specs()
+                for spec in self.registry.specs(default_first=True)
             ],
             default_model=default,
         )
 
     async def aclose(self) -> None:
-        """Close the providers' clients."""
-        for provider in self.registry.providers:
-            await provider.aclose()
+        """Close the providers."""
+        await self.registry.aclose()
 
 
 def build(stack: Stack) -> EmbeddingService:
     """The local ONNX model (with the ``local-embeddings`` extra), and OpenAI's models when a key
     (or a base URL) is configured."""
     settings = stack.settings
-    providers = build_embedding_providers(settings)
+    providers = build_embedding_providers(settings, stack.openai_client)
     registry = EmbeddingModelRegistry(providers, settings.embedding_model)
     return EmbeddingService(
         registry, stack.cache, limits=stack.limits, ttl_seconds=settings.cache_ttl_seconds

@@ -73,7 +73,7 @@ class GenerationService:
     @operation("generation-models")
     def models(self) -> GenerationModelList:
         """``GET /api/v1/generation/models``: only what this deployment can serve."""
-        default = self.registry.default_model
+        default = self.registry.default_id
         return GenerationModelList(
             models=[
                 GenerationModel(
@@ -84,7 +84,7 @@ class GenerationService:
                     description=spec.description,
                     default=spec.id == default,
                 )
-                for spec in self.registry.models()
+                for spec in self.registry.specs()
             ],
             default=default,
         )
@@ -104,7 +104,7 @@ class GenerationService:
     ) -> tuple[LLMProvider, LLMModelSpec, ChatRequest]:
         """The provider, model and request for a generation; 422 for an unknown model or a
         ``max_tokens`` over the model's or the deployment's limit."""
-        provider, spec = self.registry.resolve(model)
+        spec, provider = self.registry.lookup(model)
         limit = self.output_limit(spec)
         if max_tokens > limit:
             message = f"max_tokens is at most {limit} for {spec.id} in this deployment."
@@ -152,7 +152,7 @@ class GenerationService:
     async def ask_json(self, prompt: Sequence[PromptMessage]) -> ChatCompletion:
         """The default chat model's JSON answer to ``prompt`` (deterministic, at most
         :data:`JSON_MAX_TOKENS`)."""
-        _, spec = self.registry.resolve(None)
+        spec, _ = self.registry.lookup(None)
         return await self.complete(
             [ChatMessage(role, content) for role, content in prompt],
             max_tokens=min(JSON_MAX_TOKENS, self.output_limit(spec)),
@@ -245,7 +245,8 @@ class GenerationService:
 def build(stack: Stack) -> GenerationService:
     """The chat models the settings configure."""
     return GenerationService(
-        build_llm_registry(stack.settings), max_output_tokens=stack.settings.max_generation_tokens
+        build_llm_registry(stack.settings, stack.openai_client),
+        max_output_tokens=stack.settings.max_generation_tokens,
     )
 
 

@@ -2,7 +2,9 @@
 
 Readiness really connects: ``SELECT 1`` on PostgreSQL, ``PING`` on Redis, the vector store new
 collections use (pgvector's extension, or Qdrant listing its collections), and the default
-embedding model is loaded and run once. The checks run concurrently, each timed.
+embedding model is loaded and run once. Each store's ``ping()`` is only its probe (it raises when
+the store cannot serve); :func:`dependency_check` times it and turns its outcome into the
+response's entry, for every dependency alike. The checks run concurrently.
 """
 
 from __future__ import annotations
@@ -26,7 +28,18 @@ from synthstack_core.stores.database import Database
 from synthstack_core.stores.vectors import VectorStore
 from synthstack_core.version import __version__
 
-__all__ = ["MODULE", "HealthService", "check_embedding_model", "liveness", "readiness"]
+__all__ = [
+    "MODULE",
+    "READINESS_TIMEOUT_SECONDS",
+    "HealthService",
+    "check_embedding_model",
+    "dependency_check",
+    "liveness",
+    "readiness",
+]
+
+#: How long a store has to answer readiness before it counts as unreachable.
+READINESS_TIMEOUT_SECONDS = 2.0
 
 
 def liveness(version: str, backend: str) -> HealthResponse:
@@ -34,28 +47,52 @@ def liveness(version: str, backend: str) -> HealthResponse:
     return HealthResponse(status="ok", version=version, backend=backend)
 
 
-async def check_embedding_model(embeddings: EmbeddingService) -> DependencyCheck:
-    """Load the default model (first call) and embed a probe text with it."""
-    spec = embeddings.registry.default
+async def dependency_check(
+    probe: Callable[[], Awaitable[str]],
+    *,
+    kind: str,
+    required: bool,
+    failure: str = "unreachable",
+    note: str = "",
+    time_limit: float | None = READINESS_TIMEOUT_SECONDS,
+) -> DependencyCheck:
+    """Run ``probe`` (a store's ``ping``) and time it.
+
+    Its answer, a description of what answered, is the entry's ``kind``. An exception, or no
+    answer within ``time_limit`` seconds (``None``: no limit), is an ``error`` entry of ``kind``
+    whose detail is ``failure``, the exception's class (never its text) and ``note``.
+    """
     start = time.perf_counter()
     try:
-        _, provider, _ = embeddings.registry.resolve(spec.id, None)
-        kind = await provider.check(spec)
-        if spec.provider == "local":
-            await embeddings.embed(["readiness probe"], model=spec.id)
+        with anyio.fail_after(time_limit):
+            described = await probe()
     except Exception as exc:
         return DependencyCheck(
             status="error",
-            required=True,
-            latency_ms=round((time.perf_counter() - start) * 1000, 3),
-            kind=spec.id,
-            detail=f"cannot run ({type(exc).__name__})",
+            required=required,
+            latency_ms=_elapsed_ms(start),
+            kind=kind,
+            detail=f"{failure} ({type(exc).__name__}){note}",
         )
     return DependencyCheck(
-        status="ok",
-        required=True,
-        latency_ms=round((time.perf_counter() - start) * 1000, 3),
-        kind=kind,
+        status="ok", required=required, latency_ms=_elapsed_ms(start), kind=described
+    )
+
+
+async def check_embedding_model(embeddings: EmbeddingService) -> DependencyCheck:
+    """Load the default model (first call) and embed a probe text with it."""
+    spec = embeddings.registry.default
+
+    async def run() -> str:
+        _, provider = embeddings.registry.lookup(spec.id)
+        described = await provider.check(spec)
+        if spec.provider == "local":
+            await embeddings.embed(["readiness probe"], model=spec.id)
+        return described
+
+    # No time limit: the first check loads the model.
+    return await dependency_check(
+        run, kind=spec.id, required=True, failure="cannot run", time_limit=None
     )
 
 
@@ -66,19 +103,33 @@ async def readiness(
     vector_store: VectorStore | None = None,
 ) -> ReadinessResponse:
     """Every dependency checked concurrently; ready when each required one is ok."""
+    checks: dict[str, Callable[[], Awaitable[DependencyCheck]]] = {
+        "database": lambda: dependency_check(database.ping, kind=database.kind, required=True),
+        # Without its cache the service still serves (uncached): not required.
+        "cache": lambda: dependency_check(
+            cache.ping, kind=cache.kind, required=False, note="; serving uncached"
+        ),
+        "embedding_model": lambda: check_embedding_model(embeddings),
+    }
+    if vector_store is not None:
+        store = vector_store
+        # pgvector is an extension of a database that may well answer: "unavailable".
+        failure = "unavailable" if store.name == "pgvector" else "unreachable"
+        checks["vector_store"] = lambda: dependency_check(
+            store.ping, kind=store.kind, required=True, failure=failure
+        )
     results: dict[str, DependencyCheck] = {}
 
+    async def run(name: str, check: Callable[[], Awaitable[DependencyCheck]]) -> None:
+        results[name] = await check()
+
     async with anyio.create_task_group() as group:
-        group.start_soon(_store, results, "database", database.check)
-        group.start_soon(_store, results, "cache", cache.check)
-        if vector_store is not None:
-            group.start_soon(_store, results, "vector_store", vector_store.check)
-        group.start_soon(
-            _store, results, "embedding_model", lambda: check_embedding_model(embeddings)
-        )
-    checks = ReadinessChecks(**results)
+        for name, check in checks.items():
+            group.start_soon(run, name, check)
     ready = all(c.status == "ok" for c in results.values() if c.required)
-    return ReadinessResponse(status="ready" if ready else "not_ready", checks=checks)
+    return ReadinessResponse(
+        status="ready" if ready else "not_ready", checks=ReadinessChecks(**results)
+    )
 
 
 class HealthService:
@@ -125,9 +176,5 @@ def build(stack: Stack) -> HealthService:
 MODULE = Module("health", HealthService, build)
 
 
-async def _store(
-    results: dict[str, DependencyCheck],
-    name: str,
-    check: Callable[[], Awaitable[DependencyCheck]],
-) -> None:
-    results[name] = await check()
+def _elapsed_ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)

@@ -26,7 +26,7 @@ from typing import Literal
 
 import anyio.to_thread
 
-from synthstack_core.errors import FieldError, InvalidRequest, ModelNotAvailable
+from synthstack_core.errors import FieldError, InvalidRequest
 from synthstack_core.features.audio import (
     SAMPLE_RATE,
     AudioUpload,
@@ -36,6 +36,8 @@ from synthstack_core.features.audio import (
 )
 from synthstack_core.features.subtitles import render_srt, render_vtt, subtitle_cues
 from synthstack_core.languages import language_name
+from synthstack_core.providers.model_registry import ModelRegistry
+from synthstack_core.providers.openai_client import OpenAIClient
 from synthstack_core.providers.transcription import (
     Transcript,
     TranscriptionModelSpec,
@@ -87,46 +89,23 @@ MEDIA_TYPES: dict[ResponseFormat, str] = {
 _NEEDS_TIMESTAMPS = frozenset({"verbose_json", "srt", "vtt"})
 
 
-class TranscriptionModelRegistry:
+class TranscriptionModelRegistry(ModelRegistry[TranscriptionModelSpec, TranscriptionProvider]):
     """Which transcription models this deployment serves, through which provider, the default."""
 
     def __init__(self, providers: Sequence[TranscriptionProvider], default_model: str) -> None:
-        self._models: dict[str, tuple[TranscriptionModelSpec, TranscriptionProvider]] = {}
-        for provider in providers:
-            for spec in provider.models():
-                self._models.setdefault(spec.id, (spec, provider))
-        if default_model not in self._models:
-            known = ", ".join(sorted(self._models))
-            raise ValueError(
-                f"SYNTHSTACK_TRANSCRIPTION_MODEL={default_model!r} cannot be served here "
-                f"(available: {known}); OpenAI models need OPENAI_API_KEY or OPENAI_BASE_URL."
-            )
-        self.default = self._models[default_model][0]
+        super().__init__(
+            providers,
+            default_model,
+            setting="SYNTHSTACK_TRANSCRIPTION_MODEL",
+            listing="/api/v1/transcription/languages",
+            hint="; OpenAI models need OPENAI_API_KEY or OPENAI_BASE_URL.",
+        )
+        self._default_spec, _ = self.lookup(None)
 
     @property
-    def providers(self) -> list[TranscriptionProvider]:
-        """Each provider once."""
-        unique: dict[int, TranscriptionProvider] = {}
-        for _, provider in self._models.values():
-            unique[id(provider)] = provider
-        return list(unique.values())
-
-    def specs(self) -> list[TranscriptionModelSpec]:
-        """Every servable model, the default first."""
-        others = [spec for spec, _ in self._models.values() if spec.id != self.default.id]
-        return [self.default, *others]
-
-    def resolve(self, model: str | None) -> tuple[TranscriptionModelSpec, TranscriptionProvider]:
-        """The model a request names (or the default) and its provider; 422 if not served."""
-        spec, provider = self._models.get(model or self.default.id, (None, None))
-        if spec is None or provider is None:
-            raise ModelNotAvailable(
-                f"Model {model!r} is not available here; see GET /api/v1/transcription/languages.",
-                errors=[
-                    FieldError(("model",), "Unknown or unavailable model", "model_not_available")
-                ],
-            )
-        return spec, provider
+    def default(self) -> TranscriptionModelSpec:
+        """The model used when a request names none."""
+        return self._default_spec
 
 
 @dataclass(frozen=True)
@@ -257,12 +236,15 @@ class TranscriptionService:
         self.max_audio_seconds = max_audio_seconds
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TranscriptionService:
-        """The local Whisper model, plus OpenAI's models when OpenAI is configured
+    def from_settings(
+        cls, settings: Settings, *, openai: OpenAIClient | None
+    ) -> TranscriptionService:
+        """The local Whisper model, plus OpenAI's models through ``openai`` (the stack's shared
+        client; ``None``: OpenAI is not configured)
         (:func:`~synthstack_core.providers.factory.build_transcription_providers`)."""
         from synthstack_core.providers.factory import build_transcription_providers
 
-        providers = build_transcription_providers(settings)
+        providers = build_transcription_providers(settings, openai)
         return cls(
             TranscriptionModelRegistry(providers, settings.transcription_model),
             max_audio_bytes=settings.max_audio_bytes,
@@ -275,7 +257,11 @@ class TranscriptionService:
         self, spec: TranscriptionModelSpec, form: TranscriptionParameters
     ) -> None:
         if form.language is not None and form.language not in spec.languages:
-            able = [s.id for s in self.registry.specs() if form.language in s.languages]
+            able = [
+                s.id
+                for s in self.registry.specs(default_first=True)
+                if form.language in s.languages
+            ]
             name = language_name(form.language)
             if able:
                 detail = (
@@ -295,7 +281,7 @@ class TranscriptionService:
                 code="language_not_supported",
             )
         if form.response_format in _NEEDS_TIMESTAMPS and not spec.timestamps:
-            able = [s.id for s in self.registry.specs() if s.timestamps]
+            able = [s.id for s in self.registry.specs(default_first=True) if s.timestamps]
             detail = (
                 f"Model {spec.id} gives no timestamps, which `{form.response_format}` needs; "
                 f"models that do: {', '.join(able)}."
@@ -348,7 +334,7 @@ class TranscriptionService:
     ) -> TranscriptionResult:
         """Transcribe a file on disk as ``form`` asks (defaults: the default model, json)."""
         form = form or TranscriptionParameters()
-        spec, provider = self.registry.resolve(form.model)
+        spec, provider = self.registry.lookup(form.model)
         self._check_capabilities(spec, form)
         audio = await self.read_audio(upload, keep_samples=provider.needs_samples)
         options = TranscriptionOptions(
@@ -397,8 +383,8 @@ class TranscriptionService:
     def languages(self) -> TranscriptionLanguageList:
         """Every servable model and the languages it transcribes."""
         data = []
-        for spec in self.registry.specs():
-            _, provider = self.registry.resolve(spec.id)
+        for spec in self.registry.specs(default_first=True):
+            _, provider = self.registry.lookup(spec.id)
             codes = provider.languages(spec)
             data.append(
                 TranscriptionModelLanguages(
@@ -424,7 +410,7 @@ class TranscriptionService:
         process measured of its own transcriptions: behind several workers, the answer must not
         depend on which one takes the request.
         """
-        spec, provider = self.registry.resolve(body.model)
+        spec, provider = self.registry.lookup(body.model)
         duration = body.duration_seconds
         rtf = provider.real_time_factor(spec)
         source: Literal["benchmark", "unknown"] = "unknown" if rtf is None else "benchmark"
@@ -445,18 +431,17 @@ class TranscriptionService:
 
     async def check(self) -> str:
         """Readiness of the default model (loads the local model)."""
-        spec, provider = self.registry.resolve(None)
+        spec, provider = self.registry.lookup(None)
         return await provider.check(spec)
 
     async def aclose(self) -> None:
         """Release every provider."""
-        for provider in self.registry.providers:
-            await provider.aclose()
+        await self.registry.aclose()
 
 
 def build(stack: Stack) -> TranscriptionService:
     """Local Whisper, and OpenAI's models when a key is set."""
-    return TranscriptionService.from_settings(stack.settings)
+    return TranscriptionService.from_settings(stack.settings, openai=stack.openai_client)
 
 
 MODULE = Module("transcription", TranscriptionService, build)

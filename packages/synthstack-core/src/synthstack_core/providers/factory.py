@@ -5,6 +5,8 @@ their implementations; this module imports them all, to build them. A local mode
 not installed is left out; when the settings make it a default, :func:`check_configured_extras`
 (the first step of :meth:`SynthStack.start <synthstack_core.service.SynthStack.start>`) fails with
 an :class:`~synthstack_core.extras.ExtraNotInstalled` naming the extra, before anything starts.
+OpenAI's embedding, chat and transcription providers share the stack's one
+:class:`~synthstack_core.providers.openai_client.OpenAIClient` (one connection pool).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from synthstack_core.providers.whisper_local import WHISPER_TINY_EN, LocalWhispe
 from synthstack_core.stores.embedded import EMBEDDED_POSTGRES
 
 if TYPE_CHECKING:
+    from synthstack_core.providers.openai_client import OpenAIClient
     from synthstack_core.settings import Settings
 
 __all__ = [
@@ -61,8 +64,11 @@ def check_configured_extras(settings: Settings) -> None:
         )
 
 
-def build_embedding_providers(settings: Settings) -> list[EmbeddingProvider]:
-    """The local model (when ``local-embeddings`` is installed), then OpenAI's when configured."""
+def build_embedding_providers(
+    settings: Settings, openai: OpenAIClient | None
+) -> list[EmbeddingProvider]:
+    """The local model (when ``local-embeddings`` is installed), then OpenAI's through ``openai``
+    (the stack's shared client; ``None``: OpenAI is not configured)."""
     providers: list[EmbeddingProvider] = []
     if installed("local-embeddings"):
         providers.append(
@@ -70,28 +76,21 @@ def build_embedding_providers(settings: Settings) -> list[EmbeddingProvider]:
                 batch_size=settings.embedding_batch_size, threads=settings.embedding_threads
             )
         )
-    if settings.openai_configured:
-        key = settings.openai_api_key
-        providers.append(
-            OpenAIEmbeddingProvider(
-                api_key=key.get_secret_value() if key else None,
-                base_url=settings.openai_base_url,
-                timeout=settings.provider_timeout_seconds,
-                max_retries=settings.provider_max_retries,
-            )
-        )
+    if openai is not None:
+        providers.append(OpenAIEmbeddingProvider(openai))
     return providers
 
 
-def build_llm_registry(settings: Settings) -> LLMRegistry:
-    """The chat providers ``settings`` configure, and the default model.
+def build_llm_registry(settings: Settings, openai: OpenAIClient | None) -> LLMRegistry:
+    """The chat providers ``settings`` configure (OpenAI's through ``openai``, the stack's shared
+    client, when there is one), and the default model.
 
     Nothing is loaded or connected here: clients and the local model are created on first use.
     Raises :class:`ValueError` when ``SYNTHSTACK_LLM_MODEL`` names a model not served here.
     """
     providers: list[LLMProvider] = []
-    if settings.openai_configured:
-        providers.append(OpenAILLMProvider.from_settings(settings))
+    if openai is not None:
+        providers.append(OpenAILLMProvider.from_settings(settings, openai))
     if settings.anthropic_api_key is not None:
         providers.append(AnthropicLLMProvider.from_settings(settings))
     if settings.local_llm_enabled:
@@ -99,8 +98,11 @@ def build_llm_registry(settings: Settings) -> LLMRegistry:
     return LLMRegistry(providers, settings.llm_model)
 
 
-def build_transcription_providers(settings: Settings) -> list[TranscriptionProvider]:
-    """Local Whisper (when ``local-whisper`` is installed), then OpenAI's models when configured."""
+def build_transcription_providers(
+    settings: Settings, openai: OpenAIClient | None
+) -> list[TranscriptionProvider]:
+    """Local Whisper (when ``local-whisper`` is installed), then OpenAI's models through
+    ``openai`` (the stack's shared client; ``None``: OpenAI is not configured)."""
     providers: list[TranscriptionProvider] = []
     if installed("local-whisper"):
         providers.append(
@@ -111,15 +113,8 @@ def build_transcription_providers(settings: Settings) -> list[TranscriptionProvi
                 real_time_factor=settings.whisper_real_time_factor,
             )
         )
-    if settings.openai_configured:
-        key = settings.openai_api_key
+    if openai is not None:
         providers.append(
-            OpenAITranscriptionProvider(
-                api_key=key.get_secret_value() if key else None,
-                base_url=settings.openai_base_url,
-                timeout=settings.provider_timeout_seconds,
-                max_retries=settings.provider_max_retries,
-                max_audio_seconds=settings.max_audio_seconds,
-            )
+            OpenAITranscriptionProvider(openai, max_audio_seconds=settings.max_audio_seconds)
         )
     return providers

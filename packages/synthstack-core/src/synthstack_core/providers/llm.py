@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from synthstack_core.errors import ModelNotAvailable
+from synthstack_core.providers.model_registry import ModelRegistry
 
 __all__ = [
     "ChatCompletion",
@@ -138,7 +139,7 @@ class LLMProvider(ABC):
         """Release clients, sessions and models."""
 
 
-class LLMRegistry:
+class LLMRegistry(ModelRegistry[LLMModelSpec, LLMProvider]):
     """The chat models this deployment can serve, each with its provider, and the default model."""
 
     def __init__(self, providers: Sequence[LLMProvider], default_model: str | None) -> None:
@@ -147,56 +148,25 @@ class LLMRegistry:
         ``default_model`` must be one of them; ``None`` takes the first model of the first
         provider. A registry without any model is allowed, and resolves nothing.
         """
-        self._providers = list(providers)
-        self._by_id: dict[str, tuple[LLMProvider, LLMModelSpec]] = {}
-        for provider in self._providers:
-            for spec in provider.models():
-                self._by_id.setdefault(spec.id, (provider, spec))
         if default_model is None:
-            default_model = next(iter(self._by_id), None)
-        elif default_model not in self._by_id:
-            raise ValueError(
-                f"the default chat model {default_model!r} is not served here; "
-                f"available: {', '.join(self._by_id) or 'none'}"
-            )
-        self._default = default_model
+            default_model = next((spec.id for p in providers for spec in p.models()), None)
+        super().__init__(
+            providers,
+            default_model,
+            setting="SYNTHSTACK_LLM_MODEL",
+            listing="/api/v1/generation/models",
+        )
 
-    @property
-    def default_model(self) -> str | None:
-        """The model id used when a request names none (``None``: no model at all)."""
-        return self._default
-
-    def models(self) -> list[LLMModelSpec]:
-        """The models this deployment can serve, in provider order."""
-        return [spec for _, spec in self._by_id.values()]
-
-    def resolve(self, model: str | None) -> tuple[LLMProvider, LLMModelSpec]:
-        """The provider and spec of ``model`` (``None``: the default model).
-
-        Raises :class:`~synthstack_core.errors.ModelNotAvailable` (422) naming the models
-        available here when ``model`` is not one of them.
-        """
-        wanted = self._default if model is None else model
-        found = self._by_id.get(wanted) if wanted is not None else None
-        if found is None:
-            available = ", ".join(self._by_id) or "none"
-            what = "No chat model is configured" if wanted is None else "This chat model"
-            raise ModelNotAvailable(
-                f"{what} is not available in this deployment; available models: {available}."
-            )
-        return found
+    def unavailable(self, model: str | None) -> ModelNotAvailable:
+        """Names the models available here (no ``errors`` list: the field may be a feature's)."""
+        available = ", ".join(spec.id for spec in self.specs()) or "none"
+        configured = model is not None or self.default is not None
+        what = "This chat model" if configured else "No chat model is configured"
+        return ModelNotAvailable(
+            f"{what} is not available in this deployment; available models: {available}."
+        )
 
     @property
     def remote_configured(self) -> bool:
         """Whether a remote provider (OpenAI, Anthropic or compatible) is configured."""
-        return any(provider.remote for provider in self._providers)
-
-    @property
-    def providers(self) -> list[LLMProvider]:
-        """The configured providers, remote ones first."""
-        return list(self._providers)
-
-    async def aclose(self) -> None:
-        """Close every provider."""
-        for provider in self._providers:
-            await provider.aclose()
+        return any(provider.remote for provider in self.providers)

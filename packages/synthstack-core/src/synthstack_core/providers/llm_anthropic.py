@@ -30,6 +30,7 @@ How a :class:`~synthstack_core.providers.llm.ChatRequest` is translated:
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -101,9 +102,14 @@ class AnthropicLLMProvider(LLMProvider):
         timeout: float,
         max_retries: int,
     ) -> None:
-        """Describe the client; nothing is connected until the first call."""
+        """Describe the client; nothing is connected until the first call.
+
+        The SDK is imported now (at start-up): imported by the first request, it would stall the
+        event loop, and every request on it, for a second or more.
+        """
         if not models:
             raise ValueError("an Anthropic chat provider needs at least one model")
+        importlib.import_module("anthropic")
         self._api_key = api_key
         self._base_url = base_url
         self._timeout = timeout
@@ -130,7 +136,7 @@ class AnthropicLLMProvider(LLMProvider):
 
     def _get_client(self) -> anthropic.AsyncAnthropic:
         if self._client is None:
-            import anthropic
+            import anthropic  # imported already: no wait here
 
             self._client = anthropic.AsyncAnthropic(
                 api_key=self._api_key,

@@ -36,8 +36,7 @@ from synthstack_core.providers.llm import (
 from synthstack_core.providers.remote_errors import map_remote_error
 
 if TYPE_CHECKING:
-    import openai
-
+    from synthstack_core.providers.openai_client import OpenAIClient
     from synthstack_core.settings import Settings
 
 __all__ = ["JSON_INSTRUCTION", "KNOWN_OPENAI_CHAT_MODELS", "OpenAILLMProvider"]
@@ -74,55 +73,21 @@ class OpenAILLMProvider(LLMProvider):
     name = "openai"
     remote: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None,
-        base_url: str | None,
-        models: Sequence[str],
-        timeout: float,
-        max_retries: int,
-    ) -> None:
-        """Describe the client; nothing is connected until the first call."""
+    def __init__(self, client: OpenAIClient, *, models: Sequence[str]) -> None:
+        """Generate through ``client``, the stack's shared client (which closes it)."""
         if not models:
             raise ValueError("an OpenAI chat provider needs at least one model")
-        self._api_key = api_key
-        self._base_url = base_url
-        self._timeout = timeout
-        self._max_retries = max_retries
-        self._client: openai.AsyncOpenAI | None = None
-        self._models = tuple(
-            _spec(model_id, compatible=base_url is not None) for model_id in models
-        )
+        self.client = client
+        self._models = tuple(_spec(model_id, compatible=client.compatible) for model_id in models)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> OpenAILLMProvider:
-        """The provider ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and the chat settings describe."""
-        key = settings.openai_api_key
-        return cls(
-            api_key=key.get_secret_value() if key is not None else None,
-            base_url=settings.openai_base_url,
-            models=settings.openai_chat_models,
-            timeout=settings.provider_timeout_seconds,
-            max_retries=settings.provider_max_retries,
-        )
+    def from_settings(cls, settings: Settings, client: OpenAIClient) -> OpenAILLMProvider:
+        """The chat models ``SYNTHSTACK_OPENAI_CHAT_MODELS`` lists, through ``client``."""
+        return cls(client, models=settings.openai_chat_models)
 
     def models(self) -> Sequence[LLMModelSpec]:
         """The configured chat models, the default first."""
         return self._models
-
-    def _get_client(self) -> openai.AsyncOpenAI:
-        if self._client is None:
-            import openai
-
-            self._client = openai.AsyncOpenAI(
-                # A self-hosted OpenAI-compatible server often needs no key; the SDK insists on one.
-                api_key=self._api_key or "no-key-required",
-                base_url=self._base_url,
-                timeout=self._timeout,
-                max_retries=self._max_retries,
-            )
-        return self._client
 
     def _arguments(self, request: ChatRequest) -> dict[str, Any]:
         messages = list(request.messages)
@@ -133,7 +98,7 @@ class OpenAILLMProvider(LLMProvider):
             "messages": [{"role": m.role, "content": m.content} for m in messages],
             "temperature": request.temperature,
         }
-        limit = "max_tokens" if self._base_url is not None else "max_completion_tokens"
+        limit = "max_tokens" if self.client.compatible else "max_completion_tokens"
         arguments[limit] = request.max_tokens
         if request.json_output:
             arguments["response_format"] = {"type": "json_object"}
@@ -141,7 +106,7 @@ class OpenAILLMProvider(LLMProvider):
 
     async def complete(self, request: ChatRequest) -> ChatCompletion:
         """One chat completion, whole."""
-        client = self._get_client()
+        client = self.client.get()
         try:
             response = await client.chat.completions.create(**self._arguments(request))
             choice = response.choices[0]
@@ -169,7 +134,7 @@ class OpenAILLMProvider(LLMProvider):
         self, request: ChatRequest
     ) -> AsyncGenerator[ChatDelta | ChatCompletion, None]:
         """Stream a chat completion; closing the iterator closes the HTTP response."""
-        client = self._get_client()
+        client = self.client.get()
         parts: list[str] = []
         finish: FinishReason | None = None
         usage: LLMUsage | None = None
@@ -220,12 +185,6 @@ class OpenAILLMProvider(LLMProvider):
 
     async def check(self) -> None:
         """Remote models are checked when used; readiness does not spend tokens."""
-
-    async def aclose(self) -> None:
-        """Close the SDK's HTTP client."""
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
 
 
 def _spec(model_id: str, *, compatible: bool) -> LLMModelSpec:

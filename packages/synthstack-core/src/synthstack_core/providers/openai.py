@@ -23,9 +23,8 @@ from synthstack_core.providers.embedding import (
 from synthstack_core.providers.remote_errors import map_remote_error
 
 if TYPE_CHECKING:
-    import openai
-
     from synthstack_core.features.chunking import TokenCounter
+    from synthstack_core.providers.openai_client import OpenAIClient
 
 __all__ = ["OPENAI_MODELS", "OpenAIEmbeddingProvider", "count_cl100k_tokens"]
 
@@ -54,37 +53,14 @@ class OpenAIEmbeddingProvider(EmbeddingProvider):
     name = "openai"
     batch_size: ClassVar[int] = 256
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None,
-        base_url: str | None,
-        timeout: float,
-        max_retries: int,
-    ) -> None:
-        self._api_key = api_key
-        self._base_url = base_url
-        self._timeout = timeout
-        self._max_retries = max_retries
-        self._client: openai.AsyncOpenAI | None = None
+    def __init__(self, client: OpenAIClient) -> None:
+        """Embed through ``client``, the stack's shared client (which closes it)."""
+        self.client = client
         self._counter: TokenCounter | None = None
 
     def models(self) -> Sequence[EmbeddingModelSpec]:
         """OpenAI's embedding models."""
         return OPENAI_MODELS
-
-    def _get_client(self) -> openai.AsyncOpenAI:
-        if self._client is None:
-            import openai
-
-            self._client = openai.AsyncOpenAI(
-                # A self-hosted OpenAI-compatible server often needs no key; the SDK insists on one.
-                api_key=self._api_key or "no-key-required",
-                base_url=self._base_url,
-                timeout=self._timeout,
-                max_retries=self._max_retries,
-            )
-        return self._client
 
     async def embed_batch(
         self, texts: Sequence[str], *, model: EmbeddingModelSpec, dimensions: int | None
@@ -92,7 +68,7 @@ class OpenAIEmbeddingProvider(EmbeddingProvider):
         """Call the embeddings endpoint once for ``texts``."""
         import openai
 
-        client = self._get_client()
+        client = self.client.get()
         kwargs: dict[str, Any] = {"model": model.id, "input": list(texts)}
         if dimensions is not None:
             kwargs["dimensions"] = dimensions
@@ -125,9 +101,3 @@ class OpenAIEmbeddingProvider(EmbeddingProvider):
     async def check(self, model: EmbeddingModelSpec) -> str:
         """Remote models are checked when used; readiness does not spend tokens."""
         return f"{model.id} (openai, not called)"
-
-    async def aclose(self) -> None:
-        """Close the SDK's HTTP client."""
-        if self._client is not None:
-            await self._client.close()
-            self._client = None

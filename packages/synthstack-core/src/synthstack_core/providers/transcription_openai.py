@@ -33,7 +33,7 @@ from synthstack_core.providers.transcription import (
 )
 
 if TYPE_CHECKING:
-    import openai
+    from synthstack_core.providers.openai_client import OpenAIClient
 
 __all__ = ["OPENAI_TRANSCRIPTION_MODELS", "OpenAITranscriptionProvider"]
 
@@ -92,37 +92,14 @@ class OpenAITranscriptionProvider(TranscriptionProvider):
     name = "openai"
     needs_samples: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None,
-        base_url: str | None,
-        timeout: float,
-        max_retries: int,
-        max_audio_seconds: float = 3600.0,
-    ) -> None:
-        self._api_key = api_key
-        self._base_url = base_url
-        self._timeout = timeout
-        self._max_retries = max_retries
+    def __init__(self, client: OpenAIClient, *, max_audio_seconds: float = 3600.0) -> None:
+        """Transcribe through ``client``, the stack's shared client (which closes it)."""
+        self.client = client
         self._max_seconds = max_audio_seconds
-        self._client: openai.AsyncOpenAI | None = None
 
     def models(self) -> Sequence[TranscriptionModelSpec]:
         """OpenAI's transcription models."""
         return OPENAI_TRANSCRIPTION_MODELS
-
-    def _get_client(self) -> openai.AsyncOpenAI:
-        if self._client is None:
-            import openai
-
-            self._client = openai.AsyncOpenAI(
-                api_key=self._api_key or "no-key-required",
-                base_url=self._base_url,
-                timeout=self._timeout,
-                max_retries=self._max_retries,
-            )
-        return self._client
 
     async def transcribe(self, audio: DecodedAudio, options: TranscriptionOptions) -> Transcript:
         """Send the file to OpenAI and read its answer."""
@@ -147,7 +124,7 @@ class OpenAITranscriptionProvider(TranscriptionProvider):
         if options.temperature is not None:
             kwargs["temperature"] = options.temperature
         try:
-            response = await self._get_client().audio.transcriptions.create(**kwargs)
+            response = await self.client.get().audio.transcriptions.create(**kwargs)
         except (openai.APIError, httpx.HTTPError, ValueError) as exc:  # ValueError: not JSON
             raise map_remote_error(exc, subject="transcription provider") from exc
         return _transcript(response, audio, options)
@@ -155,12 +132,6 @@ class OpenAITranscriptionProvider(TranscriptionProvider):
     async def check(self, model: TranscriptionModelSpec) -> str:
         """Remote models are checked when used; readiness does not spend money."""
         return f"{model.id} (openai, not called)"
-
-    async def aclose(self) -> None:
-        """Close the SDK's HTTP client."""
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
 
 
 def _number(value: object) -> float:

@@ -105,7 +105,7 @@ class SentimentResponse(ResponseModel):
     """The sentiment of the whole text.
 
     ``score`` runs from -1 (most negative) to 1 (most positive); ``mixed`` means that sentences
-    carry strong opposite opinions (the rule: ``features/analysis.py``).
+    carry strong opposite opinions (the rule: ``features/analysis/offline.py``).
     """
 
     sentiment: SentimentLabel

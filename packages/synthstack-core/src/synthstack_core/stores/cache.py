@@ -13,8 +13,6 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from synthstack_core.schemas.health import DependencyCheck
-
 if TYPE_CHECKING:
     import redis.asyncio
 
@@ -37,8 +35,8 @@ class Cache(ABC):
         """Store every item for ``ttl_seconds``."""
 
     @abstractmethod
-    async def check(self) -> DependencyCheck:
-        """Really reach the cache and time it."""
+    async def ping(self) -> str:
+        """Really reach the cache (raises when it does not answer); returns :attr:`kind`."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
@@ -82,9 +80,9 @@ class MemoryCache(Cache):
     def __len__(self) -> int:
         return len(self._items)
 
-    async def check(self) -> DependencyCheck:
+    async def ping(self) -> str:
         """The in-process cache is always there."""
-        return DependencyCheck(status="ok", required=False, latency_ms=0.0, kind=self.kind)
+        return self.kind
 
 
 class RedisCache(Cache):
@@ -137,27 +135,16 @@ class RedisCache(Cache):
         except Exception as exc:
             self._failed(exc)
 
-    async def check(self) -> DependencyCheck:
-        """PING, timed."""
-        start = time.perf_counter()
+    async def ping(self) -> str:
+        """PING; a failure also pauses the cache (see :meth:`get_many`), a success ends a pause."""
         try:
             await self._client.ping()  # type: ignore[misc]  # redis-py types ping as sync|async
         except Exception as exc:
             self._failed(exc)
-            return DependencyCheck(
-                status="error",
-                required=False,
-                latency_ms=_ms(start),
-                kind=self.kind,
-                detail=f"unreachable ({type(exc).__name__}); serving uncached",
-            )
+            raise
         self._down_until = 0.0
-        return DependencyCheck(status="ok", required=False, latency_ms=_ms(start), kind=self.kind)
+        return self.kind
 
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._client.aclose()
-
-
-def _ms(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 3)

@@ -7,8 +7,8 @@ workers starting together migrate once.
 
 from __future__ import annotations
 
+import logging
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,6 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-
-from synthstack_core.schemas.health import DependencyCheck
 
 __all__ = ["Database", "connection_parameters", "migrate", "sqlalchemy_url"]
 
@@ -59,6 +57,9 @@ def connection_parameters(database_url: str) -> dict[str, Any]:
 class Database:
     """The async engine and session factory of one process."""
 
+    #: What readiness calls it.
+    kind = "postgresql"
+
     def __init__(self, database_url: str, *, pool_size: int = 5) -> None:
         self.url = sqlalchemy_url(database_url)
         self.engine: AsyncEngine = create_async_engine(
@@ -70,33 +71,35 @@ class Database:
         """A new session; use it as an async context manager."""
         return self.sessions()
 
-    async def check(self, timeout_seconds: float = 2.0) -> DependencyCheck:
-        """Run ``SELECT 1`` and time it."""
-        import anyio
-
-        start = time.perf_counter()
-        try:
-            with anyio.fail_after(timeout_seconds):
-                async with self.engine.connect() as connection:
-                    await connection.execute(text("SELECT 1"))
-        except Exception as exc:
-            return DependencyCheck(
-                status="error",
-                required=True,
-                latency_ms=round((time.perf_counter() - start) * 1000, 3),
-                kind="postgresql",
-                detail=f"unreachable ({type(exc).__name__})",
-            )
-        return DependencyCheck(
-            status="ok",
-            required=True,
-            latency_ms=round((time.perf_counter() - start) * 1000, 3),
-            kind="postgresql",
-        )
+    async def ping(self) -> str:
+        """Run ``SELECT 1`` (raises when PostgreSQL does not answer); returns :attr:`kind`."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return self.kind
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+
+
+class _AlembicPreamble(logging.Filter):
+    """Re-levels to DEBUG the two lines Alembic logs at INFO on every run, even when there is
+    nothing to do ("Context impl PostgresqlImpl.", "Will assume transactional DDL."); the lines of
+    revisions it runs stay at INFO."""
+
+    PREAMBLE = ("Context impl ", "Will assume ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and str(record.msg).startswith(self.PREAMBLE):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+def _quiet_alembic_preamble() -> None:
+    migration_log = logging.getLogger("alembic.runtime.migration")
+    if not any(isinstance(existing, _AlembicPreamble) for existing in migration_log.filters):
+        migration_log.addFilter(_AlembicPreamble())
 
 
 def migrate(database_url: str, revision: str = "heads", locations: Sequence[Path] = ()) -> None:
@@ -105,6 +108,7 @@ def migrate(database_url: str, revision: str = "heads", locations: Sequence[Path
     ``locations``: more folders of revisions (modules' own tables, each a branch of its own beside
     the core's), so ``heads`` (``head`` means the same) is the latest of every branch.
     """
+    _quiet_alembic_preamble()
     from alembic import command
     from alembic.config import Config
     from sqlalchemy import create_engine

@@ -31,7 +31,6 @@ import numpy.typing as npt
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from synthstack_core.schemas.health import DependencyCheck
 from synthstack_core.stores.database import Database
 
 __all__ = [
@@ -174,6 +173,8 @@ class VectorStore(abc.ABC):
 
     #: What ``GET /api/v1/rag/stats`` reports as a collection's ``store``.
     name: ClassVar[StoreName]
+    #: What readiness calls it.
+    kind: str
     #: The vectors are columns of the chunk rows (written and deleted with them).
     in_chunk_rows: ClassVar[bool] = False
 
@@ -233,8 +234,9 @@ class VectorStore(abc.ABC):
         """How many vectors the store holds for the collection."""
 
     @abc.abstractmethod
-    async def check(self) -> DependencyCheck:
-        """Really reach the store (readiness)."""
+    async def ping(self) -> str:
+        """Really reach the store (raises when it cannot serve); returns what answered, for
+        readiness (its :attr:`kind`, or more)."""
 
     @abc.abstractmethod
     async def aclose(self) -> None:
@@ -266,6 +268,7 @@ class PgVectorStore(VectorStore):
 
     name: ClassVar[StoreName] = "pgvector"
     in_chunk_rows: ClassVar[bool] = True
+    kind = "pgvector"
 
     def __init__(self, database: Database, *, ef_search: int = DEFAULT_EF_SEARCH) -> None:
         self._db = database
@@ -374,29 +377,12 @@ class PgVectorStore(VectorStore):
             )
         return int(found or 0)
 
-    async def check(self) -> DependencyCheck:
-        """The ``vector`` extension is installed in the database."""
-        import time
-
-        start = time.perf_counter()
-        try:
-            async with self._db.session() as session:
-                version = await session.scalar(
-                    text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-                )
-            if version is None:
-                raise LookupError("no vector extension")
-        except Exception as exc:
-            return DependencyCheck(
-                status="error",
-                required=True,
-                latency_ms=round((time.perf_counter() - start) * 1000, 3),
-                kind="pgvector",
-                detail=f"unavailable ({type(exc).__name__})",
+    async def ping(self) -> str:
+        """The ``vector`` extension is installed in the database: ``pgvector <version>``."""
+        async with self._db.session() as session:
+            version = await session.scalar(
+                text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
             )
-        return DependencyCheck(
-            status="ok",
-            required=True,
-            latency_ms=round((time.perf_counter() - start) * 1000, 3),
-            kind=f"pgvector {version}",
-        )
+        if version is None:
+            raise LookupError("no vector extension")
+        return f"{self.kind} {version}"

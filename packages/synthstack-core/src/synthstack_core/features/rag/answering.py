@@ -92,7 +92,7 @@ class RagService(RagRetrieval):
             if body.stream:
                 return EventStream(_replayed(answer))
             return answer
-        _, llm = generation.registry.resolve(body.model)
+        llm, _ = generation.registry.lookup(body.model)
         max_tokens = min(ANSWER_MAX_TOKENS, generation.output_limit(llm))
         texts = [
             SourceText(s.index, f"{s.title}; {s.source}" if s.title else s.source, s.content)
