@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from synthstack_core.contract import load_contract
+from synthstack_core.apidocs import served_contract
 from synthstack_core.stores.embedded import EmbeddedPostgres
 from tests.django_support import configure_django, configured_database_url
 
@@ -577,7 +577,7 @@ def test_schema_is_the_contract(client: Any) -> None:
     assert response["Content-Type"] == "application/json"
     schema = json.loads(response.content)
     assert schema["openapi"] == "3.1.0"
-    assert schema == load_contract()
+    assert schema == json.loads(served_contract())
 
 
 @pytest.mark.parametrize("page", ["/api/v1/docs/", "/api/v1/redoc/"])

@@ -1,5 +1,7 @@
-"""The code matches ``contracts/openapi.yaml``: the registry, FastAPI's generated schema, and what
-both backends serve as their schema."""
+"""The code matches ``contracts/openapi.yaml``, with the installed plugins' fragments merged in (the
+served document): the registry, FastAPI's generated schema, and what both backends serve as their
+schema. A plugin's operations are checked like the built-in ones (its pydantic models against its
+fragment's schemas)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 import httpx
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
+from synthstack_core.apidocs import served_contract
 from synthstack_core.contract import load_contract
 from synthstack_core.operations import OPERATIONS
 
@@ -93,20 +96,28 @@ def _ok_schema(spec: dict[str, Any], document: dict[str, Any]) -> Any:
     )
 
 
+def _served() -> dict[str, Any]:
+    """The contract with the installed plugins' fragments merged in."""
+    served: dict[str, Any] = json.loads(served_contract())
+    return served
+
+
 def test_contract_is_valid_openapi() -> None:
     """What client generators check: the OpenAPI 3.1 schema, and every default valid for its own
-    field's schema (``default: null`` on a non-nullable field is an error)."""
-    contract = copy.deepcopy(load_contract())
-    assert contract["openapi"].startswith("3.1.")
-    errors = [
-        f"{error.message} (schema: {error.schema.get('description', error.schema)!r})"
-        for error in OpenAPIV31SpecValidator(contract).iter_errors()
-    ]
-    assert errors == []
+    field's schema (``default: null`` on a non-nullable field is an error); the contract alone and
+    with the plugins' fragments."""
+    for document in (load_contract(), _served()):
+        contract = copy.deepcopy(document)
+        assert contract["openapi"].startswith("3.1.")
+        errors = [
+            f"{error.message} (schema: {error.schema.get('description', error.schema)!r})"
+            for error in OpenAPIV31SpecValidator(contract).iter_errors()
+        ]
+        assert errors == []
 
 
 def test_registry_matches_contract() -> None:
-    contract = _operations(load_contract())
+    contract = _operations(_served())
     registry = {(op.path, op.method): op for op in OPERATIONS}
     assert set(registry) == set(contract)
     for key, op in registry.items():
@@ -115,7 +126,7 @@ def test_registry_matches_contract() -> None:
 
 
 def test_fastapi_generated_schema_matches_contract(fastapi_app: Any) -> None:
-    contract_doc = load_contract()
+    contract_doc = _served()
     generated_doc = fastapi_app.openapi()
     contract = _operations(contract_doc)
     generated = _operations(generated_doc)
@@ -134,4 +145,4 @@ def test_both_backends_serve_the_contract(clients: dict[str, httpx.Client]) -> N
     for response in served.values():
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("application/json")
-        assert response.json() == load_contract()
+        assert response.json() == _served()

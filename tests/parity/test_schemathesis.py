@@ -1,4 +1,6 @@
-"""Schemathesis against ``contracts/openapi.yaml`` (not an app's own schema), on both backends.
+"""Schemathesis against ``contracts/openapi.yaml`` (not an app's own schema), with the installed
+plugins' fragments merged in (the served document: a plugin's operations are run like the built-in
+ones), on both backends.
 
 All checks are on (see ``schemathesis.toml``), with a fixed seed. Positive bodies that name a
 model/dimensions pair this deployment cannot serve are filtered out: the contract allows every known
@@ -8,18 +10,18 @@ those combinations are exercised by the deterministic tests instead.
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 from typing import Any
 
 import hypothesis
 import pytest
 import schemathesis
 
+from synthstack_core.apidocs import served_contract
 from synthstack_core.providers.local_onnx import LOCAL_MODEL
 from synthstack_core.providers.openai import OPENAI_MODELS
 from tests.parity.conftest import AUTH
 
-CONTRACT = Path(__file__).parents[2] / "contracts" / "openapi.yaml"
 SPECS = {spec.id: spec for spec in (LOCAL_MODEL, *OPENAI_MODELS)}
 
 
@@ -38,14 +40,14 @@ def servable(body: Any) -> bool:
 
 @pytest.fixture(scope="session")
 def fastapi_schema(fastapi_app: Any) -> Any:
-    schema = schemathesis.openapi.from_path(CONTRACT)
+    schema = schemathesis.openapi.from_dict(json.loads(served_contract()))
     schema.app = fastapi_app
     return schema
 
 
 @pytest.fixture(scope="session")
 def django_schema(django_app: Any) -> Any:
-    schema = schemathesis.openapi.from_path(CONTRACT)
+    schema = schemathesis.openapi.from_dict(json.loads(served_contract()))
     schema.app = django_app
     return schema
 

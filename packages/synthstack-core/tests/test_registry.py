@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from synthstack_core.contract import load_contract
 from synthstack_core.modules import BUILTIN_MODULES
-from synthstack_core.operations import all_operations, by_id
+from synthstack_core.operations import all_operations, by_id, operations_for
 from synthstack_core.registry import Module, bind, merged_contract, operation, operations_of
 from synthstack_core.replies import Reply
 
@@ -70,12 +70,16 @@ def test_the_contract_describes_each_operation() -> None:
     upload = by_id("rag-upload-document")
     assert upload.form and upload.body_limit == "max_upload_bytes"
     assert by_id("rag-delete-collection").arguments == ("tenant", "name")
-    assert [op.operation_id for op in all_operations()] == [
+    assert [op.operation_id for op in operations_for(BUILTIN_MODULES)] == [
         spec["operationId"]
         for item in load_contract()["paths"].values()
         for method, spec in item.items()
         if method in {"get", "post", "put", "patch", "delete"}
     ]
+    # The environment's operations: the built-in ones first, then the installed plugins'.
+    assert all_operations()[: len(operations_for(BUILTIN_MODULES))] == operations_for(
+        BUILTIN_MODULES
+    )
 
 
 def test_a_module_contributes_operations_with_its_fragment() -> None:

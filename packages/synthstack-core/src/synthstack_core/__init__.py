@@ -30,7 +30,10 @@ from synthstack_core.errors import (
     UnsupportedMediaType,
 )
 from synthstack_core.http import HttpRequest, HttpResponse
+from synthstack_core.modules import installed_modules
+from synthstack_core.modules import migrate as migrate_database
 from synthstack_core.operations import all_operations as _all_operations
+from synthstack_core.plugins import PluginError
 from synthstack_core.registry import Module, Operation, operation
 from synthstack_core.runtime import BlockingSynthStack
 from synthstack_core.schemas.embeddings import (
@@ -42,7 +45,6 @@ from synthstack_core.schemas.embeddings import (
 from synthstack_core.security import Principal
 from synthstack_core.service import SynthStack
 from synthstack_core.settings import Settings
-from synthstack_core.stores.database import migrate as migrate_database
 from synthstack_core.stores.embedded import EmbeddedPostgres
 from synthstack_core.version import __version__
 
@@ -73,6 +75,7 @@ __all__ = [
     "NotFound",
     "Operation",
     "PayloadTooLarge",
+    "PluginError",
     "Principal",
     "ProviderError",
     "ProviderTimeout",
@@ -84,6 +87,7 @@ __all__ = [
     "Unauthenticated",
     "UnsupportedMediaType",
     "__version__",
+    "installed_modules",
     "migrate_database",
     "operation",
 ]

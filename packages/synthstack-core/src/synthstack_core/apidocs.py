@@ -33,9 +33,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from synthstack_core.contract import contract_json, load_contract
+from synthstack_core.contract import load_contract
 from synthstack_core.errors import uri_path
 from synthstack_core.http import (
     HttpResponse,
@@ -43,6 +43,9 @@ from synthstack_core.http import (
     not_found_response,
     request_id_of,
 )
+from synthstack_core.modules import installed_modules
+from synthstack_core.operations import contract_for, contract_json_for
+from synthstack_core.registry import Module
 
 __all__ = [
     "ASSET_PREFIX",
@@ -187,26 +190,38 @@ def page_html(page: DocsPage, root_path: str = "") -> bytes:
     raise ValueError(f"{page.kind} is not a page")
 
 
+def served_contract(root_path: str = "", modules: tuple[Module[Any], ...] | None = None) -> bytes:
+    """The contract with the fragments of ``modules`` (default: the environment's, as the
+    operations) merged in, as served under ``root_path``: the merged document itself without a
+    prefix, else with ``servers`` naming the prefix (the contract's ``/`` would be the host's
+    root)."""
+    return _served_contract(root_path, installed_modules() if modules is None else modules)
+
+
 @functools.cache
-def served_contract(root_path: str = "") -> bytes:
-    """The contract as served under ``root_path``: :func:`contract_json` itself without a prefix,
-    else with ``servers`` naming the prefix (the contract's ``/`` would be the host's root)."""
+def _served_contract(root_path: str, modules: tuple[Module[Any], ...]) -> bytes:
     if not root_path:
-        return contract_json()
-    document = dict(load_contract())
+        return contract_json_for(modules)
+    document = dict(contract_for(modules))
     document["servers"] = [{**server, "url": root_path} for server in document.get("servers", [])]
     return json.dumps(document, separators=(",", ":")).encode()
 
 
 def docs_response(
-    method: str, path: str, headers: Mapping[str, str], *, root_path: str = ""
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    *,
+    root_path: str = "",
+    modules: tuple[Module[Any], ...] | None = None,
 ) -> HttpResponse:
     """The answer to any request for a documentation path (see :func:`is_docs_path`).
 
     ``path`` is the path within the application and ``root_path`` the (decoded) prefix it is
     mounted under (``""`` at the root): problems name the full path, pages and the document refer
-    to the prefix. GET and HEAD are served (HEAD with the body, which the servers drop); any other
-    method is the core's 405 naming them; an unknown asset is the core's 404.
+    to the prefix. The document served is the contract with the fragments of ``modules`` (default:
+    the environment's) merged in. GET and HEAD are served (HEAD with the body, which the servers
+    drop); any other method is the core's 405 naming them; an unknown asset is the core's 404.
     """
     full_path = root_path + path
     if method.upper() not in _METHODS:
@@ -223,7 +238,7 @@ def docs_response(
                     ("X-Request-ID", request_id),
                     *_PAGE_HEADERS,
                 ],
-                body=served_contract(prefix),
+                body=served_contract(prefix, modules),
             )
         return HttpResponse(
             status=200,

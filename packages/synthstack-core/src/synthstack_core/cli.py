@@ -103,7 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     settings = Settings(SYNTHSTACK_HOST=args.host)
-    from synthstack_core.stores.database import migrate
+    from synthstack_core.modules import migrate
 
     with _database(settings) as url:
         migrate(url)
@@ -128,7 +128,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _migrate(_: argparse.Namespace) -> int:
-    from synthstack_core.stores.database import migrate
+    from synthstack_core.modules import migrate
 
     settings = Settings()
     with _database(settings) as url:
@@ -166,7 +166,7 @@ async def _keys(args: argparse.Namespace, url: str) -> int:
 
 def _keys_command(args: argparse.Namespace) -> int:
     from synthstack_core.errors import SynthStackError
-    from synthstack_core.stores.database import migrate
+    from synthstack_core.modules import migrate
 
     with _database(Settings()) as url:
         migrate(url)

@@ -1,20 +1,22 @@
-"""The operations both adapters serve: the built-in modules' operations, described by the contract.
+"""The operations both adapters serve: the modules' operations, described by the contract.
 
 Each :class:`~synthstack_core.registry.Operation` is read from ``contracts/openapi.yaml`` (path,
-method, tags, summary, success status, authentication) by its ``operationId`` and joined with the
-service method that handles it (see :mod:`synthstack_core.registry`). Both adapters build their
-routes from :data:`OPERATIONS` (computed on first use, without starting anything), so a new
-operation appears in both; a test checks the registry against the contract.
+method, tags, summary, success status, authentication), merged with the plugins' fragments, by its
+``operationId`` and joined with the service method that handles it (see
+:mod:`synthstack_core.registry`). Both adapters build their routes from these lists (computed on
+first use, without starting anything), so a new operation, built-in or a plugin's, appears in
+both; a test checks the registry against the contract.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import re
 from typing import Any
 
 from synthstack_core.contract import load_contract
-from synthstack_core.modules import BUILTIN_MODULES
+from synthstack_core.modules import installed_modules
 from synthstack_core.registry import Module, Operation, merged_contract, operations_of
 from synthstack_core.replies import EventStream, RawReply, Reply
 
@@ -27,6 +29,8 @@ __all__ = [
     "all_operations",
     "allowed_methods",
     "by_id",
+    "contract_for",
+    "contract_json_for",
     "operations_for",
     "routes",
 ]
@@ -37,14 +41,27 @@ OPERATIONS: tuple[Operation, ...]
 
 
 @functools.cache
+def contract_for(modules: tuple[Module[Any], ...]) -> dict[str, Any]:
+    """The contract with the fragments of ``modules`` merged in (what is served for them)."""
+    return merged_contract(load_contract(), modules)
+
+
+@functools.cache
+def contract_json_for(modules: tuple[Module[Any], ...]) -> bytes:
+    """:func:`contract_for` as compact JSON bytes (the contract's own bytes without fragments)."""
+    return json.dumps(contract_for(modules), separators=(",", ":")).encode()
+
+
+@functools.cache
 def operations_for(modules: tuple[Module[Any], ...]) -> tuple[Operation, ...]:
     """The operations of ``modules``, described by the contract and the modules' fragments."""
-    return tuple(operations_of(modules, merged_contract(load_contract(), modules)))
+    return tuple(operations_of(modules, contract_for(modules)))
 
 
 def all_operations() -> tuple[Operation, ...]:
-    """The built-in modules' operations, in the contract's order."""
-    return operations_for(BUILTIN_MODULES)
+    """The operations of the environment's modules (the built-in ones, then the plugins'), in the
+    contract's order."""
+    return operations_for(installed_modules())
 
 
 def __getattr__(name: str) -> tuple[Operation, ...]:
@@ -55,28 +72,32 @@ def __getattr__(name: str) -> tuple[Operation, ...]:
 
 
 @functools.cache
-def routes() -> dict[str, dict[str, Operation]]:
-    """The operations grouped by path template, then by method (what a router needs)."""
+def routes(operations: tuple[Operation, ...] | None = None) -> dict[str, dict[str, Operation]]:
+    """``operations`` (default: :func:`all_operations`) grouped by path template, then by method
+    (what a router needs)."""
     grouped: dict[str, dict[str, Operation]] = {}
-    for op in all_operations():
+    for op in all_operations() if operations is None else operations:
         grouped.setdefault(op.path, {})[op.method] = op
     return grouped
 
 
 @functools.cache
-def _patterns() -> list[tuple[re.Pattern[str], list[str]]]:
+def _patterns(
+    operations: tuple[Operation, ...] | None,
+) -> list[tuple[re.Pattern[str], list[str]]]:
     return [
         (
             re.compile(re.sub(r"\\{[A-Za-z_][A-Za-z0-9_]*\\}", "[^/]+", re.escape(template))),
             sorted(by_method),
         )
-        for template, by_method in routes().items()
+        for template, by_method in routes(operations).items()
     ]
 
 
-def allowed_methods(path: str) -> list[str]:
-    """The methods the contract allows at a concrete ``path`` (empty for an unknown path)."""
-    for pattern, methods in _patterns():
+def allowed_methods(path: str, operations: tuple[Operation, ...] | None = None) -> list[str]:
+    """The methods ``operations`` (default: :func:`all_operations`) allow at a concrete ``path``
+    (empty for an unknown path)."""
+    for pattern, methods in _patterns(operations):
         if pattern.fullmatch(path):
             return list(methods)
     return []

@@ -27,9 +27,11 @@ import types
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar, Union
 
 from pydantic import BaseModel
+from pydantic_settings import BaseSettings
 
 from synthstack_core.providers.openai_client import OpenAIClient
 from synthstack_core.replies import EventStream, RawReply, Reply, Result
@@ -55,6 +57,7 @@ __all__ = [
 
 S = TypeVar("S")
 F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C", bound=BaseSettings)
 
 #: The names a handler's parameters may have (beside the fields of its parameter model).
 ARGUMENTS = frozenset({"body", "params", "tenant", "caller"})
@@ -124,6 +127,7 @@ class Stack(Protocol):
     @property
     def openai_client(self) -> OpenAIClient | None: ...
     def service(self, kind: type[S]) -> S: ...
+    def module_settings(self, kind: type[C]) -> C: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,6 +140,13 @@ class Module(Generic[S]):
     build: Callable[[Stack], S]
     #: An OpenAPI fragment (``paths``, ``components``) for operations the main contract lacks.
     contract: Mapping[str, Any] | None = None
+    #: The module's own settings (a pydantic-settings class with its own ``env_prefix``), read from
+    #: the environment when the stack starts; ``build`` gets them with ``stack.module_settings``.
+    settings: type[BaseSettings] | None = None
+    #: A folder of Alembic revisions for the module's own tables: a branch of its own (its first
+    #: revision has ``down_revision = None`` and a ``branch_labels`` naming the module), upgraded
+    #: with the core's by ``synthstack migrate``, at start-up and by Django's ``migrate``.
+    migrations: Path | None = None
 
     def declarations(self) -> list[tuple[str, Declaration]]:
         """``(method name, declaration)`` of each operation, in the class's order."""

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
+from pydantic_settings import BaseSettings
 
 from synthstack_core.features.analysis import AnalysisService
 from synthstack_core.features.complexity import ComplexityService
@@ -28,7 +29,8 @@ from synthstack_core.features.health import HealthService
 from synthstack_core.features.rag import RagService
 from synthstack_core.features.transcription import TranscriptionService
 from synthstack_core.http import HttpRequest, HttpResponse
-from synthstack_core.modules import BUILTIN_MODULES
+from synthstack_core.modules import installed_modules
+from synthstack_core.modules import migrate as migrate_modules
 from synthstack_core.operations import operations_for
 from synthstack_core.pipeline import Pipeline
 from synthstack_core.providers.factory import check_configured_extras
@@ -40,24 +42,36 @@ from synthstack_core.security import ApiKeyAuthenticator
 from synthstack_core.settings import Settings
 from synthstack_core.stores.api_keys import ApiKeyRecord, ApiKeyRepository, CreatedApiKey
 from synthstack_core.stores.cache import Cache, MemoryCache, RedisCache
-from synthstack_core.stores.database import Database, migrate
+from synthstack_core.stores.database import Database
 from synthstack_core.stores.embedded import EmbeddedPostgres
 from synthstack_core.stores.vectors import PgVectorStore, VectorStore
 
 __all__ = ["SynthStack"]
 
 T = TypeVar("T")
+C = TypeVar("C", bound=BaseSettings)
 
 
 class SynthStack:
-    """Every part of the service, wired from settings; start it before use."""
+    """Every part of the service, wired from settings; start it before use.
 
-    #: The modules this stack builds and serves, in order.
-    modules: tuple[Module[Any], ...] = BUILTIN_MODULES
+    It serves the built-in modules and the installed plugins that ``settings.plugins`` selects
+    (see :mod:`synthstack_core.plugins`), or exactly ``modules`` when given.
+    """
 
-    def __init__(self, settings: Settings | None = None, *, backend: str = "library") -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        backend: str = "library",
+        modules: tuple[Module[Any], ...] | None = None,
+    ) -> None:
         self.settings = settings or Settings()
         self.backend = backend
+        #: The modules this stack builds and serves, in order (a broken plugin raises here).
+        self.modules: tuple[Module[Any], ...] = (
+            installed_modules(self.settings) if modules is None else modules
+        )
         self.limits = Limits(
             max_text_chars=self.settings.max_text_chars,
             max_batch_size=self.settings.max_batch_size,
@@ -71,6 +85,8 @@ class SynthStack:
         self._openai_client: OpenAIClient | None = None
         #: The started services, by their module's service class.
         self._services: dict[type[Any], object] = {}
+        #: The modules' own settings, by their class.
+        self._module_settings: dict[type[Any], BaseSettings] = {}
         self._pipeline: Pipeline | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -84,12 +100,16 @@ class SynthStack:
         check_configured_extras(
             settings
         )  # a default whose extra is missing: before anything starts
+        # The modules' own settings: an invalid value fails before anything starts.
+        self._module_settings = {
+            module.settings: module.settings() for module in self.modules if module.settings
+        }
         url = settings.database_url
         if url is None:
             self._embedded = EmbeddedPostgres(settings.data_dir)
             url = await anyio.to_thread.run_sync(self._embedded.start)
         if settings.migrate_on_start:
-            await anyio.to_thread.run_sync(migrate, url)
+            await anyio.to_thread.run_sync(migrate_modules, url, "heads", self.modules)
         self._database = Database(url)
         self._cache = (
             RedisCache(settings.redis_url)
@@ -171,6 +191,13 @@ class SynthStack:
         found = self._services.get(kind)
         if not isinstance(found, kind):
             raise RuntimeError(f"SynthStack has no started {kind.__name__}: start it first")
+        return found
+
+    def module_settings(self, kind: type[C]) -> C:
+        """The settings of the module whose ``settings`` class is ``kind`` (read at start)."""
+        found = self._module_settings.get(kind)
+        if not isinstance(found, kind):
+            raise RuntimeError(f"SynthStack has no {kind.__name__}: no module of it is started")
         return found
 
     @property

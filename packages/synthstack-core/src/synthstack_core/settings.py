@@ -217,6 +217,12 @@ class Settings(BaseSettings):
         description="The address the server binds; auth may be off only on loopback.",
     )
     migrate_on_start: bool = Field(True, validation_alias=_env("SYNTHSTACK_MIGRATE_ON_START"))
+    plugins: Annotated[tuple[str, ...] | None, NoDecode] = Field(
+        None,
+        validation_alias=_env("SYNTHSTACK_PLUGINS"),
+        description="The plugins (`synthstack.modules` entry points) to serve, comma-separated; "
+        "unset = every installed one, empty = none.",
+    )
 
     # -- chat models (providers/llm.py) ---------------------------------------------------------
     anthropic_base_url: str | None = Field(
@@ -291,6 +297,13 @@ class Settings(BaseSettings):
                 raise ValueError("list at least one chat model")
             if len(set(value)) != len(value):
                 raise ValueError("a chat model is listed twice")
+        return value
+
+    @field_validator("plugins", mode="before")
+    @classmethod
+    def _split_plugin_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
 
     @field_validator("anthropic_base_url", "llm_model", mode="before")

@@ -1,11 +1,13 @@
 """The FastAPI application.
 
-Thin by design (DESIGN.md section 3): every route comes from ``synthstack_core.operations`` and hands
-the raw request to ``SynthStack.handle``; the core authenticates, validates and renders. The route
+Thin by design (DESIGN.md section 3): every route comes from the stack's operations (the built-in
+modules' and the installed plugins', ``SynthStack.operations``) and hands the raw request to
+``SynthStack.handle``; the core authenticates, validates and renders. The route
 declarations carry the core's pydantic models only so that FastAPI's generated schema can be checked
 against the contract. The API docs (``/openapi.json``, ``/docs``, ``/redoc`` and the Django
 backend's ``/api/v1/schema/``, ``/api/v1/docs/``, ``/api/v1/redoc/``) come from
-``synthstack_core.apidocs``, byte for byte what the Django backend serves.
+``synthstack_core.apidocs`` (the contract with the plugins' fragments merged in), byte for byte
+what the Django backend serves.
 
 The app may be mounted under a prefix in a host application (``host.mount("/ml", create_app())``):
 routes match the path below the prefix (``root_path``), problems name the full path the client used,
@@ -25,7 +27,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import StreamingResponse
 
-from synthstack_core import OPERATIONS, Operation, Principal, Settings, SynthStack, __version__
+from synthstack_core import Operation, Principal, Settings, SynthStack, __version__
 from synthstack_core.apidocs import ASSET_PREFIX, DOCS_PATHS, docs_response
 from synthstack_core.http import (
     HttpRequest,
@@ -164,7 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.stack = stack
 
-    for operation in OPERATIONS:
+    for operation in stack.operations:
         app.add_api_route(
             operation.path,
             _endpoint(stack, operation),
@@ -185,7 +187,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if exc.status_code == 405:
             return _to_response(
                 method_not_allowed_response(
-                    request.method, _path(request), headers, allowed_methods(_route_path(request))
+                    request.method,
+                    _path(request),
+                    headers,
+                    allowed_methods(_route_path(request), stack.operations),
                 )
             )
         return _to_response(
@@ -200,6 +205,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 _route_path(request),
                 _headers(request),
                 root_path=_root_path(request),
+                modules=stack.modules,
             )
         )
 

@@ -8,6 +8,8 @@ workers starting together migrate once.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -100,8 +102,12 @@ def _quiet_alembic_preamble() -> None:
         migration_log.addFilter(_AlembicPreamble())
 
 
-def migrate(database_url: str, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (blocking; call it from a thread in async code)."""
+def migrate(database_url: str, revision: str = "heads", locations: Sequence[Path] = ()) -> None:
+    """Bring the schema to ``revision`` (blocking; call it from a thread in async code).
+
+    ``locations``: more folders of revisions (modules' own tables, each a branch of its own beside
+    the core's), so ``heads`` (``head`` means the same) is the latest of every branch.
+    """
     _quiet_alembic_preamble()
     from alembic import command
     from alembic.config import Config
@@ -114,8 +120,13 @@ def migrate(database_url: str, revision: str = "head") -> None:
             try:
                 config = Config()
                 config.set_main_option("script_location", str(_MIGRATIONS))
+                config.set_main_option("path_separator", "os")
+                config.set_main_option(
+                    "version_locations",
+                    os.pathsep.join(str(path) for path in (_MIGRATIONS / "versions", *locations)),
+                )
                 config.attributes["connection"] = connection
-                command.upgrade(config, revision)
+                command.upgrade(config, "heads" if revision == "head" else revision)
                 connection.commit()
             finally:
                 connection.execute(
