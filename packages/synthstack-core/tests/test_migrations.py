@@ -22,10 +22,11 @@ def test_each_migration_goes_down_and_up_again(empty_database_url: str) -> None:
     url = empty_database_url
     at_head = _tables(url)
     assert {"tenants", "api_keys", "rag_documents", "rag_vector_deletions"} <= at_head
+    assert {"jobs", "job_payloads", "procrastinate_jobs", "procrastinate_workers"} <= at_head
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     revisions = [r.revision for r in ScriptDirectory.from_config(config).walk_revisions()]
-    assert revisions[0] == "0005" and revisions[-1] == "0001"  # newest first
+    assert revisions[0] == "0007" and revisions[-1] == "0001"  # newest first
     engine = create_engine(sqlalchemy_url(url))
     try:
         with engine.connect() as connection:
@@ -34,6 +35,14 @@ def test_each_migration_goes_down_and_up_again(empty_database_url: str) -> None:
                 command.downgrade(config, "-1")
                 connection.commit()
             assert not {"tenants", "rag_documents"} & set(inspect(connection).get_table_names())
+            # Procrastinate's functions and types went with its tables.
+            leftovers = connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_proc WHERE proname LIKE 'procrastinate%' "
+                    "UNION ALL SELECT count(*) FROM pg_type WHERE typname LIKE 'procrastinate%'"
+                )
+            ).scalars()
+            assert list(leftovers) == [0, 0]
             for _ in revisions:  # and back up, one step at a time
                 command.upgrade(config, "+1")
                 connection.commit()

@@ -14,6 +14,7 @@ from synthstack_core.features import (
     embeddings,
     generation,
     health,
+    jobs,
     rag,
     transcription,
 )
@@ -28,6 +29,7 @@ BUILTIN_MODULES: tuple[Module[Any], ...] = (
     embeddings.MODULE,
     generation.MODULE,
     health.MODULE,
+    jobs.MODULE,
     rag.MODULE,
     complexity.MODULE,
     analysis.MODULE,

@@ -28,6 +28,7 @@ from synthstack_core.http import (
     request_id_of,
 )
 from synthstack_core.multipart import FormData, parse_form, receive_form
+from synthstack_core.preferences import preferences
 from synthstack_core.registry import Handler, Operation
 from synthstack_core.replies import EventStream, RawReply, Reply, Result
 from synthstack_core.schemas.common import Limits
@@ -85,7 +86,7 @@ class Pipeline:
             elif operation.request_model is not None:
                 check_json_body(request, self.body_limit(operation))
                 body = parse_json_body(operation.request_model, request.body, self.limits)
-            result = await self._call(operation, caller, body, params)
+            result = await self._call(operation, caller, body, params, request.headers)
             response = await self._render(operation, result, request_id, request.path)
         except Exception as exc:
             response = error_response(translate(exc), request_id=request_id, path=request.path)
@@ -103,10 +104,17 @@ class Pipeline:
         return response
 
     async def _call(
-        self, operation: Operation, caller: Principal | None, body: Any, params: Any
+        self,
+        operation: Operation,
+        caller: Principal | None,
+        body: Any,
+        params: Any,
+        headers: Mapping[str, str],
     ) -> Result:
         """The handler, given its arguments by name."""
         given: dict[str, Any] = {"body": body, "params": params, "caller": caller}
+        if "prefer" in operation.arguments:
+            given["prefer"] = preferences(headers.get("prefer", ""))
         if caller is not None:
             given["tenant"] = caller.tenant
         arguments = {
@@ -134,7 +142,9 @@ class Pipeline:
                 request_id=request_id,
             )
         reply = result if isinstance(result, Reply) else Reply(result, operation.status)
-        return json_response(reply.body, status=reply.status, request_id=request_id)
+        response = json_response(reply.body, status=reply.status, request_id=request_id)
+        response.headers.extend(reply.headers)
+        return response
 
 
 async def _chunks(body: bytes) -> AsyncIterator[bytes]:
