@@ -170,6 +170,19 @@ def test_a_job_ends_with_the_synchronous_answer(
     # Cancelling a job that has ended is a conflict.
     ended = api.delete(f"/api/v1/jobs/{job_id}", headers=AUTH)
     assert ended.status_code == 409 and ended.json()["code"] == "job_ended"
+    # An upload: its result is the synchronous call's 201 body, the stored document.
+    uploaded = api.post(
+        "/api/v1/rag/documents",
+        headers=ASYNC,
+        data={"collection": "jobs-sync", "document_id": "notes"},
+        files={"file": ("notes.md", _document(4).encode(), "text/markdown")},
+    )
+    assert uploaded.status_code == 202, uploaded.text
+    upload_job = _wait(api, uploaded.json()["id"], _ended, timeout=120)
+    assert upload_job["status"] == "succeeded", upload_job
+    document = api.get("/api/v1/rag/documents/notes?collection=jobs-sync", headers=AUTH)
+    assert upload_job["result"] == document.json()
+    assert _payloads(module_database_url, uploaded.json()["id"]) == 0
 
 
 def test_a_killed_worker_s_job_runs_again_to_a_complete_document(

@@ -95,6 +95,23 @@ def _scenario(client: httpx.Client, collection: str) -> list[tuple[int, dict[str
         json=_index(collection, document_id="sync"),
     )
     call("DELETE", f"/api/v1/jobs/{second['id']}")
+    # An upload: parsed and checked first, its bytes kept with the job.
+    uploaded = call(
+        "POST",
+        "/api/v1/rag/documents",
+        headers=ASYNC,
+        data={"collection": collection, "document_id": "notes"},
+        files={"file": ("notes.md", b"# Notes\n\nCats purr when content.", "text/markdown")},
+    ).json()
+    call(
+        "POST",
+        "/api/v1/rag/documents",
+        headers=ASYNC,
+        data={"collection": collection},
+        files={"file": ("image.png", b"\x89PNG\r\n\x1a\n" + bytes(64), "image/png")},
+    )
+    call("GET", "/api/v1/jobs?kind=rag-upload-document&status=queued&limit=1")
+    call("DELETE", f"/api/v1/jobs/{uploaded['id']}")
     return answers
 
 
@@ -104,23 +121,9 @@ def test_jobs_scenario_is_identical_on_both_backends(clients: dict[str, httpx.Cl
     assert fastapi == django
     statuses = [status for status, _, _ in fastapi]
     assert statuses == [
-        202,
-        202,
-        200,
-        404,
-        404,
-        422,
-        404,
-        200,
-        409,
-        200,
-        422,
-        422,
-        422,
-        401,
-        200,
-        200,
-    ]
+        202, 202, 200, 404, 404, 422, 404, 200, 409, 200, 422, 422, 422, 401, 200, 200,
+        202, 415, 200, 200,
+    ]  # fmt: skip
     accepted = fastapi[0]
     assert accepted[1] == {
         "location": "/api/v1/jobs/<job 1>",
@@ -148,6 +151,11 @@ def test_jobs_scenario_is_identical_on_both_backends(clients: dict[str, httpx.Cl
     assert fastapi[9][2] == cancelled
     assert [fastapi[n][2]["code"] for n in (10, 11)] == ["invalid_request", "empty_document"]
     assert fastapi[14][1] == {} and fastapi[14][2]["document_id"] == "sync"
+    upload = fastapi[16][2]
+    assert upload["kind"] == "rag-upload-document" and upload["status"] == "queued"
+    assert fastapi[17][2]["code"] == "unsupported_document_type"
+    assert fastapi[18][2]["jobs"] == [upload]
+    assert fastapi[19][2]["status"] == "cancelled"
 
 
 def test_listing_filters_and_pages(clients: dict[str, httpx.Client]) -> None:

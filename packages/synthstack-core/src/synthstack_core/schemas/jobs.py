@@ -25,7 +25,7 @@ __all__ = [
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 #: What a job does: the operation that was asked to answer asynchronously.
-JobKind = Literal["rag-index"]
+JobKind = Literal["rag-index", "rag-upload-document"]
 
 
 class JobProgress(ResponseModel):

@@ -80,6 +80,8 @@ QUEUE = "synthstack"
 RUN_TASK = "synthstack.run_job"
 #: How long a stopping worker lets its running jobs finish before it queues them again.
 SHUTDOWN_GRACE_SECONDS = 10.0
+#: How long the embedded worker waits before it starts again after an error.
+EMBEDDED_RESTART_SECONDS = 5.0
 #: Seconds before the 2nd, 3rd... run of a job that failed on a provider or the database: 2, 4, 8...
 RETRY_BASE_SECONDS = 2
 
@@ -364,7 +366,11 @@ class JobService:
                 await app.job_manager.retry_job(job)
 
         app.periodic(cron=f"* * * * * */{every}")(
-            app.task(name="synthstack.recover_stalled_jobs", queue=QUEUE)(recover_stalled_jobs)
+            app.task(
+                name="synthstack.recover_stalled_jobs",
+                queue=QUEUE,
+                queueing_lock="synthstack.recover_stalled_jobs",
+            )(recover_stalled_jobs)
         )
 
         retention = settings.job_retention_seconds
@@ -380,7 +386,11 @@ class JobService:
                 )
 
         app.periodic(cron="*/10 * * * *")(
-            app.task(name="synthstack.purge_finished_jobs", queue=QUEUE)(purge_finished_jobs)
+            app.task(
+                name="synthstack.purge_finished_jobs",
+                queue=QUEUE,
+                queueing_lock="synthstack.purge_finished_jobs",
+            )(purge_finished_jobs)
         )
 
     async def run(self, job_id: uuid.UUID, *, attempt: int) -> None:
@@ -504,9 +514,24 @@ class JobService:
         """Start the embedded worker when ``SYNTHSTACK_WORKER`` is ``embedded``."""
         if self._settings.worker_mode == "embedded" and self._embedded is None:
             self._embedded = asyncio.create_task(
-                self.run_worker(install_signal_handlers=False), name="synthstack embedded worker"
+                self._run_embedded(), name="synthstack embedded worker"
             )
-            self._embedded.add_done_callback(_report_stop)
+
+    async def _run_embedded(self) -> None:
+        """The embedded worker, started again when it stops on an error (the database was down:
+        its jobs finish once it is back)."""
+        while True:
+            try:
+                await self.run_worker(install_signal_handlers=False)
+                return
+            except Exception as error:
+                logger.warning(
+                    "the embedded worker stopped (%s: %s); starting it again in %.0f s",
+                    type(error).__name__,
+                    error,
+                    EMBEDDED_RESTART_SECONDS,
+                )
+            await asyncio.sleep(EMBEDDED_RESTART_SECONDS)
 
     async def astop(self) -> None:
         """Stop the embedded worker (its running jobs get :data:`SHUTDOWN_GRACE_SECONDS` to end,
@@ -516,11 +541,6 @@ class JobService:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-def _report_stop(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("the embedded worker stopped", exc_info=task.exception())
 
 
 async def _driver_connection(connection: AsyncConnection) -> Any:

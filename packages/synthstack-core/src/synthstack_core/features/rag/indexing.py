@@ -142,6 +142,7 @@ class RagIndexing:
         self._jobs = jobs
         if jobs is not None:
             jobs.register("rag-index", self.run_index_job, unit="chunks")
+            jobs.register("rag-upload-document", self.run_upload_job, unit="chunks")
         self._repository = repository
         self._embeddings = embeddings
         self._tenants = tenants
@@ -278,36 +279,82 @@ class RagIndexing:
         )
 
     @operation("rag-upload-document", form=True, body_limit="max_upload_bytes")
-    async def upload(self, tenant: str, body: DocumentUploadForm) -> Document:
+    async def upload(
+        self, tenant: str, body: DocumentUploadForm, prefer: Preferences
+    ) -> Document | Reply:
         """``POST /api/v1/rag/documents``: parse an uploaded file (type by content), index it, and
-        return the stored document."""
+        return the stored document; with ``Prefer: respond-async``, parsed and checked, then a
+        job (the file's bytes kept with it in the database)."""
         upload = body.file
         data = await anyio.to_thread.run_sync(upload.read_bytes)
+        arguments: dict[str, Any] = {
+            "collection": body.collection or DEFAULT_COLLECTION,
+            "document_id": body.document_id or uuid.uuid4().hex,
+            "source": body.source,
+            "filename": upload.filename,
+            "source_type": body.source_type,
+            "title": body.title,
+            "metadata": dict(body.metadata or {}),
+            "chunk_size": body.chunk_size,
+            "chunk_overlap": body.chunk_overlap,
+        }
+        if self._jobs is not None and self._jobs.wanted(prefer):
+            index = await self._upload_arguments(data, **arguments)
+            prepared = await self._prepare(tenant, **index)
+            if prepared.unchanged is None and not prepared.chunks:
+                raise _empty_document()
+            return await self._jobs.submit(
+                tenant, "rag-upload-document", arguments, data=data, path="/api/v1/rag/documents"
+            )
+        return await self.run_upload_job(tenant, arguments, data, None)
+
+    async def run_upload_job(
+        self, tenant: str, request: dict[str, Any], data: bytes | None, progress: Progress | None
+    ) -> Document:
+        """An upload (a ``rag-upload-document`` job's, or the synchronous call's): the stored
+        document."""
+        assert data is not None
+        index = await self._upload_arguments(data, **request)
+        await self._index(tenant, **index, progress=progress)
+        return await self.get_document(tenant, index["collection"], index["document_id"])
+
+    @staticmethod
+    async def _upload_arguments(
+        data: bytes,
+        *,
+        collection: str,
+        document_id: str,
+        source: str | None,
+        filename: str,
+        source_type: SourceType | None,
+        title: str | None,
+        metadata: dict[str, Any],
+        chunk_size: int,
+        chunk_overlap: int,
+    ) -> dict[str, Any]:
+        """The arguments of :meth:`_index` for an uploaded file: parsed, its type read from its
+        bytes (415, 422 and 413 for files that cannot be indexed)."""
         parsed = await anyio.to_thread.run_sync(
             functools.partial(
                 parse_document,
                 data,
-                source_type=body.source_type,
-                filename=upload.filename or None,
+                source_type=source_type,
+                filename=filename or None,
                 max_chars=MAX_DOCUMENT_CHARS,
             )
         )
-        collection = body.collection or DEFAULT_COLLECTION
-        document_id = body.document_id or uuid.uuid4().hex
-        await self._index(
-            tenant,
-            collection=collection,
-            document_id=document_id,
-            content=parsed.text,
-            source=body.source or upload.filename[:MAX_SOURCE_CHARS] or document_id,
-            source_type=parsed.source_type,
-            title=body.title,  # else the file's own, see _index
-            metadata=body.metadata or {},
-            chunk_size=body.chunk_size,
-            chunk_overlap=body.chunk_overlap,
-            parsed=parsed,
-        )
-        return await self.get_document(tenant, collection, document_id)
+        return {
+            "collection": collection,
+            "document_id": document_id,
+            "content": parsed.text,
+            "source": source or filename[:MAX_SOURCE_CHARS] or document_id,
+            "source_type": parsed.source_type,
+            "title": title,  # else the file's own, see _index
+            "metadata": metadata,
+            "chunk_size": chunk_size,
+            "chunk_overlap": chunk_overlap,
+            "parsed": parsed,
+        }
 
     async def _index(
         self,
