@@ -260,12 +260,12 @@ def test_a_modules_tables_are_migrated_with_the_core(
     (tmp_path / name / "migrations" / "tiny_0001_notes.py").write_text(REVISION)
     url = empty_database_url  # the core's schema only
     tables, versions = _state(url)
-    assert "tiny_notes" not in tables and versions == {"0005"}
+    assert "tiny_notes" not in tables and versions == {"0007"}
     modules = installed_modules(Settings(SYNTHSTACK_PLUGINS=name))
-    migrate(url, "0005", modules)  # a revision of the core's: no plugin's
+    migrate(url, "0007", modules)  # a revision of the core's: no plugin's
     assert "tiny_notes" not in _state(url)[0]
     migrate(url, modules=modules)
     tables, versions = _state(url)
-    assert "tiny_notes" in tables and versions == {"0005", "tiny_0001"}
+    assert "tiny_notes" in tables and versions == {"0007", "tiny_0001"}
     migrate(url, modules=modules)  # at every head already: nothing to do
-    assert _state(url)[1] == {"0005", "tiny_0001"}
+    assert _state(url)[1] == {"0007", "tiny_0001"}
