@@ -19,12 +19,14 @@ RESPOND_ASYNC = "respond-async"
 #: A request's preferences: name (lower-case) → value (``""`` for none).
 Preferences = Mapping[str, str]
 
-# token [BWS "=" BWS (token / quoted-string)], then "; parameter" pieces up to the next comma.
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+# One preference: token [BWS "=" BWS (token / quoted-string)], then its parameters (";..."), which
+# are not kept.
 _PREFERENCE = re.compile(
-    r"""\s*(?P<name>[!#$%&'*+.^_`|~0-9A-Za-z-]+)
-        (?:\s*=\s*(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<token>[!#$%&'*+.^_`|~0-9A-Za-z-]*)))?
-        (?P<params>(?:\s*;(?:[^,"]|"(?:[^"\\]|\\.)*")*)*)\s*(?:,|$)""",
-    re.VERBOSE,
+    rf"""\s*(?P<name>{_TOKEN})
+        (?:\s*=\s*(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<token>{_TOKEN})?))?
+        \s*(?:;.*)?""",
+    re.VERBOSE | re.DOTALL,
 )
 
 
@@ -32,18 +34,33 @@ def preferences(header: str) -> Preferences:
     """The preferences of a ``Prefer`` header's value (several headers joined by commas); a piece
     that is not a preference is skipped."""
     found: dict[str, str] = {}
-    position = 0
-    while position < len(header):
-        match = _PREFERENCE.match(header, position)
-        if match is None or match.end() == position:
-            # Not a preference: skip to the next comma.
-            comma = header.find(",", position)
-            if comma < 0:
-                break
-            position = comma + 1
+    for element in _elements(header):
+        match = _PREFERENCE.fullmatch(element)
+        if match is None:
             continue
-        position = match.end()
-        name = match["name"].lower()
         value = match["quoted"] if match["quoted"] is not None else match["token"] or ""
-        found.setdefault(name, re.sub(r"\\(.)", r"\1", value))
+        found.setdefault(match["name"].lower(), re.sub(r"\\(.)", r"\1", value))
     return found
+
+
+def _elements(header: str) -> list[str]:
+    """``header`` split at its commas outside quoted strings, in one pass (an unclosed quote runs
+    to the end)."""
+    elements: list[str] = []
+    start = 0
+    quoted = escaped = False
+    for position, character in enumerate(header):
+        if quoted:
+            if escaped:
+                escaped = False
+            elif character == "\\":
+                escaped = True
+            elif character == '"':
+                quoted = False
+        elif character == '"':
+            quoted = True
+        elif character == ",":
+            elements.append(header[start:position])
+            start = position + 1
+    elements.append(header[start:])
+    return elements
