@@ -19,12 +19,12 @@ RESPOND_ASYNC = "respond-async"
 #: A request's preferences: name (lower-case) → value (``""`` for none).
 Preferences = Mapping[str, str]
 
-_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_NAME_CHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 # One preference: token [BWS "=" BWS (token / quoted-string)], then its parameters (";..."), which
 # are not kept.
 _PREFERENCE = re.compile(
-    rf"""\s*(?P<name>{_TOKEN})
-        (?:\s*=\s*(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<token>{_TOKEN})?))?
+    rf"""\s*(?P<name>{_NAME_CHARS})
+        (?:\s*=\s*(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<token>{_NAME_CHARS})?))?
         \s*(?:;.*)?""",
     re.VERBOSE | re.DOTALL,
 )
