@@ -14,9 +14,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from sqlalchemy.exc import DataError, SQLAlchemyError
-
-from synthstack_core.errors import DependencyUnavailable, InvalidRequest
+from synthstack_core.errors import translate
 from synthstack_core.http import (
     HttpRequest,
     HttpResponse,
@@ -151,29 +149,3 @@ async def _chunks(body: bytes) -> AsyncIterator[bytes]:
     """A body already in memory, as a stream."""
     if body:
         yield body
-
-
-def translate(exc: Exception) -> BaseException:
-    """What the caller sees of ``exc``: a database failure is the database being unavailable,
-    unless the database refused a value of the request (a data exception, SQLSTATE class 22: a
-    NUL in text, a string too long, invalid text for a type, an untranslatable character), which
-    is the caller's mistake (422), not an outage."""
-    if isinstance(exc, SQLAlchemyError):
-        sqlstate = _sqlstate(exc)
-        if isinstance(exc, DataError) or sqlstate.startswith("22"):
-            logger.warning(
-                "database refused a value: %s (SQLSTATE %s)", type(exc).__name__, sqlstate
-            )
-            return InvalidRequest(
-                "The request holds a value the database cannot store or compare.",
-                code="unstorable_value",
-            )
-        logger.warning("database error: %s", type(exc).__name__)
-        return DependencyUnavailable("The database is unavailable.")
-    return exc
-
-
-def _sqlstate(exc: SQLAlchemyError) -> str:
-    """The SQLSTATE PostgreSQL gave (``""`` when the error did not come from the server)."""
-    original = getattr(exc, "orig", None)
-    return str(getattr(original, "sqlstate", None) or "")

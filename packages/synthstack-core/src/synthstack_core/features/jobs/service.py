@@ -45,8 +45,8 @@ from synthstack_core.errors import (
     NotFound,
     SynthStackError,
     problem_for,
+    translate,
 )
-from synthstack_core.pipeline import translate
 from synthstack_core.preferences import RESPOND_ASYNC
 from synthstack_core.registry import operation
 from synthstack_core.replies import Reply
