@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 
-__all__ = ["RESPOND_ASYNC", "Preferences", "preferences"]
+__all__ = ["NO_PREFERENCES", "RESPOND_ASYNC", "Preferences", "preferences"]
 
 #: ``Prefer: respond-async``: the client would rather have a 202 and the job than wait.
 RESPOND_ASYNC = "respond-async"
 
 #: A request's preferences: name (lower-case) → value (``""`` for none).
 Preferences = Mapping[str, str]
+#: No preference (a handler's default when called as a library, without a request).
+NO_PREFERENCES: Preferences = MappingProxyType({})
 
 _NAME_CHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 # One preference: token [BWS "=" BWS (token / quoted-string)], then its parameters (";..."), which

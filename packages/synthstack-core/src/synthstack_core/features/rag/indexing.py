@@ -38,7 +38,7 @@ from synthstack_core.features.parsing import (
     SourceType,
     parse_document,
 )
-from synthstack_core.preferences import Preferences
+from synthstack_core.preferences import NO_PREFERENCES, Preferences
 from synthstack_core.providers.embedding import EmbeddingModelSpec, EmbeddingProvider
 from synthstack_core.registry import operation
 from synthstack_core.replies import Reply
@@ -224,7 +224,7 @@ class RagIndexing:
 
     @operation("rag-index")
     async def index(
-        self, tenant: str, body: IndexRequest, prefer: Preferences
+        self, tenant: str, body: IndexRequest, prefer: Preferences = NO_PREFERENCES
     ) -> IndexResponse | Reply:
         """``POST /api/v1/rag/index``; with ``Prefer: respond-async``, checked, then a job."""
         arguments: dict[str, Any] = {
@@ -280,7 +280,7 @@ class RagIndexing:
 
     @operation("rag-upload-document", form=True, body_limit="max_upload_bytes")
     async def upload(
-        self, tenant: str, body: DocumentUploadForm, prefer: Preferences
+        self, tenant: str, body: DocumentUploadForm, prefer: Preferences = NO_PREFERENCES
     ) -> Document | Reply:
         """``POST /api/v1/rag/documents``: parse an uploaded file (type by content), index it, and
         return the stored document; with ``Prefer: respond-async``, parsed and checked, then a
