@@ -4,7 +4,8 @@ The setting's parsing and validation; then real stacks on a real PostgreSQL and 
 N+1-th request of a key is a 429 with ``Retry-After`` and the draft's ``RateLimit`` headers, every
 answer after the count carries ``RateLimit``, ``/health`` and ``/ready`` are never limited, two
 stacks on one Redis share a counter, a tenant's stored override beats the setting, and a Redis
-outage falls back to counting in the process.
+outage falls back to counting in the process. Token budgets (``SYNTHSTACK_TOKEN_BUDGET``): spent by
+the usage a chat model (the OpenAI stub) reports, streamed or not, per tenant.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from synthstack_core.http import HttpRequest, HttpResponse
 from synthstack_core.operations import by_id as operation
 from synthstack_core.ratelimits import RateLimitDecision, parse_rate, parse_rate_limits
 from synthstack_core.security import ConfigurationError
+from synthstack_testing import OpenAIStub
 
 KEY_A = "rate-limit-key-a-0001"
 KEY_A2 = "rate-limit-key-a-0002"
@@ -339,3 +341,76 @@ async def test_an_invalid_override_is_refused(module_database_url: str) -> None:
         with pytest.raises(InvalidRequest, match="Invalid policy"):
             await stack.rate_limits.set("rl-a", "health", "1/minute")
         assert await stack.rate_limits.list("rl-a") == []
+
+
+# -- token budgets -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def openai_stub() -> Iterator[OpenAIStub]:
+    """The local stub of OpenAI's API: chat completions with their usage."""
+    with OpenAIStub() as stub:
+        yield stub
+
+
+@pytest.fixture
+async def budgeted(
+    module_database_url: str, openai_stub: OpenAIStub, clean_redis: Any
+) -> AsyncIterator[SynthStack]:
+    """A stack whose tenants may each spend 30 chat-model tokens a minute, counted in Redis."""
+    settings = _settings(
+        module_database_url,
+        SYNTHSTACK_TOKEN_BUDGET="30/minute",
+        REDIS_URL=clean_redis.url,
+        OPENAI_API_KEY=openai_stub.api_key,
+        OPENAI_BASE_URL=openai_stub.base_url,
+        SYNTHSTACK_PROVIDER_MAX_RETRIES=0,
+    )
+    async with SynthStack(settings) as stack:
+        yield stack
+
+
+def _prompt(stream: bool = False) -> bytes:
+    body = {"prompt": "Say something short about cats.", "max_tokens": 8, "stream": stream}
+    return json.dumps(body).encode()
+
+
+async def test_a_tenants_token_budget_is_spent_by_real_usage(budgeted: SynthStack) -> None:
+    spent: list[int] = []
+    for _ in range(30):
+        response = await _call(budgeted, "generation-text", body=_prompt())
+        if response.status != 200:
+            break
+        spent.append(json.loads(response.body)["usage"]["total_tokens"])
+    # Served while tokens were left, whatever the last one cost; refused once none are left.
+    assert spent and sum(spent[:-1]) < 30 <= sum(spent)
+    assert response.status == 429
+    headers = _headers(response)
+    assert headers["ratelimit-policy"] == '"tokens";q=30;w=60'
+    assert _left(response)[:2] == ("tokens", 0)
+    assert 1 <= int(headers["retry-after"]) <= 60
+    assert json.loads(response.body)["code"] == "rate_limited"
+    # The budget is the tenant's: another tenant is served.
+    assert (await _call(budgeted, "generation-text", KEY_B, body=_prompt())).status == 200
+    # An override lifts it for that tenant.
+    await budgeted.rate_limits.set("rl-a", "tokens", "unlimited")
+    try:
+        assert (await _call(budgeted, "generation-text", body=_prompt())).status == 200
+    finally:
+        await budgeted.rate_limits.clear("rl-a")
+
+
+async def test_streamed_generations_spend_the_budget_too(budgeted: SynthStack) -> None:
+    statuses = []
+    for _ in range(30):
+        response = await _call(budgeted, "generation-text", KEY_B, body=_prompt(stream=True))
+        statuses.append(response.status)
+        if response.status != 200:
+            break
+        assert response.stream is not None
+        events = b"".join([chunk async for chunk in response.stream])
+        assert b"event: done" in events
+    # Counted when each stream ended; refused before any output once the budget is spent.
+    assert statuses[-1] == 429 and set(statuses[:-1]) == {200}
+    assert response.stream is None
+    assert _left(response)[:2] == ("tokens", 0)

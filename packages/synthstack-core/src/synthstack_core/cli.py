@@ -259,7 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     limit_commands = limits.add_subparsers(dest="limits_command", required=True)
     set_limit = limit_commands.add_parser("set", help="give a tenant its own rate for a policy")
     set_limit.add_argument("--tenant", required=True)
-    set_limit.add_argument("policy", help="a group of operations (e.g. generation) or default")
+    set_limit.add_argument(
+        "policy", help="a group of operations (e.g. generation), default, or tokens (the budget)"
+    )
     set_limit.add_argument("rate", help="e.g. 600/minute, '60 per minute', or unlimited")
     list_limits = limit_commands.add_parser("list", help="the setting's rules and the overrides")
     list_limits.add_argument("--tenant", default=None)

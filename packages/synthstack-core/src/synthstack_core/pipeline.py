@@ -115,8 +115,13 @@ class Pipeline:
         self, operation: Operation, caller: Principal | None, headers: Mapping[str, str]
     ) -> RateLimitDecision | None:
         """Count the request against the caller's limit for the operation's group (its first
-        tag): raises :class:`~synthstack_core.errors.RateLimitExceeded` over it."""
-        if caller is None or self.rate_limiter is None:
+        tag), and bind the caller's token budget to the request: raises
+        :class:`~synthstack_core.errors.RateLimitExceeded` over the limit."""
+        if self.rate_limiter is None:
+            return None
+        # The chat models this request runs spend the caller's tenant's token budget.
+        self.rate_limiter.bind(caller.tenant if caller is not None else None)
+        if caller is None:
             return None
         group = operation.tags[0] if operation.tags else DEFAULT_POLICY
         return await self.rate_limiter.check(group, caller, headers)

@@ -18,6 +18,10 @@ Answers carry the headers of the IETF httpapi draft "RateLimit header fields for
 ``RateLimit-Policy: "generation";q=60;w=60`` and ``RateLimit: "generation";r=12;t=7`` (``r``
 requests left, ``t`` seconds until the oldest request counted leaves the window); over the limit,
 429 ``rate_limited`` with ``Retry-After`` as well.
+
+Token budgets (``SYNTHSTACK_TOKEN_BUDGET``, or a tenant's override named ``tokens``): chat-model
+tokens per tenant and window, counted from the usage the model reports (:class:`BudgetedLLMProvider`
+wraps every chat provider), on the library's fixed window.
 """
 
 from __future__ import annotations
@@ -27,20 +31,30 @@ import logging
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
 from synthstack_core.errors import RateLimitExceeded
+from synthstack_core.providers.llm import (
+    ChatCompletion,
+    ChatDelta,
+    ChatRequest,
+    LLMModelSpec,
+    LLMProvider,
+)
 
 __all__ = [
     "DEFAULT_POLICY",
     "NEVER_LIMITED",
+    "TOKENS_POLICY",
     "UNLIMITED",
+    "BudgetedLLMProvider",
     "Caller",
     "RateLimitDecision",
     "RateLimiter",
@@ -51,12 +65,18 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+L = TypeVar("L", MovingWindowRateLimiter, FixedWindowRateLimiter)
+T = TypeVar("T")
+
 #: The policy of every group that has none of its own.
 DEFAULT_POLICY = "default"
 #: An override's value for "no limit".
 UNLIMITED = "unlimited"
 #: Groups no limit applies to.
 NEVER_LIMITED = frozenset({"health"})
+#: The policy of the tenants' chat-model token budget (``SYNTHSTACK_TOKEN_BUDGET``, or an override
+#: of this name); no group of operations may be called so.
+TOKENS_POLICY = "tokens"
 _POLICY_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 #: ``None`` is "unlimited".
@@ -105,6 +125,8 @@ def parse_rate_limits(value: str) -> dict[str, RateLimitItem]:
         if not sep:
             raise ValueError(f"{entry!r} is not `group=rate` (e.g. `generation=60/minute`)")
         check_policy_name(name)
+        if name == TOKENS_POLICY:
+            raise ValueError(f"{name!r} is no group: the token budget is SYNTHSTACK_TOKEN_BUDGET")
         if name in rules:
             raise ValueError(f"{name!r} is given twice")
         item = parse_rate(rate)
@@ -157,18 +179,26 @@ class RateLimiter:
         redis_url: str | None,
         overrides: Callable[[str], Awaitable[Mapping[str, str]]] | None,
         key_of: Callable[[Mapping[str, str]], str | None],
+        token_budget: RateLimitItem | None = None,
         override_cache_seconds: float = 10.0,
         pause_seconds: float = 5.0,
         timeout_seconds: float = 0.5,
     ) -> None:
         self.rules: dict[str, RateLimitItem | None] = dict(rules)
+        if token_budget is not None:
+            self.rules[TOKENS_POLICY] = token_budget
         self._overrides = overrides
         self._key_of = key_of
         self._cache_seconds = override_cache_seconds
         self._remembered: dict[str, tuple[float, dict[str, RateLimitItem | None]]] = {}
-        self._memory = MovingWindowRateLimiter(MemoryStorage())
+        memory = MemoryStorage()
+        self._memory = MovingWindowRateLimiter(memory)
+        # Token budgets count what was spent, after the fact: a fixed window always adds a cost
+        # (the moving window refuses, and forgets, a cost over what is left).
+        self._memory_tokens = FixedWindowRateLimiter(memory)
         self._redis_storage: Storage | None = None
         self._redis: MovingWindowRateLimiter | None = None
+        self._redis_tokens: FixedWindowRateLimiter | None = None
         if redis_url:
             # redis-py (a dependency already), not the library's default client (coredis).
             scheme, sep, rest = redis_url.partition("://")
@@ -182,6 +212,7 @@ class RateLimiter:
                 socket_connect_timeout=timeout_seconds,
             )
             self._redis = MovingWindowRateLimiter(self._redis_storage)
+            self._redis_tokens = FixedWindowRateLimiter(self._redis_storage)
         self._pause = pause_seconds
         self._down_until = 0.0
         #: Requests refused in this process (for metrics and tests).
@@ -271,10 +302,21 @@ class RateLimiter:
         self, item: RateLimitItem, identifiers: tuple[str, ...]
     ) -> tuple[bool, int, float]:
         """Hit the counter: (allowed, remaining, when the oldest counted request leaves)."""
-        if self._redis is not None and self._redis_up():
+
+        async def count(limiter: MovingWindowRateLimiter) -> tuple[bool, int, float]:
+            allowed = await limiter.hit(item, *identifiers)
+            stats = await limiter.get_window_stats(item, *identifiers)
+            return allowed, stats.remaining, stats.reset_time
+
+        return await self._with_storage(count, self._redis, self._memory)
+
+    async def _with_storage(
+        self, run: Callable[[L], Awaitable[T]], redis_limiter: L | None, memory_limiter: L
+    ) -> T:
+        """``run`` on Redis's limiter, or the process's while Redis is (found) down."""
+        if redis_limiter is not None and self._redis_up():
             try:
-                allowed = await self._redis.hit(item, *identifiers)
-                stats = await self._redis.get_window_stats(item, *identifiers)
+                return await run(redis_limiter)
             except Exception as exc:  # StorageError (wrapped), or the client's own
                 if self._redis_up():
                     logger.warning(
@@ -283,11 +325,56 @@ class RateLimiter:
                         type(exc).__name__,
                     )
                 self._down_until = time.monotonic() + self._pause
-            else:
-                return allowed, stats.remaining, stats.reset_time
-        allowed = await self._memory.hit(item, *identifiers)
-        stats = await self._memory.get_window_stats(item, *identifiers)
-        return allowed, stats.remaining, stats.reset_time
+        return await run(memory_limiter)
+
+    # -- token budgets ---------------------------------------------------------------------
+
+    def bind(self, tenant: str | None) -> None:
+        """Make ``tenant`` the one whose token budget the chat models of this request (the
+        current context) spend."""
+        _BUDGET.set(None if tenant is None else (self, tenant))
+
+    async def check_tokens(self, tenant: str) -> None:
+        """:class:`RateLimitExceeded` when ``tenant``'s token budget is spent for this window."""
+        item = (await self.rules_for(tenant)).get(TOKENS_POLICY)
+        if item is None:
+            return
+
+        async def left(limiter: FixedWindowRateLimiter) -> tuple[int, float]:
+            stats = await limiter.get_window_stats(item, TOKENS_POLICY, tenant)
+            return stats.remaining, stats.reset_time
+
+        remaining, reset_at = await self._with_storage(
+            left, self._redis_tokens, self._memory_tokens
+        )
+        if remaining > 0:
+            return
+        self.refused += 1
+        decision = RateLimitDecision(
+            policy=TOKENS_POLICY,
+            quota=item.amount,
+            window_seconds=item.get_expiry(),
+            remaining=0,
+            reset_seconds=max(0, math.ceil(reset_at - time.time())),
+        )
+        raise RateLimitExceeded(
+            f"The chat-model token budget of this tenant ({item.amount} tokens per "
+            f"{item.get_expiry()} s) is spent.",
+            retry_after=max(1, decision.reset_seconds),
+            headers=decision.headers(),
+        )
+
+    async def spend_tokens(self, tenant: str, tokens: int) -> None:
+        """Count ``tokens`` a chat model read and wrote for ``tenant`` (all of them: the last
+        generation may overdraw the budget; the next one is refused until the window ends)."""
+        item = (await self.rules_for(tenant)).get(TOKENS_POLICY)
+        if item is None or tokens <= 0:
+            return
+
+        async def spend(limiter: FixedWindowRateLimiter) -> bool:
+            return await limiter.hit(item, TOKENS_POLICY, tenant, cost=tokens)
+
+        await self._with_storage(spend, self._redis_tokens, self._memory_tokens)
 
     async def aclose(self) -> None:
         """Stop the in-process counters' expiry task; release Redis connections."""
@@ -299,3 +386,70 @@ class RateLimiter:
             close = getattr(connection, "aclose", None)
             if close is not None:
                 await close()
+
+
+#: The limiter and tenant of the request being served (set by the pipeline after authentication).
+_BUDGET: ContextVar[tuple[RateLimiter, str] | None] = ContextVar("synthstack_budget", default=None)
+
+
+class BudgetedLLMProvider(LLMProvider):
+    """A chat provider whose generations spend the calling tenant's token budget: refused (429)
+    when it is spent, counted from the usage the model reports. Outside a request (the library
+    used directly), nothing is counted."""
+
+    def __init__(self, inner: LLMProvider) -> None:
+        self.inner = inner
+
+    @staticmethod
+    def wrap(inner: LLMProvider) -> LLMProvider:
+        """``inner`` with a budget, as a provider of the same name and kind."""
+        kind = type(
+            f"Budgeted{type(inner).__name__}",
+            (BudgetedLLMProvider,),
+            {"name": inner.name, "remote": inner.remote},
+        )
+        provider: LLMProvider = kind(inner)
+        return provider
+
+    def models(self) -> Sequence[LLMModelSpec]:
+        """The inner provider's."""
+        return self.inner.models()
+
+    async def complete(self, request: ChatRequest) -> ChatCompletion:
+        """Checked before, counted after."""
+        budget = _BUDGET.get()
+        if budget is not None:
+            await budget[0].check_tokens(budget[1])
+        completion = await self.inner.complete(request)
+        if budget is not None:
+            await budget[0].spend_tokens(budget[1], completion.usage.total_tokens)
+        return completion
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta | ChatCompletion]:
+        """Checked before the first piece, counted at the last (the budget is taken from the
+        request's context now: the pieces may be pulled from another one)."""
+        return self._stream(request, _BUDGET.get())
+
+    async def _stream(
+        self, request: ChatRequest, budget: tuple[RateLimiter, str] | None
+    ) -> AsyncIterator[ChatDelta | ChatCompletion]:
+        if budget is not None:
+            await budget[0].check_tokens(budget[1])
+        pieces = self.inner.stream(request)
+        try:
+            async for piece in pieces:
+                if isinstance(piece, ChatCompletion) and budget is not None:
+                    await budget[0].spend_tokens(budget[1], piece.usage.total_tokens)
+                yield piece
+        finally:
+            close = getattr(pieces, "aclose", None)
+            if close is not None:
+                await close()
+
+    async def check(self) -> None:
+        """The inner provider's."""
+        await self.inner.check()
+
+    async def aclose(self) -> None:
+        """The inner provider's."""
+        await self.inner.aclose()

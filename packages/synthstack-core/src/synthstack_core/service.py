@@ -165,6 +165,7 @@ class SynthStack:
             redis_url=self.settings.redis_url,
             overrides=RateLimitRepository(database).for_tenant,
             key_of=key_from_headers,
+            token_budget=self.settings.parsed_token_budget(),
             override_cache_seconds=self.settings.rate_limit_cache_seconds,
         )
 

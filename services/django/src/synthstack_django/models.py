@@ -209,14 +209,14 @@ class RateLimitOverride(models.Model):
         max_length=64,
         validators=[_valid_policy],
         help_text="A group of operations (the operation's tag: embeddings, rag, generation, "
-        "analysis, complexity, transcription, a plugin's) or `default` (every group without its "
-        "own entry).",
+        "analysis, complexity, transcription, a plugin's), `default` (every group without its "
+        "own entry) or `tokens` (the chat-model token budget of the tenant).",
     )
     rate = models.CharField(
         max_length=64,
         validators=[_valid_rate],
-        help_text="Requests per API key, e.g. `600/minute`, `60 per minute`, `10/2 seconds`; "
-        "or `unlimited`.",
+        help_text="Requests per API key (tokens per tenant for `tokens`), e.g. `600/minute`, "
+        "`60 per minute`, `10/2 seconds`; or `unlimited`.",
     )
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
 

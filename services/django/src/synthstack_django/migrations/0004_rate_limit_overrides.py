@@ -33,8 +33,9 @@ class Migration(migrations.Migration):
                     "policy",
                     models.CharField(
                         help_text="A group of operations (the operation's tag: embeddings, rag, "
-                        "generation, analysis, complexity, transcription, a plugin's) or "
-                        "`default` (every group without its own entry).",
+                        "generation, analysis, complexity, transcription, a plugin's), "
+                        "`default` (every group without its own entry) or `tokens` (the "
+                        "chat-model token budget of the tenant).",
                         max_length=64,
                         validators=[synthstack_django.models._valid_policy],
                     ),
@@ -42,8 +43,8 @@ class Migration(migrations.Migration):
                 (
                     "rate",
                     models.CharField(
-                        help_text="Requests per API key, e.g. `600/minute`, `60 per minute`, "
-                        "`10/2 seconds`; or `unlimited`.",
+                        help_text="Requests per API key (tokens per tenant for `tokens`), e.g. "
+                        "`600/minute`, `60 per minute`, `10/2 seconds`; or `unlimited`.",
                         max_length=64,
                         validators=[synthstack_django.models._valid_rate],
                     ),
