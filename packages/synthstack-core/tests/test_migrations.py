@@ -21,11 +21,17 @@ def _tables(url: str) -> set[str]:
 def test_each_migration_goes_down_and_up_again(empty_database_url: str) -> None:
     url = empty_database_url
     at_head = _tables(url)
-    assert {"tenants", "api_keys", "rag_documents", "rag_vector_deletions"} <= at_head
+    assert {
+        "tenants",
+        "api_keys",
+        "rag_documents",
+        "rag_vector_deletions",
+        "rate_limit_overrides",
+    } <= at_head
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     revisions = [r.revision for r in ScriptDirectory.from_config(config).walk_revisions()]
-    assert revisions[0] == "0005" and revisions[-1] == "0001"  # newest first
+    assert revisions[0] == "0006" and revisions[-1] == "0001"  # newest first
     engine = create_engine(sqlalchemy_url(url))
     try:
         with engine.connect() as connection:
@@ -33,7 +39,9 @@ def test_each_migration_goes_down_and_up_again(empty_database_url: str) -> None:
             for _ in revisions:  # one step at a time, down to nothing
                 command.downgrade(config, "-1")
                 connection.commit()
-            assert not {"tenants", "rag_documents"} & set(inspect(connection).get_table_names())
+            assert not {"tenants", "rag_documents", "rate_limit_overrides"} & set(
+                inspect(connection).get_table_names()
+            )
             for _ in revisions:  # and back up, one step at a time
                 command.upgrade(config, "+1")
                 connection.commit()

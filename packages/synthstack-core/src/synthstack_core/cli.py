@@ -1,4 +1,4 @@
-"""The ``synthstack`` command: ``serve``, ``migrate`` and ``keys``.
+"""The ``synthstack`` command: ``serve``, ``migrate``, ``keys`` and ``limits``.
 
 ``serve`` resolves the database once (starting the embedded PostgreSQL when ``DATABASE_URL`` is unset),
 migrates it, then runs the chosen backend's server (uvicorn for FastAPI, gunicorn for Django) with
@@ -177,6 +177,50 @@ def _keys_command(args: argparse.Namespace) -> int:
             return 1
 
 
+async def _limits(args: argparse.Namespace, url: str, settings: Settings) -> int:
+    from synthstack_core.stores.database import Database
+    from synthstack_core.stores.rate_limits import RateLimitRepository
+
+    database = Database(url, pool_size=1)
+    repository = RateLimitRepository(database)
+    try:
+        if args.limits_command == "set":
+            record = await repository.set(args.tenant, args.policy, args.rate)
+            print(f"tenant {record.tenant}: {record.policy} = {record.rate}")
+        elif args.limits_command == "list":
+            if args.tenant is None:
+                rules = settings.parsed_rate_limits()
+                for name, item in rules.items():
+                    print(f"{'(SYNTHSTACK_RATE_LIMITS)':<24} {name:<16} {item}")
+                if not rules:
+                    print("(SYNTHSTACK_RATE_LIMITS is empty: no limits but the overrides)")
+            for override in await repository.list(args.tenant):
+                print(
+                    f"{override.tenant:<24} {override.policy:<16} {override.rate}  "
+                    f"(since {override.updated_at:%Y-%m-%d %H:%M})"
+                )
+        else:
+            removed = await repository.clear(args.tenant, args.policy)
+            print(f"tenant {args.tenant}: {removed} override{'s' if removed != 1 else ''} cleared")
+    finally:
+        await database.aclose()
+    return 0
+
+
+def _limits_command(args: argparse.Namespace) -> int:
+    from synthstack_core.errors import SynthStackError
+    from synthstack_core.modules import migrate
+
+    settings = Settings()
+    with _database(settings) as url:
+        migrate(url)
+        try:
+            return asyncio.run(_limits(args, url, settings))
+        except SynthStackError as exc:
+            print(f"error: {exc.detail}", file=sys.stderr)
+            return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="synthstack", description=__doc__.splitlines()[0])
@@ -204,6 +248,27 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="revoke a key by id or prefix")
     revoke.add_argument("key_id")
     keys.set_defaults(run=_keys_command)
+
+    limits = commands.add_parser(
+        "limits",
+        help="manage tenants' rate-limit overrides (of SYNTHSTACK_RATE_LIMITS)",
+        description="A tenant's override replaces SYNTHSTACK_RATE_LIMITS's entry of the same "
+        "policy for that tenant; every process applies an edit within "
+        "SYNTHSTACK_RATE_LIMIT_CACHE_SECONDS.",
+    )
+    limit_commands = limits.add_subparsers(dest="limits_command", required=True)
+    set_limit = limit_commands.add_parser("set", help="give a tenant its own rate for a policy")
+    set_limit.add_argument("--tenant", required=True)
+    set_limit.add_argument(
+        "policy", help="a group of operations (e.g. generation), default, or tokens (the budget)"
+    )
+    set_limit.add_argument("rate", help="e.g. 600/minute, '60 per minute', or unlimited")
+    list_limits = limit_commands.add_parser("list", help="the setting's rules and the overrides")
+    list_limits.add_argument("--tenant", default=None)
+    clear = limit_commands.add_parser("clear", help="remove a tenant's override(s)")
+    clear.add_argument("--tenant", required=True)
+    clear.add_argument("policy", nargs="?", default=None, help="one policy (default: all)")
+    limits.set_defaults(run=_limits_command)
     return parser
 
 

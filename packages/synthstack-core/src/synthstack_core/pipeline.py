@@ -1,9 +1,10 @@
 """The request pipeline: one request of one operation, from :class:`HttpRequest` to
 :class:`HttpResponse`.
 
-Authentication, the body limit, parsing (JSON or a streamed form), validation, the handler, rendering,
-error translation and the access log, in that order (see ``docs/architecture.md``). Both adapters
-reach it through :meth:`SynthStack.handle <synthstack_core.service.SynthStack.handle>`.
+Authentication, the rate limit, the body limit, parsing (JSON or a streamed form), validation, the
+handler, rendering, error translation and the access log, in that order (see
+``docs/architecture.md``). Both adapters reach it through
+:meth:`SynthStack.handle <synthstack_core.service.SynthStack.handle>`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from synthstack_core.http import (
     request_id_of,
 )
 from synthstack_core.multipart import FormData, parse_form, receive_form
+from synthstack_core.ratelimits import DEFAULT_POLICY, RateLimitDecision, RateLimiter
 from synthstack_core.registry import Handler, Operation
 from synthstack_core.replies import EventStream, RawReply, Reply, Result
 from synthstack_core.schemas.common import Limits
@@ -50,11 +52,14 @@ class Pipeline:
         limits: Limits,
         auth: ApiKeyAuthenticator,
         handlers: Mapping[str, Handler],
+        *,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.settings = settings
         self.limits = limits
         self.auth = auth
         self.handlers = handlers
+        self.rate_limiter = rate_limiter
 
     def body_limit(self, operation: Operation) -> int:
         """The most bytes ``operation`` accepts as its request body."""
@@ -66,10 +71,12 @@ class Pipeline:
         started = time.perf_counter()
         request_id = request_id_of(request.headers)
         form: FormData | None = None
+        counted: RateLimitDecision | None = None
         try:
             caller = (
                 await self.auth.authenticate(request.headers) if operation.authenticated else None
             )
+            counted = await self._rate_limit(operation, caller, request.headers)
             params = None
             if operation.params_model is not None:
                 params = parse_params(operation.params_model, request.path_params, request.query)
@@ -92,6 +99,8 @@ class Pipeline:
         finally:
             if form is not None:
                 form.close()
+        if counted is not None:  # every answer after the count says what is left
+            response.headers.extend(counted.headers())
         access_logger.info(
             "%s %s %d %.1fms request_id=%s",
             request.method,
@@ -101,6 +110,21 @@ class Pipeline:
             request_id,
         )
         return response
+
+    async def _rate_limit(
+        self, operation: Operation, caller: Principal | None, headers: Mapping[str, str]
+    ) -> RateLimitDecision | None:
+        """Count the request against the caller's limit for the operation's group (its first
+        tag), and bind the caller's token budget to the request: raises
+        :class:`~synthstack_core.errors.RateLimitExceeded` over the limit."""
+        if self.rate_limiter is None:
+            return None
+        # The chat models this request runs spend the caller's tenant's token budget.
+        self.rate_limiter.bind(caller.tenant if caller is not None else None)
+        if caller is None:
+            return None
+        group = operation.tags[0] if operation.tags else DEFAULT_POLICY
+        return await self.rate_limiter.check(group, caller, headers)
 
     async def _call(
         self, operation: Operation, caller: Principal | None, body: Any, params: Any

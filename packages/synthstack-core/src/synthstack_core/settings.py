@@ -11,8 +11,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
+from limits import RateLimitItem
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from synthstack_core.ratelimits import parse_rate, parse_rate_limits
 
 __all__ = [
     "DEFAULT_MAX_CHUNKS_PER_DOCUMENT",
@@ -211,6 +214,28 @@ class Settings(BaseSettings):
         validation_alias=_env("SYNTHSTACK_KEY_CACHE_SECONDS"),
         description="How long a database API key lookup is remembered (revocation delay).",
     )
+    rate_limits: str = Field(
+        "",
+        validation_alias=_env("SYNTHSTACK_RATE_LIMITS"),
+        description="Requests per API key and group of operations, e.g. "
+        "`default=600/minute;generation=60/minute` (`default`: every group without its own "
+        "entry); unset or empty = no limits. Tenants' overrides are stored in the database.",
+    )
+    token_budget: str = Field(
+        "",
+        validation_alias=_env("SYNTHSTACK_TOKEN_BUDGET"),
+        description="Chat-model tokens (prompt and completion, as the model counts them) each "
+        "tenant may spend per window, e.g. `100000/minute`; unset or empty = no budget. A "
+        "tenant's override of `tokens` replaces it.",
+    )
+    rate_limit_cache_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=3600,
+        validation_alias=_env("SYNTHSTACK_RATE_LIMIT_CACHE_SECONDS"),
+        description="How long a tenant's rate-limit overrides are remembered by a process (so an "
+        "edit applies within this delay).",
+    )
     bind_host: str = Field(
         "127.0.0.1",
         validation_alias=_env("SYNTHSTACK_HOST"),
@@ -328,6 +353,27 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    @field_validator("rate_limits", mode="after")
+    @classmethod
+    def _check_rate_limits(cls, value: str) -> str:
+        parse_rate_limits(value)  # a ValueError names the setting (its alias) at start-up
+        return value
+
+    @field_validator("token_budget", mode="after")
+    @classmethod
+    def _check_token_budget(cls, value: str) -> str:
+        if value.strip():
+            parse_rate(value)
+        return value
+
+    def parsed_token_budget(self) -> RateLimitItem | None:
+        """``SYNTHSTACK_TOKEN_BUDGET`` (``None``: no budget)."""
+        return parse_rate(self.token_budget) if self.token_budget.strip() else None
+
+    def parsed_rate_limits(self) -> dict[str, RateLimitItem]:
+        """``SYNTHSTACK_RATE_LIMITS`` by policy name (``default`` or a group)."""
+        return parse_rate_limits(self.rate_limits)
 
     @model_validator(mode="after")
     def _check_keys(self) -> Settings:
