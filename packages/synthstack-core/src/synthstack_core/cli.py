@@ -2,8 +2,9 @@
 
 ``serve`` resolves the database once (starting the embedded PostgreSQL when ``DATABASE_URL`` is unset),
 migrates it, then runs the chosen backend's server (uvicorn for FastAPI, gunicorn for Django) with
-``DATABASE_URL`` pointing every worker at that one database. Stopping ``serve`` stops the server and
-then the embedded PostgreSQL.
+``DATABASE_URL`` pointing every worker at that one database, and a fresh metrics folder
+(``PROMETHEUS_MULTIPROC_DIR``) that every worker writes to, removed when the server stops. Stopping
+``serve`` stops the server and then the embedded PostgreSQL.
 """
 
 from __future__ import annotations
@@ -11,15 +12,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 
+from synthstack_core.logs import configure_logging, server_logging_config
+from synthstack_core.metrics import MULTIPROCESS_DIR_VARIABLE
 from synthstack_core.settings import Settings
 from synthstack_core.stores.embedded import quiet_server_chatter
 
@@ -45,6 +51,15 @@ MAX_HEADER_FIELDS = 100
 MAX_REQUEST_HEAD_BYTES = 65_536
 
 
+def _say(message: str, settings: Settings) -> None:
+    """A line for the operator on stderr: a log line with ``SYNTHSTACK_LOG_FORMAT=json``, so that
+    every line is JSON; else the plain message."""
+    if settings.log_format == "json":
+        logger.info("%s", message)
+    else:
+        print(message, file=sys.stderr)
+
+
 @contextmanager
 def _database(settings: Settings) -> Iterator[str]:
     """The database URL, with the embedded PostgreSQL running while the block runs."""
@@ -55,7 +70,7 @@ def _database(settings: Settings) -> Iterator[str]:
 
     embedded = EmbeddedPostgres(settings.data_dir)
     url = embedded.start()
-    print(f"embedded PostgreSQL in {embedded.data_dir / 'postgres'}", file=sys.stderr)
+    _say(f"embedded PostgreSQL in {embedded.data_dir / 'postgres'}", settings)
     try:
         yield url
     finally:
@@ -70,7 +85,22 @@ def _migrate_django(env: dict[str, str]) -> None:
     )
 
 
-def _server_command(args: argparse.Namespace) -> list[str]:
+@contextmanager
+def _server_state(log_format: str) -> Iterator[tuple[Path, Path | None]]:
+    """A fresh folder for one server start, removed when it stops: the metrics folder every worker
+    writes to (``PROMETHEUS_MULTIPROC_DIR``, so that a scrape sums all of them), and with JSON logs
+    the logging configuration the server reads."""
+    with tempfile.TemporaryDirectory(prefix="synthstack-serve-") as folder:
+        metrics_dir = Path(folder) / "metrics"
+        metrics_dir.mkdir()
+        log_config = None
+        if log_format == "json":
+            log_config = Path(folder) / "logging.json"
+            log_config.write_text(json.dumps(server_logging_config()), encoding="utf-8")
+        yield metrics_dir, log_config
+
+
+def _server_command(args: argparse.Namespace, log_config: Path | None = None) -> list[str]:
     if args.backend == "fastapi":
         return [
             sys.executable, "-m", "uvicorn", "synthstack_fastapi.asgi:app",
@@ -79,6 +109,8 @@ def _server_command(args: argparse.Namespace) -> list[str]:
             # httptools, uvicorn's default parser, takes a head of any size (a 20 MB header was
             # read whole); h11 bounds it.
             "--http", "h11", "--h11-max-incomplete-event-size", str(MAX_REQUEST_HEAD_BYTES),
+            # JSON logs: uvicorn's own lines too (gunicorn's: synthstack_django.gunicorn_conf).
+            *(["--log-config", str(log_config)] if log_config is not None else []),
         ]  # fmt: skip
     return [
         sys.executable, "-m", "gunicorn", "synthstack_django.wsgi:application",
@@ -103,21 +135,24 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     settings = Settings(SYNTHSTACK_HOST=args.host)
+    configure_logging(settings.log_format)
     from synthstack_core.modules import migrate
 
-    with _database(settings) as url:
+    with _database(settings) as url, _server_state(settings.log_format) as (metrics_dir, logs):
         migrate(url)
         env = {
             **os.environ,
             "DATABASE_URL": url,
             "SYNTHSTACK_HOST": args.host,
             "SYNTHSTACK_MIGRATE_ON_START": "false",
+            "SYNTHSTACK_LOG_FORMAT": settings.log_format,
+            MULTIPROCESS_DIR_VARIABLE: str(metrics_dir),
             "HF_HUB_OFFLINE": "1",
         }
         if args.backend == "django":
             _migrate_django(env)
-        print(f"serving {args.backend} on http://{args.host}:{args.port}", file=sys.stderr)
-        child = subprocess.Popen(_server_command(args), env=env)
+        _say(f"serving {args.backend} on http://{args.host}:{args.port}", settings)
+        child = subprocess.Popen(_server_command(args, logs), env=env)
 
         def forward(signum: int, _: FrameType | None) -> None:
             child.send_signal(signum)

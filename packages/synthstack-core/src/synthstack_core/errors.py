@@ -51,6 +51,7 @@ __all__ = [
     "SynthStackError",
     "Unauthenticated",
     "UnsupportedMediaType",
+    "no_endpoint",
     "problem_for",
     "uri_path",
 ]
@@ -268,6 +269,12 @@ def uri_path(path: str) -> str:
     it is one here too.
     """
     return quote(path, safe=_PATH_SAFE)
+
+
+def no_endpoint(path: str) -> NotFound:
+    """The error of a path no operation serves (the routers' 404; also what an operation raises to
+    look like one)."""
+    return NotFound(f"No endpoint at {uri_path(path)}.")
 
 
 def problem_for(error: BaseException, *, request_id: str, instance: str | None) -> Problem:

@@ -14,6 +14,7 @@ from synthstack_core.features import (
     embeddings,
     generation,
     health,
+    observability,
     rag,
     transcription,
 )
@@ -25,6 +26,8 @@ from synthstack_core.stores.database import migrate as migrate_schema
 __all__ = ["BUILTIN_MODULES", "installed_modules", "migrate", "modules_for"]
 
 BUILTIN_MODULES: tuple[Module[Any], ...] = (
+    # First: it applies the log format before the other modules start.
+    observability.MODULE,
     embeddings.MODULE,
     generation.MODULE,
     health.MODULE,

@@ -2,7 +2,8 @@
 :class:`HttpResponse`.
 
 Authentication, the rate limit, the body limit, parsing (JSON or a streamed form), validation, the
-handler, rendering, error translation and the access log, in that order (see
+handler, rendering and error translation, in that order, inside the observability step (metrics and
+the access log; see
 ``docs/architecture.md``). Both adapters reach it through
 :meth:`SynthStack.handle <synthstack_core.service.SynthStack.handle>`.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -26,10 +26,10 @@ from synthstack_core.http import (
     event_stream_response,
     json_response,
     raw_response,
-    request_id_of,
 )
 from synthstack_core.multipart import FormData, parse_form, receive_form
 from synthstack_core.ratelimits import DEFAULT_POLICY, RateLimitDecision, RateLimiter
+from synthstack_core.observability import ObservedRequest
 from synthstack_core.registry import Handler, Operation
 from synthstack_core.replies import EventStream, RawReply, Reply, Result
 from synthstack_core.schemas.common import Limits
@@ -40,7 +40,6 @@ from synthstack_core.validation import parse_json_body, parse_params
 __all__ = ["Pipeline", "translate"]
 
 logger = logging.getLogger("synthstack")
-access_logger = logging.getLogger("synthstack.access")
 
 
 class Pipeline:
@@ -67,15 +66,29 @@ class Pipeline:
         return limit
 
     async def handle(self, operation: Operation, request: HttpRequest) -> HttpResponse:
+        """Serve one request of ``operation``, measured and logged (the observability step:
+        :class:`~synthstack_core.observability.ObservedRequest`)."""
+        observed = ObservedRequest(operation.operation_id, request)
+        try:
+            response = await self._serve(operation, observed.request, observed)
+        except BaseException:  # cancelled (its client went away): only logged
+            observed.finish(None)
+            raise
+        observed.finish(response)
+        return response
+
+    async def _serve(
+        self, operation: Operation, request: HttpRequest, observed: ObservedRequest
+    ) -> HttpResponse:
         """Serve one request of ``operation``."""
-        started = time.perf_counter()
-        request_id = request_id_of(request.headers)
+        request_id = observed.request_id
         form: FormData | None = None
         counted: RateLimitDecision | None = None
         try:
             caller = (
                 await self.auth.authenticate(request.headers) if operation.authenticated else None
             )
+            observed.tenant = caller.tenant if caller is not None else None
             counted = await self._rate_limit(operation, caller, request.headers)
             params = None
             if operation.params_model is not None:
@@ -92,7 +105,7 @@ class Pipeline:
             elif operation.request_model is not None:
                 check_json_body(request, self.body_limit(operation))
                 body = parse_json_body(operation.request_model, request.body, self.limits)
-            result = await self._call(operation, caller, body, params)
+            result = await self._call(operation, caller, body, params, request)
             response = await self._render(operation, result, request_id, request.path)
         except Exception as exc:
             response = error_response(translate(exc), request_id=request_id, path=request.path)
@@ -101,14 +114,6 @@ class Pipeline:
                 form.close()
         if counted is not None:  # every answer after the count says what is left
             response.headers.extend(counted.headers())
-        access_logger.info(
-            "%s %s %d %.1fms request_id=%s",
-            request.method,
-            request.path,
-            response.status,
-            (time.perf_counter() - started) * 1000,
-            request_id,
-        )
         return response
 
     async def _rate_limit(
@@ -127,10 +132,20 @@ class Pipeline:
         return await self.rate_limiter.check(group, caller, headers)
 
     async def _call(
-        self, operation: Operation, caller: Principal | None, body: Any, params: Any
+        self,
+        operation: Operation,
+        caller: Principal | None,
+        body: Any,
+        params: Any,
+        request: HttpRequest,
     ) -> Result:
         """The handler, given its arguments by name."""
-        given: dict[str, Any] = {"body": body, "params": params, "caller": caller}
+        given: dict[str, Any] = {
+            "body": body,
+            "params": params,
+            "caller": caller,
+            "request": request,
+        }
         if caller is not None:
             given["tenant"] = caller.tenant
         arguments = {

@@ -242,6 +242,21 @@ class Settings(BaseSettings):
         description="The address the server binds; auth may be off only on loopback.",
     )
     migrate_on_start: bool = Field(True, validation_alias=_env("SYNTHSTACK_MIGRATE_ON_START"))
+
+    # -- operating it (observability.py) --------------------------------------------------------
+    metrics_token: SecretStr | None = Field(
+        None,
+        validation_alias=_env("SYNTHSTACK_METRICS_TOKEN"),
+        description="`GET /metrics` answers a caller sending `Authorization: Bearer <this>` "
+        "(16+ characters); unset, only a loopback client in development may read it, and "
+        "everyone else gets a 404.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        validation_alias=_env("SYNTHSTACK_LOG_FORMAT"),
+        description="`json`: one JSON object per log line (one per request from the access "
+        "log); `text`: plain lines.",
+    )
     plugins: Annotated[tuple[str, ...] | None, NoDecode] = Field(
         None,
         validation_alias=_env("SYNTHSTACK_PLUGINS"),
@@ -347,7 +362,7 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("openai_api_key", "anthropic_api_key", mode="before")
+    @field_validator("openai_api_key", "anthropic_api_key", "metrics_token", mode="before")
     @classmethod
     def _blank_secret_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
@@ -375,6 +390,14 @@ class Settings(BaseSettings):
         """``SYNTHSTACK_RATE_LIMITS`` by policy name (``default`` or a group)."""
         return parse_rate_limits(self.rate_limits)
 
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError("SYNTHSTACK_METRICS_TOKEN needs 16 or more characters")
+        return value
+
     @model_validator(mode="after")
     def _check_keys(self) -> Settings:
         self.parsed_api_keys()  # raises ValueError on a malformed entry
@@ -398,6 +421,12 @@ class Settings(BaseSettings):
                 )
             entries.append(ApiKeyEntry(tenant, key))
         return entries
+
+    @property
+    def development(self) -> bool:
+        """``SYNTHSTACK_ENV`` is ``development`` (the default): what loosens the rules for a
+        caller on this machine (authentication off without keys, ``/metrics`` from loopback)."""
+        return self.env == "development"
 
     @property
     def openai_configured(self) -> bool:
