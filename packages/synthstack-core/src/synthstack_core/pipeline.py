@@ -28,8 +28,8 @@ from synthstack_core.http import (
     raw_response,
 )
 from synthstack_core.multipart import FormData, parse_form, receive_form
-from synthstack_core.ratelimits import DEFAULT_POLICY, RateLimitDecision, RateLimiter
 from synthstack_core.observability import ObservedRequest
+from synthstack_core.ratelimits import DEFAULT_POLICY, RateLimitDecision, RateLimiter
 from synthstack_core.registry import Handler, Operation
 from synthstack_core.replies import EventStream, RawReply, Reply, Result
 from synthstack_core.schemas.common import Limits

@@ -390,7 +390,6 @@ class Settings(BaseSettings):
         """``SYNTHSTACK_RATE_LIMITS`` by policy name (``default`` or a group)."""
         return parse_rate_limits(self.rate_limits)
 
-
     @field_validator("metrics_token")
     @classmethod
     def _long_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
