@@ -1,5 +1,7 @@
 """The Django adapter end to end, with Django's test client on a real (embedded) PostgreSQL.
 
+- the rate-limit overrides: added, validated and edited in the admin, applied by the API at once
+  (no override cache here);
 - the admin: a superuser logs in, adds a tenant and an API key (created by the core, its secret
   shown once and stored nowhere), the key authenticates API calls, and the admin's revoke action
   (through the core) makes the next call a 401;
@@ -82,6 +84,8 @@ def django_env(database_url: str) -> Iterator[dict[str, str]]:
         "SYNTHSTACK_KEY_CACHE_SECONDS": "0",
         # No worker: a job stays queued until the admin cancels it.
         "SYNTHSTACK_WORKER": "none",
+        # Rate-limit overrides edited in the admin too.
+        "SYNTHSTACK_RATE_LIMIT_CACHE_SECONDS": "0",
         "REDIS_URL": "",
         "OPENAI_API_KEY": "",
         "OPENAI_BASE_URL": "",
@@ -260,6 +264,48 @@ def test_unmanaged_models_match_their_migration(django_env: dict[str, str]) -> N
 
     # Exits with status 1 when the models and migrations differ.
     call_command("makemigrations", "synthstack_django", "--check", "--dry-run", verbosity=0)
+
+
+def test_admin_edits_rate_limit_overrides_the_api_applies(admin_client: Any, client: Any) -> None:
+    from synthstack_django.models import RateLimitOverride, Tenant
+
+    tenant = Tenant.objects.get(name="tenant-a")
+    url = "/admin/synthstack_django/ratelimitoverride/"
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {SETTINGS_KEY}"}
+    # No setting, no override: no limit.
+    assert "RateLimit" not in client.get("/api/v1/complexity/scale", **auth).headers
+    # Validated as the command validates: a bad rate or policy is the form's error, no row.
+    for policy, rate in (("complexity", "lots"), ("health", "1/minute")):
+        refused = admin_client.post(
+            f"{url}add/", {"tenant": str(tenant.pk), "policy": policy, "rate": rate}
+        )
+        assert refused.status_code == 200 and "errorlist" in refused.content.decode()
+    assert not RateLimitOverride.objects.exists()
+    added = admin_client.post(
+        f"{url}add/",
+        {"tenant": str(tenant.pk), "policy": "complexity", "rate": "1/minute", "_save": "Save"},
+    )
+    assert added.status_code == 302, added.content
+    override = RateLimitOverride.objects.get(tenant=tenant, policy="complexity")
+    first = client.get("/api/v1/complexity/scale", **auth)
+    assert first.status_code == 200
+    assert first.headers["RateLimit-Policy"] == '"complexity";q=1;w=60'
+    assert first.headers["RateLimit"].startswith('"complexity";r=0;t=')
+    second = client.get("/api/v1/complexity/scale", **auth)
+    assert second.status_code == 429
+    assert second.headers["Content-Type"] == "application/problem+json"
+    assert int(second.headers["Retry-After"]) >= 58
+    # Edited to `unlimited`: the next request passes, without limit headers.
+    edited = admin_client.post(
+        f"{url}{override.pk}/change/",
+        {"tenant": str(tenant.pk), "policy": "complexity", "rate": "UNLIMITED", "_save": "Save"},
+    )
+    assert edited.status_code == 302, edited.content
+    assert RateLimitOverride.objects.get(pk=override.pk).rate == "unlimited"
+    third = client.get("/api/v1/complexity/scale", **auth)
+    assert third.status_code == 200 and "RateLimit" not in third.headers
+    assert admin_client.get(f"{url}?q=complex").status_code == 200
+    RateLimitOverride.objects.filter(pk=override.pk).delete()
 
 
 # ------------------------------------------------------------------------------- the RAG admin

@@ -90,10 +90,12 @@ def _body_schema(spec: dict[str, Any], document: dict[str, Any]) -> Any:
 
 
 def _ok_schema(spec: dict[str, Any], document: dict[str, Any]) -> Any:
+    """The success response's schema: its JSON one, or (an operation answering only text, such as
+    ``/metrics``) its text one, which the route's model describes in FastAPI's document."""
     success = next(code for code in spec["responses"] if str(code).startswith("2"))
-    return _canonical(
-        _resolve(spec["responses"][success]["content"]["application/json"]["schema"], document)
-    )
+    content = spec["responses"][success]["content"]
+    media_type = "application/json" if "application/json" in content else "text/plain"
+    return _canonical(_resolve(content[media_type]["schema"], document))
 
 
 def _served() -> dict[str, Any]:

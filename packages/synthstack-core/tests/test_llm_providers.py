@@ -32,6 +32,7 @@ from synthstack_core.providers.llm_anthropic import AnthropicLLMProvider, accept
 from synthstack_core.providers.llm_local import LOCAL_MODEL_ID, LocalLLMProvider
 from synthstack_core.providers.llm_openai import OpenAILLMProvider
 from synthstack_core.providers.openai_client import OpenAIClient
+from synthstack_core.ratelimits import BudgetedLLMProvider
 from synthstack_core.settings import Settings
 from synthstack_testing import AnthropicStub, OpenAIStub, expected_chat_reply
 
@@ -417,7 +418,9 @@ def test_registry_local_only() -> None:
     assert not registry.remote_configured
     assert [spec.id for spec in registry.specs()] == [LOCAL_MODEL_ID]
     spec, provider = registry.lookup(None)
-    assert isinstance(provider, LocalLLMProvider) and not provider.loaded  # nothing loaded yet
+    assert isinstance(provider, BudgetedLLMProvider)  # spends the tenant's token budget
+    local = provider.inner
+    assert isinstance(local, LocalLLMProvider) and not local.loaded  # nothing loaded yet
     assert spec.provider == "local"
 
 

@@ -79,10 +79,6 @@ RUNNER = Module(
 )
 
 
-class StackWithRunner(SynthStack):
-    modules = (*BUILTIN_MODULES, RUNNER)
-
-
 @pytest.fixture(scope="module")
 async def stack(module_database_url: str) -> AsyncIterator[SynthStack]:
     settings = Settings(
@@ -91,7 +87,7 @@ async def stack(module_database_url: str) -> AsyncIterator[SynthStack]:
         SYNTHSTACK_MIGRATE_ON_START=False,
         SYNTHSTACK_CACHE_MAX_ENTRIES=0,
     )
-    async with StackWithRunner(settings) as started:
+    async with SynthStack(settings, modules=(*BUILTIN_MODULES, RUNNER)) as started:
         yield started
 
 

@@ -1,11 +1,13 @@
-"""The ``synthstack`` command: ``serve``, ``worker``, ``migrate`` and ``keys``.
+"""The ``synthstack`` command: ``serve``, ``worker``, ``migrate``, ``keys`` and ``limits``.
 
 ``serve`` resolves the database once (starting the embedded PostgreSQL when ``DATABASE_URL`` is unset),
 migrates it, then runs the chosen backend's server (uvicorn for FastAPI, gunicorn for Django) with
-``DATABASE_URL`` pointing every worker at that one database. Stopping ``serve`` stops the server and
-then the embedded PostgreSQL. Each server process also runs jobs when ``SYNTHSTACK_WORKER`` is
-``embedded`` (the default in development). ``worker`` runs jobs only, as many at once as
-``--concurrency`` says; any number of them, on any machines, share the database's queue.
+``DATABASE_URL`` pointing every worker at that one database, and a fresh metrics folder
+(``PROMETHEUS_MULTIPROC_DIR``) that every worker writes to, removed when the server stops. Stopping
+``serve`` stops the server and then the embedded PostgreSQL. Each server process also runs jobs
+when ``SYNTHSTACK_WORKER`` is ``embedded`` (the default in development). ``worker`` runs jobs only,
+as many at once as ``--concurrency`` says; any number of them, on any machines, share the
+database's queue.
 """
 
 from __future__ import annotations
@@ -13,15 +15,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 
+from synthstack_core.logs import configure_logging, server_logging_config
+from synthstack_core.metrics import MULTIPROCESS_DIR_VARIABLE
 from synthstack_core.settings import Settings
 from synthstack_core.stores.embedded import quiet_server_chatter
 
@@ -47,6 +54,15 @@ MAX_HEADER_FIELDS = 100
 MAX_REQUEST_HEAD_BYTES = 65_536
 
 
+def _say(message: str, settings: Settings) -> None:
+    """A line for the operator on stderr: a log line with ``SYNTHSTACK_LOG_FORMAT=json``, so that
+    every line is JSON; else the plain message."""
+    if settings.log_format == "json":
+        logger.info("%s", message)
+    else:
+        print(message, file=sys.stderr)
+
+
 @contextmanager
 def _database(settings: Settings) -> Iterator[str]:
     """The database URL, with the embedded PostgreSQL running while the block runs."""
@@ -57,7 +73,7 @@ def _database(settings: Settings) -> Iterator[str]:
 
     embedded = EmbeddedPostgres(settings.data_dir)
     url = embedded.start()
-    print(f"embedded PostgreSQL in {embedded.data_dir / 'postgres'}", file=sys.stderr)
+    _say(f"embedded PostgreSQL in {embedded.data_dir / 'postgres'}", settings)
     try:
         yield url
     finally:
@@ -72,7 +88,22 @@ def _migrate_django(env: dict[str, str]) -> None:
     )
 
 
-def _server_command(args: argparse.Namespace) -> list[str]:
+@contextmanager
+def _server_state(log_format: str) -> Iterator[tuple[Path, Path | None]]:
+    """A fresh folder for one server start, removed when it stops: the metrics folder every worker
+    writes to (``PROMETHEUS_MULTIPROC_DIR``, so that a scrape sums all of them), and with JSON logs
+    the logging configuration the server reads."""
+    with tempfile.TemporaryDirectory(prefix="synthstack-serve-") as folder:
+        metrics_dir = Path(folder) / "metrics"
+        metrics_dir.mkdir()
+        log_config = None
+        if log_format == "json":
+            log_config = Path(folder) / "logging.json"
+            log_config.write_text(json.dumps(server_logging_config()), encoding="utf-8")
+        yield metrics_dir, log_config
+
+
+def _server_command(args: argparse.Namespace, log_config: Path | None = None) -> list[str]:
     if args.backend == "fastapi":
         return [
             sys.executable, "-m", "uvicorn", "synthstack_fastapi.asgi:app",
@@ -81,6 +112,8 @@ def _server_command(args: argparse.Namespace) -> list[str]:
             # httptools, uvicorn's default parser, takes a head of any size (a 20 MB header was
             # read whole); h11 bounds it.
             "--http", "h11", "--h11-max-incomplete-event-size", str(MAX_REQUEST_HEAD_BYTES),
+            # JSON logs: uvicorn's own lines too (gunicorn's: synthstack_django.gunicorn_conf).
+            *(["--log-config", str(log_config)] if log_config is not None else []),
         ]  # fmt: skip
     return [
         sys.executable, "-m", "gunicorn", "synthstack_django.wsgi:application",
@@ -105,21 +138,24 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     settings = Settings(SYNTHSTACK_HOST=args.host)
+    configure_logging(settings.log_format)
     from synthstack_core.modules import migrate
 
-    with _database(settings) as url:
+    with _database(settings) as url, _server_state(settings.log_format) as (metrics_dir, logs):
         migrate(url)
         env = {
             **os.environ,
             "DATABASE_URL": url,
             "SYNTHSTACK_HOST": args.host,
             "SYNTHSTACK_MIGRATE_ON_START": "false",
+            "SYNTHSTACK_LOG_FORMAT": settings.log_format,
+            MULTIPROCESS_DIR_VARIABLE: str(metrics_dir),
             "HF_HUB_OFFLINE": "1",
         }
         if args.backend == "django":
             _migrate_django(env)
-        print(f"serving {args.backend} on http://{args.host}:{args.port}", file=sys.stderr)
-        child = subprocess.Popen(_server_command(args), env=env)
+        _say(f"serving {args.backend} on http://{args.host}:{args.port}", settings)
+        child = subprocess.Popen(_server_command(args, logs), env=env)
 
         def forward(signum: int, _: FrameType | None) -> None:
             child.send_signal(signum)
@@ -133,6 +169,7 @@ def _worker(args: argparse.Namespace) -> int:
     from synthstack_core.modules import migrate
 
     settings = Settings()
+    configure_logging(settings.log_format)
     with _database(settings) as url:
         migrate(url)
         # This process runs the worker itself, in the foreground (no embedded one besides).
@@ -201,6 +238,50 @@ def _keys_command(args: argparse.Namespace) -> int:
             return 1
 
 
+async def _limits(args: argparse.Namespace, url: str, settings: Settings) -> int:
+    from synthstack_core.stores.database import Database
+    from synthstack_core.stores.rate_limits import RateLimitRepository
+
+    database = Database(url, pool_size=1)
+    repository = RateLimitRepository(database)
+    try:
+        if args.limits_command == "set":
+            record = await repository.set(args.tenant, args.policy, args.rate)
+            print(f"tenant {record.tenant}: {record.policy} = {record.rate}")
+        elif args.limits_command == "list":
+            if args.tenant is None:
+                rules = settings.parsed_rate_limits()
+                for name, item in rules.items():
+                    print(f"{'(SYNTHSTACK_RATE_LIMITS)':<24} {name:<16} {item}")
+                if not rules:
+                    print("(SYNTHSTACK_RATE_LIMITS is empty: no limits but the overrides)")
+            for override in await repository.list(args.tenant):
+                print(
+                    f"{override.tenant:<24} {override.policy:<16} {override.rate}  "
+                    f"(since {override.updated_at:%Y-%m-%d %H:%M})"
+                )
+        else:
+            removed = await repository.clear(args.tenant, args.policy)
+            print(f"tenant {args.tenant}: {removed} override{'s' if removed != 1 else ''} cleared")
+    finally:
+        await database.aclose()
+    return 0
+
+
+def _limits_command(args: argparse.Namespace) -> int:
+    from synthstack_core.errors import SynthStackError
+    from synthstack_core.modules import migrate
+
+    settings = Settings()
+    with _database(settings) as url:
+        migrate(url)
+        try:
+            return asyncio.run(_limits(args, url, settings))
+        except SynthStackError as exc:
+            print(f"error: {exc.detail}", file=sys.stderr)
+            return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="synthstack", description=__doc__.splitlines()[0])
@@ -237,6 +318,27 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="revoke a key by id or prefix")
     revoke.add_argument("key_id")
     keys.set_defaults(run=_keys_command)
+
+    limits = commands.add_parser(
+        "limits",
+        help="manage tenants' rate-limit overrides (of SYNTHSTACK_RATE_LIMITS)",
+        description="A tenant's override replaces SYNTHSTACK_RATE_LIMITS's entry of the same "
+        "policy for that tenant; every process applies an edit within "
+        "SYNTHSTACK_RATE_LIMIT_CACHE_SECONDS.",
+    )
+    limit_commands = limits.add_subparsers(dest="limits_command", required=True)
+    set_limit = limit_commands.add_parser("set", help="give a tenant its own rate for a policy")
+    set_limit.add_argument("--tenant", required=True)
+    set_limit.add_argument(
+        "policy", help="a group of operations (e.g. generation), default, or tokens (the budget)"
+    )
+    set_limit.add_argument("rate", help="e.g. 600/minute, '60 per minute', or unlimited")
+    list_limits = limit_commands.add_parser("list", help="the setting's rules and the overrides")
+    list_limits.add_argument("--tenant", default=None)
+    clear = limit_commands.add_parser("clear", help="remove a tenant's override(s)")
+    clear.add_argument("--tenant", required=True)
+    clear.add_argument("policy", nargs="?", default=None, help="one policy (default: all)")
+    limits.set_defaults(run=_limits_command)
     return parser
 
 

@@ -14,6 +14,7 @@ machine-readable ``code``::
     ├── InvalidRequest                   422 invalid_request
     │   └── ModelNotAvailable            422 model_not_available
     ├── RateLimited                      429 rate_limited
+    │   └── RateLimitExceeded            429 rate_limited (this service's own limits)
     ├── ProviderError                    502 provider_error
     │   └── ProviderTimeout              504 provider_timeout
     └── DependencyUnavailable            503 dependency_unavailable
@@ -48,10 +49,12 @@ __all__ = [
     "Problem",
     "ProviderError",
     "ProviderTimeout",
+    "RateLimitExceeded",
     "RateLimited",
     "SynthStackError",
     "Unauthenticated",
     "UnsupportedMediaType",
+    "no_endpoint",
     "problem_for",
     "translate",
     "uri_path",
@@ -204,9 +207,21 @@ class RateLimited(SynthStackError):
     code = "rate_limited"
     title = "Too Many Requests"
 
-    def __init__(self, detail: str | None = None, *, retry_after: float = 1.0) -> None:
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        retry_after: float = 1.0,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> None:
         seconds = max(1, int(retry_after + 0.999))
-        super().__init__(detail, headers={"Retry-After": str(seconds)})
+        super().__init__(detail, headers={"Retry-After": str(seconds), **dict(headers)})
+
+
+class RateLimitExceeded(RateLimited):
+    """The caller used up its own rate limit here (``SYNTHSTACK_RATE_LIMITS``, or its tenant's
+    override), as opposed to a provider's: ``Retry-After`` and the ``RateLimit-Policy`` and
+    ``RateLimit`` headers of the IETF httpapi draft say when and how much."""
 
 
 class ProviderError(SynthStackError):
@@ -260,6 +275,12 @@ def uri_path(path: str) -> str:
     it is one here too.
     """
     return quote(path, safe=_PATH_SAFE)
+
+
+def no_endpoint(path: str) -> NotFound:
+    """The error of a path no operation serves (the routers' 404; also what an operation raises to
+    look like one)."""
+    return NotFound(f"No endpoint at {uri_path(path)}.")
 
 
 def problem_for(error: BaseException, *, request_id: str, instance: str | None) -> Problem:

@@ -28,12 +28,11 @@ from pydantic import BaseModel
 from synthstack_core.errors import (
     PROBLEM_CONTENT_TYPE,
     MethodNotAllowed,
-    NotFound,
     PayloadTooLarge,
     SynthStackError,
     UnsupportedMediaType,
+    no_endpoint,
     problem_for,
-    uri_path,
 )
 
 __all__ = [
@@ -76,6 +75,9 @@ class HttpRequest:
     #: The body as it arrives, for operations that take an upload (``Operation.form``): the core
     #: reads it, enforcing the operation's limit, instead of the adapter reading it whole.
     stream: AsyncIterable[bytes] | None = None
+    #: The address of the peer that sent the request, as the server saw it (an IP address; no
+    #: forwarding header is trusted), or ``None`` when the server does not say.
+    client: str | None = None
 
 
 @dataclass
@@ -148,9 +150,7 @@ def error_response(error: BaseException, *, request_id: str, path: str | None) -
 
 def not_found_response(path: str, headers: Mapping[str, str]) -> HttpResponse:
     """The 404 of a path no operation serves (used by both adapters' routers)."""
-    return error_response(
-        NotFound(f"No endpoint at {uri_path(path)}."), request_id=request_id_of(headers), path=path
-    )
+    return error_response(no_endpoint(path), request_id=request_id_of(headers), path=path)
 
 
 def method_not_allowed_response(

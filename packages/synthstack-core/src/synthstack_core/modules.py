@@ -15,6 +15,7 @@ from synthstack_core.features import (
     generation,
     health,
     jobs,
+    observability,
     rag,
     transcription,
 )
@@ -26,6 +27,8 @@ from synthstack_core.stores.database import migrate as migrate_schema
 __all__ = ["BUILTIN_MODULES", "installed_modules", "migrate", "modules_for"]
 
 BUILTIN_MODULES: tuple[Module[Any], ...] = (
+    # First: it applies the log format before the other modules start.
+    observability.MODULE,
     embeddings.MODULE,
     generation.MODULE,
     health.MODULE,

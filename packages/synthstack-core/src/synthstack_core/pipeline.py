@@ -1,16 +1,17 @@
 """The request pipeline: one request of one operation, from :class:`HttpRequest` to
 :class:`HttpResponse`.
 
-Authentication, the body limit, parsing (JSON or a streamed form), validation, the handler, rendering,
-error translation and the access log, in that order (see ``docs/architecture.md``). Both adapters
-reach it through :meth:`SynthStack.handle <synthstack_core.service.SynthStack.handle>`.
+Authentication, the rate limit, the body limit, parsing (JSON or a streamed form), validation, the
+handler, rendering and error translation, in that order, inside the observability step (metrics and
+the access log; see
+``docs/architecture.md``). Both adapters reach it through
+:meth:`SynthStack.handle <synthstack_core.service.SynthStack.handle>`.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -23,10 +24,11 @@ from synthstack_core.http import (
     event_stream_response,
     json_response,
     raw_response,
-    request_id_of,
 )
 from synthstack_core.multipart import FormData, parse_form, receive_form
+from synthstack_core.observability import ObservedRequest
 from synthstack_core.preferences import preferences
+from synthstack_core.ratelimits import DEFAULT_POLICY, RateLimitDecision, RateLimiter
 from synthstack_core.registry import Handler, Operation
 from synthstack_core.replies import EventStream, RawReply, Reply, Result
 from synthstack_core.schemas.common import Limits
@@ -37,7 +39,6 @@ from synthstack_core.validation import parse_json_body, parse_params
 __all__ = ["Pipeline", "translate"]
 
 logger = logging.getLogger("synthstack")
-access_logger = logging.getLogger("synthstack.access")
 
 
 class Pipeline:
@@ -49,11 +50,14 @@ class Pipeline:
         limits: Limits,
         auth: ApiKeyAuthenticator,
         handlers: Mapping[str, Handler],
+        *,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.settings = settings
         self.limits = limits
         self.auth = auth
         self.handlers = handlers
+        self.rate_limiter = rate_limiter
 
     def body_limit(self, operation: Operation) -> int:
         """The most bytes ``operation`` accepts as its request body."""
@@ -61,14 +65,30 @@ class Pipeline:
         return limit
 
     async def handle(self, operation: Operation, request: HttpRequest) -> HttpResponse:
+        """Serve one request of ``operation``, measured and logged (the observability step:
+        :class:`~synthstack_core.observability.ObservedRequest`)."""
+        observed = ObservedRequest(operation.operation_id, request)
+        try:
+            response = await self._serve(operation, observed.request, observed)
+        except BaseException:  # cancelled (its client went away): only logged
+            observed.finish(None)
+            raise
+        observed.finish(response)
+        return response
+
+    async def _serve(
+        self, operation: Operation, request: HttpRequest, observed: ObservedRequest
+    ) -> HttpResponse:
         """Serve one request of ``operation``."""
-        started = time.perf_counter()
-        request_id = request_id_of(request.headers)
+        request_id = observed.request_id
         form: FormData | None = None
+        counted: RateLimitDecision | None = None
         try:
             caller = (
                 await self.auth.authenticate(request.headers) if operation.authenticated else None
             )
+            observed.tenant = caller.tenant if caller is not None else None
+            counted = await self._rate_limit(operation, caller, request.headers)
             params = None
             if operation.params_model is not None:
                 params = parse_params(operation.params_model, request.path_params, request.query)
@@ -84,22 +104,31 @@ class Pipeline:
             elif operation.request_model is not None:
                 check_json_body(request, self.body_limit(operation))
                 body = parse_json_body(operation.request_model, request.body, self.limits)
-            result = await self._call(operation, caller, body, params, request.headers)
+            result = await self._call(operation, caller, body, params, request)
             response = await self._render(operation, result, request_id, request.path)
         except Exception as exc:
             response = error_response(translate(exc), request_id=request_id, path=request.path)
         finally:
             if form is not None:
                 form.close()
-        access_logger.info(
-            "%s %s %d %.1fms request_id=%s",
-            request.method,
-            request.path,
-            response.status,
-            (time.perf_counter() - started) * 1000,
-            request_id,
-        )
+        if counted is not None:  # every answer after the count says what is left
+            response.headers.extend(counted.headers())
         return response
+
+    async def _rate_limit(
+        self, operation: Operation, caller: Principal | None, headers: Mapping[str, str]
+    ) -> RateLimitDecision | None:
+        """Count the request against the caller's limit for the operation's group (its first
+        tag), and bind the caller's token budget to the request: raises
+        :class:`~synthstack_core.errors.RateLimitExceeded` over the limit."""
+        if self.rate_limiter is None:
+            return None
+        # The chat models this request runs spend the caller's tenant's token budget.
+        self.rate_limiter.bind(caller.tenant if caller is not None else None)
+        if caller is None:
+            return None
+        group = operation.tags[0] if operation.tags else DEFAULT_POLICY
+        return await self.rate_limiter.check(group, caller, headers)
 
     async def _call(
         self,
@@ -107,12 +136,17 @@ class Pipeline:
         caller: Principal | None,
         body: Any,
         params: Any,
-        headers: Mapping[str, str],
+        request: HttpRequest,
     ) -> Result:
         """The handler, given its arguments by name."""
-        given: dict[str, Any] = {"body": body, "params": params, "caller": caller}
+        given: dict[str, Any] = {
+            "body": body,
+            "params": params,
+            "caller": caller,
+            "request": request,
+        }
         if "prefer" in operation.arguments:
-            given["prefer"] = preferences(headers.get("prefer", ""))
+            given["prefer"] = preferences(request.headers.get("prefer", ""))
         if caller is not None:
             given["tenant"] = caller.tenant
         arguments = {

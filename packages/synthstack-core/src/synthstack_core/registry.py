@@ -16,9 +16,10 @@ annotation cannot say it), whether the body is a form, and the setting holding i
 A handler receives its arguments by name: ``body`` (the validated request model), ``params`` (the
 validated path and query parameters; when the method has no ``params``, each field of the parameter
 model is passed as the argument of the same name), ``tenant`` (the caller's tenant), ``caller``
-(the :class:`~synthstack_core.security.Principal`) and ``prefer`` (the request's ``Prefer``
-header, RFC 7240, as :func:`~synthstack_core.preferences.preferences` reads it). Operations are
-computed from the classes, so an adapter can build its routes without starting anything.
+(the :class:`~synthstack_core.security.Principal`), ``prefer`` (the request's ``Prefer`` header,
+RFC 7240, as :func:`~synthstack_core.preferences.preferences` reads it) and ``request`` (the
+:class:`~synthstack_core.http.HttpRequest` itself: its headers, the client's address). Operations
+are computed from the classes, so an adapter can build its routes without starting anything.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=BaseSettings)
 
 #: The names a handler's parameters may have (beside the fields of its parameter model).
-ARGUMENTS = frozenset({"body", "params", "tenant", "caller", "prefer"})
+ARGUMENTS = frozenset({"body", "params", "tenant", "caller", "prefer", "request"})
 _ATTRIBUTE = "__synthstack_operation__"
 _METHODS = ("get", "put", "post", "delete", "patch")
 _REPLIES = (Reply, RawReply, EventStream)
@@ -184,7 +185,7 @@ class Operation:
     module: str = ""
     handler: str = ""
     #: The handler's parameters, by name (``body``, ``params``, ``tenant``, ``caller``, ``prefer``,
-    #: or a field of ``params_model``).
+    #: ``request``, or a field of ``params_model``).
     arguments: tuple[str, ...] = field(default_factory=tuple)
 
 

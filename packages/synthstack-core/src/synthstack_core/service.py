@@ -36,15 +36,17 @@ from synthstack_core.operations import operations_for
 from synthstack_core.pipeline import Pipeline
 from synthstack_core.providers.factory import check_configured_extras
 from synthstack_core.providers.openai_client import OpenAIClient
+from synthstack_core.ratelimits import DEFAULT_POLICY, NEVER_LIMITED, RateLimiter
 from synthstack_core.registry import Module, Operation, bind
 from synthstack_core.schemas.common import Limits
 from synthstack_core.schemas.health import HealthResponse, ReadinessResponse
-from synthstack_core.security import ApiKeyAuthenticator
+from synthstack_core.security import ApiKeyAuthenticator, ConfigurationError, key_from_headers
 from synthstack_core.settings import Settings
 from synthstack_core.stores.api_keys import ApiKeyRecord, ApiKeyRepository, CreatedApiKey
 from synthstack_core.stores.cache import Cache, MemoryCache, RedisCache
 from synthstack_core.stores.database import Database
 from synthstack_core.stores.embedded import EmbeddedPostgres
+from synthstack_core.stores.rate_limits import RateLimitRepository
 from synthstack_core.stores.vectors import PgVectorStore, VectorStore
 
 __all__ = ["SynthStack"]
@@ -82,6 +84,7 @@ class SynthStack:
         self._cache: Cache | None = None
         self._api_keys: ApiKeyRepository | None = None
         self._auth: ApiKeyAuthenticator | None = None
+        self._rate_limiter: RateLimiter | None = None
         self._vector_stores: list[VectorStore] = []
         self._openai_client: OpenAIClient | None = None
         #: The started services, by their module's service class.
@@ -101,6 +104,7 @@ class SynthStack:
         check_configured_extras(
             settings
         )  # a default whose extra is missing: before anything starts
+        self._check_rate_limits()
         # The modules' own settings: an invalid value fails before anything starts.
         self._module_settings = {
             module.settings: module.settings() for module in self.modules if module.settings
@@ -127,8 +131,13 @@ class SynthStack:
                 service = module.build(self)
                 self._services[module.service] = by_name[module.name] = service
             self._auth = ApiKeyAuthenticator(settings, self._api_keys)
+            self._rate_limiter = self._build_rate_limiter(self._database)
             self._pipeline = Pipeline(
-                settings, self.limits, self._auth, bind(self.operations, by_name)
+                settings,
+                self.limits,
+                self._auth,
+                bind(self.operations, by_name),
+                rate_limiter=self._rate_limiter,
             )
             for tenant in sorted(self._auth.settings_tenants):
                 await self._api_keys.ensure_tenant(tenant)
@@ -144,6 +153,28 @@ class SynthStack:
             await self.aclose()
             raise
 
+    def _check_rate_limits(self) -> None:
+        """``SYNTHSTACK_RATE_LIMITS`` names only groups served here (and ``default``)."""
+        rules = self.settings.parsed_rate_limits()
+        groups = {op.tags[0] for op in self.operations if op.tags} - NEVER_LIMITED
+        unknown = sorted(set(rules) - groups - {DEFAULT_POLICY})
+        if unknown:
+            raise ConfigurationError(
+                f"SYNTHSTACK_RATE_LIMITS names {', '.join(map(repr, unknown))}, which is no group "
+                f"of operations here; the groups are {', '.join(sorted(groups))} and `default`."
+            )
+
+    def _build_rate_limiter(self, database: Database) -> RateLimiter:
+        """The limiter of ``SYNTHSTACK_RATE_LIMITS`` and the tenants' overrides."""
+        return RateLimiter(
+            self.settings.parsed_rate_limits(),
+            redis_url=self.settings.redis_url,
+            overrides=RateLimitRepository(database).for_tenant,
+            key_of=key_from_headers,
+            token_budget=self.settings.parsed_token_budget(),
+            override_cache_seconds=self.settings.rate_limit_cache_seconds,
+        )
+
     async def aclose(self) -> None:
         """Close connections and clients; stop the embedded PostgreSQL if this process owns it."""
         # Background work first (it may use any service), then the services themselves.
@@ -157,6 +188,9 @@ class SynthStack:
                 await close()
         self._services = {}
         self._pipeline = None
+        if self._rate_limiter is not None:
+            await self._rate_limiter.aclose()
+            self._rate_limiter = None
         if self._openai_client is not None:
             await self._openai_client.aclose()
             self._openai_client = None
@@ -271,6 +305,16 @@ class SynthStack:
     def api_keys(self) -> ApiKeyRepository:
         """API keys and tenants."""
         return self._require(self._api_keys)
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        """Counts requests against ``SYNTHSTACK_RATE_LIMITS`` and the tenants' overrides."""
+        return self._require(self._rate_limiter)
+
+    @property
+    def rate_limits(self) -> RateLimitRepository:
+        """The tenants' rate-limit overrides."""
+        return RateLimitRepository(self.database)
 
     @property
     def auth(self) -> ApiKeyAuthenticator:

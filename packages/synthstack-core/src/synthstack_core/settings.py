@@ -11,8 +11,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
+from limits import RateLimitItem
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from synthstack_core.ratelimits import parse_rate, parse_rate_limits
 
 __all__ = [
     "DEFAULT_MAX_CHUNKS_PER_DOCUMENT",
@@ -211,12 +214,49 @@ class Settings(BaseSettings):
         validation_alias=_env("SYNTHSTACK_KEY_CACHE_SECONDS"),
         description="How long a database API key lookup is remembered (revocation delay).",
     )
+    rate_limits: str = Field(
+        "",
+        validation_alias=_env("SYNTHSTACK_RATE_LIMITS"),
+        description="Requests per API key and group of operations, e.g. "
+        "`default=600/minute;generation=60/minute` (`default`: every group without its own "
+        "entry); unset or empty = no limits. Tenants' overrides are stored in the database.",
+    )
+    token_budget: str = Field(
+        "",
+        validation_alias=_env("SYNTHSTACK_TOKEN_BUDGET"),
+        description="Chat-model tokens (prompt and completion, as the model counts them) each "
+        "tenant may spend per window, e.g. `100000/minute`; unset or empty = no budget. A "
+        "tenant's override of `tokens` replaces it.",
+    )
+    rate_limit_cache_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=3600,
+        validation_alias=_env("SYNTHSTACK_RATE_LIMIT_CACHE_SECONDS"),
+        description="How long a tenant's rate-limit overrides are remembered by a process (so an "
+        "edit applies within this delay).",
+    )
     bind_host: str = Field(
         "127.0.0.1",
         validation_alias=_env("SYNTHSTACK_HOST"),
         description="The address the server binds; auth may be off only on loopback.",
     )
     migrate_on_start: bool = Field(True, validation_alias=_env("SYNTHSTACK_MIGRATE_ON_START"))
+
+    # -- operating it (observability.py) --------------------------------------------------------
+    metrics_token: SecretStr | None = Field(
+        None,
+        validation_alias=_env("SYNTHSTACK_METRICS_TOKEN"),
+        description="`GET /metrics` answers a caller sending `Authorization: Bearer <this>` "
+        "(16+ characters); unset, only a loopback client in development may read it, and "
+        "everyone else gets a 404.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        validation_alias=_env("SYNTHSTACK_LOG_FORMAT"),
+        description="`json`: one JSON object per log line (one per request from the access "
+        "log); `text`: plain lines.",
+    )
     plugins: Annotated[tuple[str, ...] | None, NoDecode] = Field(
         None,
         validation_alias=_env("SYNTHSTACK_PLUGINS"),
@@ -367,11 +407,39 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("openai_api_key", "anthropic_api_key", mode="before")
+    @field_validator("openai_api_key", "anthropic_api_key", "metrics_token", mode="before")
     @classmethod
     def _blank_secret_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("rate_limits", mode="after")
+    @classmethod
+    def _check_rate_limits(cls, value: str) -> str:
+        parse_rate_limits(value)  # a ValueError names the setting (its alias) at start-up
+        return value
+
+    @field_validator("token_budget", mode="after")
+    @classmethod
+    def _check_token_budget(cls, value: str) -> str:
+        if value.strip():
+            parse_rate(value)
+        return value
+
+    def parsed_token_budget(self) -> RateLimitItem | None:
+        """``SYNTHSTACK_TOKEN_BUDGET`` (``None``: no budget)."""
+        return parse_rate(self.token_budget) if self.token_budget.strip() else None
+
+    def parsed_rate_limits(self) -> dict[str, RateLimitItem]:
+        """``SYNTHSTACK_RATE_LIMITS`` by policy name (``default`` or a group)."""
+        return parse_rate_limits(self.rate_limits)
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError("SYNTHSTACK_METRICS_TOKEN needs 16 or more characters")
         return value
 
     @model_validator(mode="after")
@@ -403,7 +471,13 @@ class Settings(BaseSettings):
         """Whether the server processes run jobs (``SYNTHSTACK_WORKER``, else by environment)."""
         if self.worker is not None:
             return self.worker
-        return "embedded" if self.env == "development" else "none"
+        return "embedded" if self.development else "none"
+
+    @property
+    def development(self) -> bool:
+        """``SYNTHSTACK_ENV`` is ``development`` (the default): what loosens the rules for a
+        caller on this machine (authentication off without keys, ``/metrics`` from loopback)."""
+        return self.env == "development"
 
     @property
     def openai_configured(self) -> bool:

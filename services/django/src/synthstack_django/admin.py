@@ -5,6 +5,10 @@ Tenants are plain rows. API keys go through the core: adding one in the admin ca
 in a message; the "Revoke selected keys" action calls ``api_keys.revoke``. Existing keys are
 read-only, and the stored hash is never displayed.
 
+Rate-limit overrides are plain rows too (tenant, policy, rate), validated as the ``synthstack
+limits`` command validates them; every process applies an edit within
+``SYNTHSTACK_RATE_LIMIT_CACHE_SECONDS`` (10 s).
+
 RAG collections, documents and chunks are browsable and searchable, and read-only. Deleting a
 collection or a document (its page's "Delete" or the bulk action) calls the core's
 ``rag.delete_collection`` / ``rag.delete_document``, so its chunks, vectors and BM25 postings go in
@@ -26,11 +30,20 @@ from django.contrib.auth import get_permission_codename
 from django.db.models import Count, Q, QuerySet, Sum
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from synthstack_core.errors import Conflict, NotFound
-from synthstack_django.models import ApiKey, Chunk, Collection, Document, Job, Tenant
+from synthstack_django.models import (
+    ApiKey,
+    Chunk,
+    Collection,
+    Document,
+    Job,
+    RateLimitOverride,
+    Tenant,
+)
 from synthstack_django.service import get_stack
 
 __all__ = [
@@ -39,6 +52,7 @@ __all__ = [
     "CollectionAdmin",
     "DocumentAdmin",
     "JobAdmin",
+    "RateLimitOverrideAdmin",
     "TenantAdmin",
 ]
 
@@ -203,6 +217,33 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if skipped:
             text += f" {skipped} already revoked."
         self.message_user(request, text, messages.SUCCESS)
+
+
+# ---------------------------------------------------------------------------- rate limits
+
+
+@admin.register(RateLimitOverride)
+class RateLimitOverrideAdmin(admin.ModelAdmin):
+    """Tenants' rate-limit overrides: add, edit, delete (``SYNTHSTACK_RATE_LIMITS`` applies to a
+    tenant's policies without one)."""
+
+    list_display = ("tenant", "policy", "rate", "updated_at")
+    list_select_related = ("tenant",)
+    list_filter = ("tenant", "policy")
+    search_fields = ("tenant__name", "policy")
+    ordering = ("tenant__name", "policy")
+    fields = ("tenant", "policy", "rate", "updated_at")
+    readonly_fields = ("updated_at",)
+
+    def save_model(
+        self, request: HttpRequest, obj: RateLimitOverride, form: Any, change: bool
+    ) -> None:
+        """Store the rate as the command does (``unlimited`` in lower case), stamped now."""
+        obj.rate = obj.rate.strip()
+        if obj.rate.lower() == "unlimited":
+            obj.rate = "unlimited"
+        obj.updated_at = timezone.now()
+        super().save_model(request, obj, form, change)
 
 
 # ------------------------------------------------------------------------------------ RAG

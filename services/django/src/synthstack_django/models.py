@@ -15,13 +15,24 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from synthstack_core.ratelimits import check_policy_name, parse_rate
 from synthstack_core.settings import TENANT_NAME_PATTERN
 
-__all__ = ["ApiKey", "Chunk", "Collection", "Document", "Job", "JobPayload", "Tenant"]
+__all__ = [
+    "ApiKey",
+    "Chunk",
+    "Collection",
+    "Document",
+    "Job",
+    "JobPayload",
+    "RateLimitOverride",
+    "Tenant",
+]
 
 
 class Tenant(models.Model):
@@ -232,3 +243,53 @@ class JobPayload(models.Model):
 
     def __str__(self) -> str:
         return f"payload of {self.job_id}"
+
+
+def _valid_policy(value: str) -> None:
+    try:
+        check_policy_name(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def _valid_rate(value: str) -> None:
+    try:
+        parse_rate(value, allow_unlimited=True)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+class RateLimitOverride(models.Model):
+    """A tenant's own rate for one policy (table ``rate_limit_overrides``): it replaces the entry
+    of ``SYNTHSTACK_RATE_LIMITS`` with the same name for that tenant. Every process reads it again
+    within ``SYNTHSTACK_RATE_LIMIT_CACHE_SECONDS`` (10 s)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, db_column="tenant_id", related_name="rate_limit_overrides"
+    )
+    policy = models.CharField(
+        max_length=64,
+        validators=[_valid_policy],
+        help_text="A group of operations (the operation's tag: embeddings, rag, generation, "
+        "analysis, complexity, transcription, a plugin's), `default` (every group without its "
+        "own entry) or `tokens` (the chat-model token budget of the tenant).",
+    )
+    rate = models.CharField(
+        max_length=64,
+        validators=[_valid_rate],
+        help_text="Requests per API key (tokens per tenant for `tokens`), e.g. `600/minute`, "
+        "`60 per minute`, `10/2 seconds`; or `unlimited`.",
+    )
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        managed = False
+        db_table = "rate_limit_overrides"
+        ordering = ("tenant__name", "policy")
+        unique_together = (("tenant", "policy"),)
+        verbose_name = "rate-limit override"
+        verbose_name_plural = "rate-limit overrides"
+
+    def __str__(self) -> str:
+        return f"{self.tenant}: {self.policy} = {self.rate}"

@@ -163,6 +163,7 @@ class OperationView(APIView):
             query={name: django_request.GET[name] for name in django_request.GET},
             # An upload is read by the core as it arrives, with the operation's limit.
             stream=read_sync_stream(body_reader(django_request)) if operation.form else None,
+            client=django_request.META.get("REMOTE_ADDR") or None,
         )
         return to_django_response(stack.call(stack.stack.handle, operation, core_request))
 

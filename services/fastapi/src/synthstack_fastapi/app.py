@@ -106,6 +106,7 @@ def _endpoint(stack: SynthStack, operation: Operation) -> Callable[[Request], Aw
             query=dict(request.query_params.items()),
             # An upload is read by the core as it arrives, with the operation's limit.
             stream=request.stream() if operation.form else None,
+            client=request.client.host if request.client else None,
         )
         return _to_response(await stack.handle(operation, core_request))
 

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from synthstack_core.errors import FieldError, ModelNotAvailable
+from synthstack_core.metrics import model_inference
 from synthstack_core.providers.embedding import EmbeddingModelSpec, EmbeddingProvider
 from synthstack_core.providers.factory import build_embedding_providers
 from synthstack_core.providers.model_registry import ModelRegistry
@@ -166,9 +167,12 @@ class EmbeddingService:
             for start in range(0, len(unique), provider.batch_size):
                 batch_keys = unique[start : start + provider.batch_size]
                 batch_texts = [texts[missing[k][0]] for k in batch_keys]
-                result = await provider.embed_batch(
-                    batch_texts, model=spec, dimensions=None if size == spec.dimensions else size
-                )
+                with model_inference("embedding", spec.id):
+                    result = await provider.embed_batch(
+                        batch_texts,
+                        model=spec,
+                        dimensions=None if size == spec.dimensions else size,
+                    )
                 for row, key in enumerate(batch_keys):
                     for index in missing[key]:
                         vectors[index] = result.vectors[row]

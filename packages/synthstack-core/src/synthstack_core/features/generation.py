@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from synthstack_core.errors import FieldError, InvalidRequest, ProviderError
 from synthstack_core.features.llm_output import PromptMessage
+from synthstack_core.metrics import model_inference
 from synthstack_core.providers.factory import build_llm_registry
 from synthstack_core.providers.llm import (
     ChatCompletion,
@@ -147,7 +148,8 @@ class GenerationService:
             temperature=temperature,
             json_output=json_output,
         )
-        return await provider.complete(request)
+        with model_inference("chat", request.model):
+            return await provider.complete(request)
 
     async def ask_json(self, prompt: Sequence[PromptMessage]) -> ChatCompletion:
         """The default chat model's JSON answer to ``prompt`` (deterministic, at most
@@ -181,7 +183,8 @@ class GenerationService:
         started = time.perf_counter()
         if body.stream:
             return EventStream(self._events(provider, chat, started))
-        completion = await provider.complete(chat)
+        with model_inference("chat", chat.model):
+            completion = await provider.complete(chat)
         return TextGenerationResponse(
             id=_new_id(),
             content=completion.content,
@@ -205,7 +208,8 @@ class GenerationService:
         started = time.perf_counter()
         if body.stream:
             return EventStream(self._events(provider, chat, started))
-        completion = await provider.complete(chat)
+        with model_inference("chat", chat.model):
+            completion = await provider.complete(chat)
         return ChatGenerationResponse(
             id=_new_id(),
             message=ChatMessageOut(role="assistant", content=completion.content),
@@ -222,23 +226,24 @@ class GenerationService:
     ) -> AsyncGenerator[tuple[str, BaseModel], None]:
         """``delta`` events as the model writes, then ``done``."""
         identifier = _new_id()
-        async with aclosing(provider.stream(chat)) as pieces:  # type: ignore[type-var]
-            async for piece in pieces:
-                if isinstance(piece, ChatDelta):
-                    if piece.text:
-                        yield "delta", GenerationDelta(text=piece.text)
-                    continue
-                yield (
-                    "done",
-                    GenerationDone(
-                        id=identifier,
-                        model=piece.model,
-                        usage=usage_of(piece),
-                        finish_reason=piece.finish_reason,
-                        processing_time_ms=_elapsed_ms(started),
-                    ),
-                )
-                return
+        with model_inference("chat", chat.model):
+            async with aclosing(provider.stream(chat)) as pieces:  # type: ignore[type-var]
+                async for piece in pieces:
+                    if isinstance(piece, ChatDelta):
+                        if piece.text:
+                            yield "delta", GenerationDelta(text=piece.text)
+                        continue
+                    yield (
+                        "done",
+                        GenerationDone(
+                            id=identifier,
+                            model=piece.model,
+                            usage=usage_of(piece),
+                            finish_reason=piece.finish_reason,
+                            processing_time_ms=_elapsed_ms(started),
+                        ),
+                    )
+                    return
         raise ProviderError("The model's stream ended before it finished.")
 
 

@@ -36,6 +36,7 @@ from synthstack_core.features.audio import (
 )
 from synthstack_core.features.subtitles import render_srt, render_vtt, subtitle_cues
 from synthstack_core.languages import language_name
+from synthstack_core.metrics import model_inference
 from synthstack_core.providers.model_registry import ModelRegistry
 from synthstack_core.providers.openai_client import OpenAIClient
 from synthstack_core.providers.transcription import (
@@ -345,7 +346,8 @@ class TranscriptionService:
             segments=form.response_format in _NEEDS_TIMESTAMPS,
             words=form.word_timestamps,
         )
-        transcript = await provider.transcribe(audio, options)
+        with model_inference("transcription", spec.id):
+            transcript = await provider.transcribe(audio, options)
         if form.word_timestamps and transcript.words is None:
             transcript = replace(transcript, words=())
         return TranscriptionResult(

@@ -24,6 +24,7 @@ from synthstack_core.providers.openai import OpenAIEmbeddingProvider
 from synthstack_core.providers.transcription import TranscriptionProvider
 from synthstack_core.providers.transcription_openai import OpenAITranscriptionProvider
 from synthstack_core.providers.whisper_local import WHISPER_TINY_EN, LocalWhisperProvider
+from synthstack_core.ratelimits import BudgetedLLMProvider
 from synthstack_core.stores.embedded import EMBEDDED_POSTGRES
 
 if TYPE_CHECKING:
@@ -95,7 +96,8 @@ def build_llm_registry(settings: Settings, openai: OpenAIClient | None) -> LLMRe
         providers.append(AnthropicLLMProvider.from_settings(settings))
     if settings.local_llm_enabled:
         providers.append(LocalLLMProvider.from_settings(settings))
-    return LLMRegistry(providers, settings.llm_model)
+    # Each generation spends the calling tenant's token budget (SYNTHSTACK_TOKEN_BUDGET).
+    return LLMRegistry([BudgetedLLMProvider.wrap(p) for p in providers], settings.llm_model)
 
 
 def build_transcription_providers(

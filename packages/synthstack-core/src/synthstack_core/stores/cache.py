@@ -13,6 +13,8 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from synthstack_core.metrics import CACHE_HITS, CACHE_MISSES
+
 if TYPE_CHECKING:
     import redis.asyncio
 
@@ -25,7 +27,8 @@ class Cache(ABC):
     """Bytes by string key, with a time to live.
 
     ``hits`` and ``misses`` count the keys looked up by :meth:`get_many` in this process (a key
-    missed because the cache is unreachable is a miss).
+    missed because the cache is unreachable is a miss); so do the metrics ``synthstack_cache_hits``
+    and ``synthstack_cache_misses``, for every worker.
     """
 
     kind: str
@@ -36,6 +39,9 @@ class Cache(ABC):
         hits = sum(value is not None for value in found)
         self.hits += hits
         self.misses += len(found) - hits
+        if found:  # and for the metrics of every process (synthstack_core.metrics)
+            CACHE_HITS.labels(self.kind).inc(hits)
+            CACHE_MISSES.labels(self.kind).inc(len(found) - hits)
         return found
 
     @abstractmethod

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, String, func
+from sqlalchemy import DateTime, ForeignKey, String, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["ApiKey", "Base", "Tenant"]
+__all__ = ["ApiKey", "Base", "RateLimitOverride", "Tenant"]
 
 
 class Base(DeclarativeBase):
@@ -43,3 +43,20 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     tenant: Mapped[Tenant] = relationship(back_populates="api_keys")
+
+
+class RateLimitOverride(Base):
+    """A tenant's own rate for one policy (a group of operations, or ``default``), replacing
+    ``SYNTHSTACK_RATE_LIMITS``'s entry of that name for the tenant (Alembic ``0006``)."""
+
+    __tablename__ = "rate_limit_overrides"
+    __table_args__ = (UniqueConstraint("tenant_id", "policy"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    policy: Mapped[str] = mapped_column(String(64))
+    #: In the ``limits`` notation (``600/minute``), or ``unlimited``.
+    rate: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

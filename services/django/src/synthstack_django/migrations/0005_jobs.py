@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
     # Alembic runs on its own connection: Django must not hold a transaction open meanwhile.
     atomic = False
 
-    dependencies = [("synthstack_django", "0003_core_schema")]
+    dependencies = [("synthstack_django", "0004_rate_limit_overrides")]
 
     operations = [
         migrations.RunPython(

@@ -24,6 +24,7 @@ from synthstack_core.features.grounded import SourceText, check_citations, groun
 from synthstack_core.features.jobs import JobService
 from synthstack_core.features.rag.indexing import DEFAULT_COLLECTION
 from synthstack_core.features.rag.retrieval import RagRetrieval, result_fields, search_filters
+from synthstack_core.metrics import model_inference
 from synthstack_core.providers.embedding import EmbeddingModelSpec
 from synthstack_core.providers.llm import ChatCompletion, ChatDelta, ChatRequest, LLMProvider
 from synthstack_core.registry import Module, Stack, operation
@@ -114,7 +115,8 @@ class RagService(RagRetrieval):
         )
         if body.stream:
             return EventStream(self._generated_events(provider, chat, found, sources, texts))
-        completion = await provider.complete(chat)
+        with model_inference("chat", chat.model):
+            completion = await provider.complete(chat)
         return _generated_answer(completion, found, sources, texts)
 
     async def _generated_events(
@@ -126,15 +128,16 @@ class RagService(RagRetrieval):
         texts: Sequence[SourceText],
     ) -> AsyncGenerator[tuple[str, BaseModel], None]:
         yield "sources", QuerySources(sources=sources)
-        async with aclosing(provider.stream(chat)) as pieces:  # type: ignore[type-var]
-            async for piece in pieces:
-                if isinstance(piece, ChatDelta):
-                    if piece.text:
-                        yield "delta", GenerationDelta(text=piece.text)
-                    continue
-                answer = _generated_answer(piece, found, sources, texts)
-                yield "done", QueryDone(**answer.model_dump(exclude={"sources"}))
-                return
+        with model_inference("chat", chat.model):
+            async with aclosing(provider.stream(chat)) as pieces:  # type: ignore[type-var]
+                async for piece in pieces:
+                    if isinstance(piece, ChatDelta):
+                        if piece.text:
+                            yield "delta", GenerationDelta(text=piece.text)
+                        continue
+                    answer = _generated_answer(piece, found, sources, texts)
+                    yield "done", QueryDone(**answer.model_dump(exclude={"sources"}))
+                    return
         raise ProviderError("The model's stream ended before it finished.")
 
     async def _extractive(

@@ -11,7 +11,7 @@ it to the queue's row. ``job_payloads`` holds what the job needs to run (an uplo
 the request): it is deleted when the job ends.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 """
 
 import sqlalchemy as sa
@@ -20,7 +20,7 @@ from procrastinate.schema import SchemaManager
 from sqlalchemy.dialects import postgresql
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
