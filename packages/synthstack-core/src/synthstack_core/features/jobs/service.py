@@ -47,6 +47,7 @@ from synthstack_core.errors import (
     problem_for,
     translate,
 )
+from synthstack_core.logs import quiet_info
 from synthstack_core.preferences import RESPOND_ASYNC
 from synthstack_core.registry import operation
 from synthstack_core.replies import Reply
@@ -78,6 +79,10 @@ logger = logging.getLogger("synthstack.jobs")
 #: The Procrastinate queue SynthStack's workers listen to, and the task that runs a job.
 QUEUE = "synthstack"
 RUN_TASK = "synthstack.run_job"
+#: The periodic tasks that keep the queue (every few seconds, in every worker).
+HOUSEKEEPING_TASKS = frozenset(
+    {"synthstack.recover_stalled_jobs", "synthstack.purge_finished_jobs"}
+)
 #: How long a stopping worker lets its running jobs finish before it queues them again.
 SHUTDOWN_GRACE_SECONDS = 10.0
 #: How long the embedded worker waits before it starts again after an error.
@@ -151,6 +156,21 @@ def _owned(query: Select[Any], tenant: str) -> Select[Any]:
     return query.join(_TENANTS, _TENANTS.c.id == jobs.c.tenant_id).where(_TENANTS.c.name == tenant)
 
 
+def _housekeeping(record: logging.LogRecord) -> bool:
+    """Whether a Procrastinate worker's line is about a periodic housekeeping task's run."""
+    job = getattr(record, "job", None)
+    return isinstance(job, dict) and job.get("task_name") in HOUSEKEEPING_TASKS
+
+
+def quiet_procrastinate() -> None:
+    """Procrastinate's routine INFO lines to DEBUG: the tasks registered at every start, the
+    periodic tasks deferred, and the housekeeping tasks' runs (three lines every few seconds
+    otherwise). Its warnings and errors, and the lines of the jobs it runs, stay."""
+    quiet_info("procrastinate.blueprints")
+    quiet_info("procrastinate.periodic")
+    quiet_info("procrastinate.worker", _housekeeping)
+
+
 def conninfo(database: Database) -> str:
     """The libpq URL of ``database`` (Procrastinate connects with psycopg directly)."""
     return database.url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -165,6 +185,7 @@ class JobService:
         self._settings = settings
         self._kinds: dict[str, _Kind] = {}
         self._embedded: asyncio.Task[None] | None = None
+        quiet_procrastinate()
         self.app = procrastinate.App(
             connector=procrastinate.PsycopgConnector(
                 conninfo=conninfo(database),
