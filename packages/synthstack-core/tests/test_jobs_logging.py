@@ -22,9 +22,14 @@ def test_only_the_routine_lines_go_to_debug(caplog: pytest.LogCaptureFixture) ->
     caplog.set_level(logging.INFO)
     _log("procrastinate.blueprints", logging.INFO, "Adding tasks from blueprint")
     _log("procrastinate.periodic", logging.INFO, "Registering task synthstack.recover_stalled_jobs")
-    _log("procrastinate.worker", logging.INFO, "Starting job", "synthstack.recover_stalled_jobs")
+    _log(
+        "procrastinate.worker.worker",
+        logging.INFO,
+        "Starting job",
+        "synthstack.purge_finished_jobs",
+    )
     _log("procrastinate.worker", logging.INFO, "Job ended", "synthstack.purge_finished_jobs")
-    _log("procrastinate.worker", logging.INFO, "Starting job run", RUN_TASK)
+    _log("procrastinate.worker.worker", logging.INFO, "Starting job run", RUN_TASK)
     _log("procrastinate.worker", logging.INFO, "Starting worker on synthstack")
     _log("procrastinate.periodic", logging.WARNING, "Periodic task late")
     _log("procrastinate.worker", logging.ERROR, "Job failed", "synthstack.recover_stalled_jobs")

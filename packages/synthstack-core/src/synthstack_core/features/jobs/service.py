@@ -85,6 +85,8 @@ HOUSEKEEPING_TASKS = frozenset(
 )
 #: How long a stopping worker lets its running jobs finish before it queues them again.
 SHUTDOWN_GRACE_SECONDS = 10.0
+#: How long after the grace a stopping embedded worker may take to unregister before it is cut.
+STOP_MARGIN_SECONDS = 5.0
 #: How long the embedded worker waits before it starts again after an error.
 EMBEDDED_RESTART_SECONDS = 5.0
 #: Seconds before the 2nd, 3rd... run of a job that failed on a provider or the database: 2, 4, 8...
@@ -168,7 +170,9 @@ def quiet_procrastinate() -> None:
     otherwise). Its warnings and errors, and the lines of the jobs it runs, stay."""
     quiet_info("procrastinate.blueprints")
     quiet_info("procrastinate.periodic")
+    # The worker logs on its module's logger and on a child named after the worker ("worker").
     quiet_info("procrastinate.worker", _housekeeping)
+    quiet_info("procrastinate.worker.worker", _housekeeping)
 
 
 def conninfo(database: Database) -> str:
@@ -540,12 +544,20 @@ class JobService:
 
     async def _run_embedded(self) -> None:
         """The embedded worker, started again when it stops on an error (the database was down:
-        its jobs finish once it is back)."""
+        its jobs finish once it is back), but not once it is being stopped."""
         while True:
             try:
                 await self.run_worker(install_signal_handlers=False)
                 return
             except Exception as error:
+                # A worker stopping with the database down fails to unregister itself: that error
+                # replaces the cancellation, which must still end this task.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    logger.warning(
+                        "the embedded worker stopped with %s: %s", type(error).__name__, error
+                    )
+                    return
                 logger.warning(
                     "the embedded worker stopped (%s: %s); starting it again in %.0f s",
                     type(error).__name__,
@@ -555,13 +567,21 @@ class JobService:
             await asyncio.sleep(EMBEDDED_RESTART_SECONDS)
 
     async def astop(self) -> None:
-        """Stop the embedded worker (its running jobs get :data:`SHUTDOWN_GRACE_SECONDS` to end,
-        then are queued again)."""
+        """Stop the embedded worker: its running jobs get :data:`SHUTDOWN_GRACE_SECONDS` to end,
+        then are queued again; a worker still stopping :data:`STOP_MARGIN_SECONDS` later (the
+        database is down: it waits for a connection to unregister itself) is cancelled again, and
+        other workers will see it stalled."""
         task, self._embedded = self._embedded, None
-        if task is not None and not task.done():
+        if task is None or task.done():
+            return
+        task.cancel()
+        _, pending = await asyncio.wait(
+            {task}, timeout=SHUTDOWN_GRACE_SECONDS + STOP_MARGIN_SECONDS
+        )
+        if pending:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _driver_connection(connection: AsyncConnection) -> Any:
