@@ -11,6 +11,7 @@ import pytest
 from synthstack_core import Settings, SynthStack
 from synthstack_core.features.audio import AudioUpload
 from synthstack_core.providers.llm import ChatMessage
+from synthstack_core.ratelimits import BudgetedLLMProvider
 from synthstack_core.schemas.transcription import TranscriptionParameters
 from synthstack_testing import OpenAIStub
 
@@ -44,7 +45,9 @@ async def test_one_pool_serves_embeddings_chat_and_transcription(
         shared = stack.openai_client
         assert shared is not None
         embedding = stack.embeddings.registry.lookup("text-embedding-3-small")[1]
-        chat = stack.generation.registry.lookup("gpt-4o-mini")[1]
+        budgeted = stack.generation.registry.lookup("gpt-4o-mini")[1]
+        assert isinstance(budgeted, BudgetedLLMProvider)  # every chat model spends a budget
+        chat = budgeted.inner
         transcription = stack.transcription.registry.lookup("whisper-1")[1]
         assert embedding.client is chat.client is transcription.client is shared  # type: ignore[attr-defined]
 

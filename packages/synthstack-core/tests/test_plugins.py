@@ -20,7 +20,7 @@ from synthstack_core import PluginError, Settings, SynthStack
 from synthstack_core.modules import BUILTIN_MODULES, installed_modules, migrate, modules_for
 from synthstack_core.operations import contract_for, operations_for
 from synthstack_core.plugins import load_plugins
-from synthstack_core.stores.database import sqlalchemy_url
+from synthstack_core.stores.database import core_head, sqlalchemy_url
 
 #: A module serving one operation described by its own fragment; ``{name}`` is the package's.
 PLUGIN = """
@@ -260,12 +260,12 @@ def test_a_modules_tables_are_migrated_with_the_core(
     (tmp_path / name / "migrations" / "tiny_0001_notes.py").write_text(REVISION)
     url = empty_database_url  # the core's schema only
     tables, versions = _state(url)
-    assert "tiny_notes" not in tables and versions == {"0007"}
+    assert "tiny_notes" not in tables and versions == {core_head()}
     modules = installed_modules(Settings(SYNTHSTACK_PLUGINS=name))
-    migrate(url, "0007", modules)  # a revision of the core's: no plugin's
+    migrate(url, core_head(), modules)  # a revision of the core's: no plugin's
     assert "tiny_notes" not in _state(url)[0]
     migrate(url, modules=modules)
     tables, versions = _state(url)
-    assert "tiny_notes" in tables and versions == {"0007", "tiny_0001"}
+    assert "tiny_notes" in tables and versions == {core_head(), "tiny_0001"}
     migrate(url, modules=modules)  # at every head already: nothing to do
-    assert _state(url)[1] == {"0007", "tiny_0001"}
+    assert _state(url)[1] == {core_head(), "tiny_0001"}

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-__all__ = ["Database", "connection_parameters", "migrate", "sqlalchemy_url"]
+__all__ = ["Database", "connection_parameters", "core_head", "migrate", "sqlalchemy_url"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # An arbitrary constant: the advisory lock that serialises migrations across processes.
@@ -100,6 +100,18 @@ def _quiet_alembic_preamble() -> None:
     migration_log = logging.getLogger("alembic.runtime.migration")
     if not any(isinstance(existing, _AlembicPreamble) for existing in migration_log.filters):
         migration_log.addFilter(_AlembicPreamble())
+
+
+def core_head() -> str:
+    """The newest revision of the core's own migrations (not counting any module's)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None  # the core ships its revisions
+    return head
 
 
 def migrate(database_url: str, revision: str = "heads", locations: Sequence[Path] = ()) -> None:
