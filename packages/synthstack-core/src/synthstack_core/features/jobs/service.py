@@ -27,11 +27,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import procrastinate
-from procrastinate.exceptions import JobAborted
-from procrastinate.job_context import AbortReason, JobContext
 from pydantic import BaseModel
 from sqlalchemy import and_, delete, func, insert, literal, select, tuple_, update
 from sqlalchemy.engine import RowMapping
@@ -73,6 +70,10 @@ __all__ = [
     "JobService",
     "Progress",
 ]
+
+if TYPE_CHECKING:  # Procrastinate (and psycopg under it) loads when a stack builds its jobs
+    import procrastinate
+    from procrastinate.job_context import JobContext
 
 logger = logging.getLogger("synthstack.jobs")
 
@@ -189,8 +190,10 @@ class JobService:
         self._settings = settings
         self._kinds: dict[str, _Kind] = {}
         self._embedded: asyncio.Task[None] | None = None
+        import procrastinate
+
         quiet_procrastinate()
-        self.app = procrastinate.App(
+        self.app: procrastinate.App = procrastinate.App(
             connector=procrastinate.PsycopgConnector(
                 conninfo=conninfo(database),
                 min_size=1,
@@ -353,6 +356,9 @@ class JobService:
     # -- running -------------------------------------------------------------------------------
 
     def _define_tasks(self) -> None:
+        import procrastinate
+        from procrastinate.job_context import AbortReason
+
         settings = self._settings
         app = self.app
 
@@ -462,6 +468,8 @@ class JobService:
         try:
             result = await self._kinds[kind].run(tenant, payload["request"], data, progress)
         except JobCancelled:
+            from procrastinate.exceptions import JobAborted
+
             logger.info("job %s cancelled while it ran", job_id)
             raise JobAborted() from None
         except Exception as raised:
