@@ -82,6 +82,8 @@ def django_env(database_url: str) -> Iterator[dict[str, str]]:
         "SYNTHSTACK_API_KEYS": f"tenant-a:{SETTINGS_KEY}",
         # Revocation must show at once: no remembered database key lookups.
         "SYNTHSTACK_KEY_CACHE_SECONDS": "0",
+        # No worker: a job stays queued until the admin cancels it.
+        "SYNTHSTACK_WORKER": "none",
         # Rate-limit overrides edited in the admin too.
         "SYNTHSTACK_RATE_LIMIT_CACHE_SECONDS": "0",
         "REDIS_URL": "",
@@ -532,6 +534,33 @@ def test_rag_admin_deletes_documents_in_bulk_through_the_core(
     assert not documents.exists()
     assert not Chunk.objects.filter(collection__name=collection).exists()
     assert _found(client, collection, "cat markets") == set()  # the collection itself stays
+
+
+def test_jobs_admin_lists_and_cancels_through_the_core(admin_client: Any, client: Any) -> None:
+    from synthstack_django.models import Job
+
+    accepted = client.post(
+        "/api/v1/rag/index",
+        json.dumps({"content": "Cats purr.", "source": "c.txt", "collection": "admin-jobs"}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {SETTINGS_KEY}", "Prefer": "respond-async"},
+    )
+    assert accepted.status_code == 202, accepted.content
+    job_id = json.loads(accepted.content)["id"]
+    listing = admin_client.get(f"{RAG_ADMIN}/job/?status=queued")
+    assert listing.status_code == 200
+    assert job_id in listing.content.decode() and "0 / ? chunks" in listing.content.decode()
+    page = admin_client.get(f"{RAG_ADMIN}/job/{job_id}/change/")
+    assert page.status_code == 200 and "rag-index" in page.content.decode()
+    assert admin_client.get(f"{RAG_ADMIN}/job/add/").status_code == 403
+    action = {"action": "cancel_jobs", "_selected_action": [job_id], "index": "0"}
+    response = admin_client.post(f"{RAG_ADMIN}/job/", action, follow=True)
+    assert "Cancelled 1 job." in _messages(response)
+    assert Job.objects.get(pk=job_id).status == "cancelled"
+    response = admin_client.post(f"{RAG_ADMIN}/job/", action, follow=True)
+    assert "Cancelled 0 jobs. 1 had ended already." in _messages(response)
+    reread = _api(client, "GET", f"/api/v1/jobs/{job_id}")
+    assert json.loads(reread.content)["status"] == "cancelled"
 
 
 # ----------------------------------------------------------------------------------- the API

@@ -49,6 +49,9 @@ def service_env(
         # path is tested with apps of its own (tests/parity/test_language_llm.py).
         "SYNTHSTACK_ANALYSIS_LLM": "off",
         "SYNTHSTACK_ENV": "development",
+        # No worker: jobs stay queued, so their answers are deterministic (tests/parity/
+        # test_jobs_parity.py); tests/jobs/ runs real worker processes.
+        "SYNTHSTACK_WORKER": "none",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_server.url,
         "SYNTHSTACK_API_KEYS": f"tenant-a:{KEY_A},tenant-b:{KEY_B}",

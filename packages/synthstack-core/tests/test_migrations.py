@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Connection, create_engine, inspect, text
 
 from synthstack_core.stores.database import _MIGRATIONS, migrate, sqlalchemy_url
 
@@ -18,6 +18,17 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
+def _procrastinate_leftovers(connection: Connection) -> list[int]:
+    """How many of Procrastinate's functions, then types, the database holds."""
+    counts = connection.execute(
+        text(
+            "SELECT count(*) FROM pg_proc WHERE proname LIKE 'procrastinate%' "
+            "UNION ALL SELECT count(*) FROM pg_type WHERE typname LIKE 'procrastinate%'"
+        )
+    ).scalars()
+    return list(counts)
+
+
 def test_each_migration_goes_down_and_up_again(empty_database_url: str) -> None:
     url = empty_database_url
     at_head = _tables(url)
@@ -28,15 +39,23 @@ def test_each_migration_goes_down_and_up_again(empty_database_url: str) -> None:
         "rag_vector_deletions",
         "rate_limit_overrides",
     } <= at_head
+    assert {"jobs", "job_payloads", "procrastinate_jobs", "procrastinate_workers"} <= at_head
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     revisions = [r.revision for r in ScriptDirectory.from_config(config).walk_revisions()]
-    assert revisions[0] == "0006" and revisions[-1] == "0001"  # newest first
+    assert revisions[:2] == ["0007", "0006"] and revisions[-1] == "0001"  # newest first
     engine = create_engine(sqlalchemy_url(url))
     try:
         with engine.connect() as connection:
             config.attributes["connection"] = connection
-            for _ in revisions:  # one step at a time, down to nothing
+            command.downgrade(config, "-1")  # 0007 -> 0006: the jobs go, the rate limits stay
+            connection.commit()
+            tables = set(inspect(connection).get_table_names())
+            assert "rate_limit_overrides" in tables
+            assert not {"jobs", "job_payloads", "procrastinate_jobs"} & tables
+            # Procrastinate's functions and types went with its tables.
+            assert _procrastinate_leftovers(connection) == [0, 0]
+            for _ in revisions[1:]:  # one step at a time, down to nothing
                 command.downgrade(config, "-1")
                 connection.commit()
             assert not {"tenants", "rag_documents", "rate_limit_overrides"} & set(

@@ -1,10 +1,13 @@
-"""The ``synthstack`` command: ``serve``, ``migrate``, ``keys`` and ``limits``.
+"""The ``synthstack`` command: ``serve``, ``worker``, ``migrate``, ``keys`` and ``limits``.
 
 ``serve`` resolves the database once (starting the embedded PostgreSQL when ``DATABASE_URL`` is unset),
 migrates it, then runs the chosen backend's server (uvicorn for FastAPI, gunicorn for Django) with
 ``DATABASE_URL`` pointing every worker at that one database, and a fresh metrics folder
 (``PROMETHEUS_MULTIPROC_DIR``) that every worker writes to, removed when the server stops. Stopping
-``serve`` stops the server and then the embedded PostgreSQL.
+``serve`` stops the server and then the embedded PostgreSQL. Each server process also runs jobs
+when ``SYNTHSTACK_WORKER`` is ``embedded`` (the default in development). ``worker`` runs jobs only,
+as many at once as ``--concurrency`` says; any number of them, on any machines, share the
+database's queue.
 """
 
 from __future__ import annotations
@@ -162,6 +165,29 @@ def _serve(args: argparse.Namespace) -> int:
         return child.wait()
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from synthstack_core.modules import migrate
+
+    settings = Settings()
+    configure_logging(settings.log_format)
+    with _database(settings) as url:
+        migrate(url)
+        # This process runs the worker itself, in the foreground (no embedded one besides).
+        settings = settings.model_copy(
+            update={"database_url": url, "migrate_on_start": False, "worker": "none"}
+        )
+        print("running jobs (stop with Ctrl-C or SIGTERM)", file=sys.stderr)
+        asyncio.run(_run_worker(settings, args.concurrency))
+    return 0
+
+
+async def _run_worker(settings: Settings, concurrency: int | None) -> None:
+    from synthstack_core.service import SynthStack
+
+    async with SynthStack(settings, backend="worker") as stack:
+        await stack.jobs.run_worker(concurrency=concurrency)
+
+
 def _migrate(_: argparse.Namespace) -> int:
     from synthstack_core.modules import migrate
 
@@ -268,6 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--threads", type=int, default=8, help="threads per Django worker")
     serve.set_defaults(run=_serve)
+
+    worker = commands.add_parser("worker", help="run jobs (indexing asked for asynchronously)")
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="jobs run at once (default: SYNTHSTACK_WORKER_CONCURRENCY)",
+    )
+    worker.set_defaults(run=_worker)
 
     commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(
         run=_migrate

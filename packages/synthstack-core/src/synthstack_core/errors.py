@@ -26,10 +26,13 @@ written by SynthStack, and unexpected exceptions are rendered as a bare ``intern
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import quote
+
+from sqlalchemy.exc import DataError, SQLAlchemyError
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
@@ -53,8 +56,11 @@ __all__ = [
     "UnsupportedMediaType",
     "no_endpoint",
     "problem_for",
+    "translate",
     "uri_path",
 ]
+
+logger = logging.getLogger("synthstack")
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://synthstack.dev/problems/"
@@ -298,3 +304,29 @@ def problem_for(error: BaseException, *, request_id: str, instance: str | None) 
     if isinstance(error, InvalidRequest):
         body["errors"] = [e.as_dict() for e in error.errors]
     return Problem(status=error.status, body=body, headers=dict(error.headers))
+
+
+def translate(exc: Exception) -> BaseException:
+    """What the caller sees of ``exc``: a database failure is the database being unavailable,
+    unless the database refused a value of the request (a data exception, SQLSTATE class 22: a
+    NUL in text, a string too long, invalid text for a type, an untranslatable character), which
+    is the caller's mistake (422), not an outage."""
+    if isinstance(exc, SQLAlchemyError):
+        sqlstate = _sqlstate(exc)
+        if isinstance(exc, DataError) or sqlstate.startswith("22"):
+            logger.warning(
+                "database refused a value: %s (SQLSTATE %s)", type(exc).__name__, sqlstate
+            )
+            return InvalidRequest(
+                "The request holds a value the database cannot store or compare.",
+                code="unstorable_value",
+            )
+        logger.warning("database error: %s", type(exc).__name__)
+        return DependencyUnavailable("The database is unavailable.")
+    return exc
+
+
+def _sqlstate(exc: SQLAlchemyError) -> str:
+    """The SQLSTATE PostgreSQL gave (``""`` when the error did not come from the server)."""
+    original = getattr(exc, "orig", None)
+    return str(getattr(original, "sqlstate", None) or "")

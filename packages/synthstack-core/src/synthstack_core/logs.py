@@ -11,6 +11,7 @@ use it too: ``synthstack serve`` hands uvicorn and gunicorn a logging configurat
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
@@ -19,8 +20,10 @@ __all__ = [
     "ACCESS_LOGGER",
     "LOG_FORMATS",
     "SERVER_LOGGERS",
+    "AtDebug",
     "JsonLogFormatter",
     "configure_logging",
+    "quiet_info",
     "server_logging_config",
 ]
 
@@ -36,6 +39,30 @@ SERVER_LOGGERS = (
     "gunicorn.error",
     "gunicorn.access",
 )
+
+
+class AtDebug(logging.Filter):
+    """Re-levels a logger's INFO records (those ``chatter`` picks; default: all) to DEBUG, and lets
+    them through only where DEBUG is on."""
+
+    def __init__(self, chatter: Callable[[logging.LogRecord], bool] | None = None) -> None:
+        super().__init__()
+        self.chatter = chatter
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and (self.chatter is None or self.chatter(record)):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
+def quiet_info(name: str, chatter: Callable[[logging.LogRecord], bool] | None = None) -> None:
+    """Send the INFO lines of logger ``name`` that ``chatter`` picks (default: all) to DEBUG, so
+    that a library's routine lines do not bury the ones that matter. Idempotent: a logger gets one
+    such filter."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(existing, AtDebug) for existing in logger.filters):
+        logger.addFilter(AtDebug(chatter))
 
 
 class JsonLogFormatter(JsonFormatter):

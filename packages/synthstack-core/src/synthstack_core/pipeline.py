@@ -15,9 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from sqlalchemy.exc import DataError, SQLAlchemyError
-
-from synthstack_core.errors import DependencyUnavailable, InvalidRequest
+from synthstack_core.errors import translate
 from synthstack_core.http import (
     HttpRequest,
     HttpResponse,
@@ -29,6 +27,7 @@ from synthstack_core.http import (
 )
 from synthstack_core.multipart import FormData, parse_form, receive_form
 from synthstack_core.observability import ObservedRequest
+from synthstack_core.preferences import preferences
 from synthstack_core.ratelimits import DEFAULT_POLICY, RateLimitDecision, RateLimiter
 from synthstack_core.registry import Handler, Operation
 from synthstack_core.replies import EventStream, RawReply, Reply, Result
@@ -146,6 +145,8 @@ class Pipeline:
             "caller": caller,
             "request": request,
         }
+        if "prefer" in operation.arguments:
+            given["prefer"] = preferences(request.headers.get("prefer", ""))
         if caller is not None:
             given["tenant"] = caller.tenant
         arguments = {
@@ -173,36 +174,12 @@ class Pipeline:
                 request_id=request_id,
             )
         reply = result if isinstance(result, Reply) else Reply(result, operation.status)
-        return json_response(reply.body, status=reply.status, request_id=request_id)
+        response = json_response(reply.body, status=reply.status, request_id=request_id)
+        response.headers.extend(reply.headers)
+        return response
 
 
 async def _chunks(body: bytes) -> AsyncIterator[bytes]:
     """A body already in memory, as a stream."""
     if body:
         yield body
-
-
-def translate(exc: Exception) -> BaseException:
-    """What the caller sees of ``exc``: a database failure is the database being unavailable,
-    unless the database refused a value of the request (a data exception, SQLSTATE class 22: a
-    NUL in text, a string too long, invalid text for a type, an untranslatable character), which
-    is the caller's mistake (422), not an outage."""
-    if isinstance(exc, SQLAlchemyError):
-        sqlstate = _sqlstate(exc)
-        if isinstance(exc, DataError) or sqlstate.startswith("22"):
-            logger.warning(
-                "database refused a value: %s (SQLSTATE %s)", type(exc).__name__, sqlstate
-            )
-            return InvalidRequest(
-                "The request holds a value the database cannot store or compare.",
-                code="unstorable_value",
-            )
-        logger.warning("database error: %s", type(exc).__name__)
-        return DependencyUnavailable("The database is unavailable.")
-    return exc
-
-
-def _sqlstate(exc: SQLAlchemyError) -> str:
-    """The SQLSTATE PostgreSQL gave (``""`` when the error did not come from the server)."""
-    original = getattr(exc, "orig", None)
-    return str(getattr(original, "sqlstate", None) or "")

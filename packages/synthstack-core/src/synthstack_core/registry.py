@@ -16,7 +16,8 @@ annotation cannot say it), whether the body is a form, and the setting holding i
 A handler receives its arguments by name: ``body`` (the validated request model), ``params`` (the
 validated path and query parameters; when the method has no ``params``, each field of the parameter
 model is passed as the argument of the same name), ``tenant`` (the caller's tenant), ``caller``
-(the :class:`~synthstack_core.security.Principal`) and ``request`` (the
+(the :class:`~synthstack_core.security.Principal`), ``prefer`` (the request's ``Prefer`` header,
+RFC 7240, as :func:`~synthstack_core.preferences.preferences` reads it) and ``request`` (the
 :class:`~synthstack_core.http.HttpRequest` itself: its headers, the client's address). Operations
 are computed from the classes, so an adapter can build its routes without starting anything.
 """
@@ -61,7 +62,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=BaseSettings)
 
 #: The names a handler's parameters may have (beside the fields of its parameter model).
-ARGUMENTS = frozenset({"body", "params", "tenant", "caller", "request"})
+ARGUMENTS = frozenset({"body", "params", "tenant", "caller", "prefer", "request"})
 _ATTRIBUTE = "__synthstack_operation__"
 _METHODS = ("get", "put", "post", "delete", "patch")
 _REPLIES = (Reply, RawReply, EventStream)
@@ -183,8 +184,8 @@ class Operation:
     #: The module serving it, and the name of the method of that module's service.
     module: str = ""
     handler: str = ""
-    #: The handler's parameters, by name (``body``, ``params``, ``tenant``, ``caller``, ``request``,
-    #: or a field of ``params_model``).
+    #: The handler's parameters, by name (``body``, ``params``, ``tenant``, ``caller``, ``prefer``,
+    #: ``request``, or a field of ``params_model``).
     arguments: tuple[str, ...] = field(default_factory=tuple)
 
 

@@ -16,6 +16,8 @@ class Reply:
 
     body: BaseModel
     status: int = 200
+    #: Headers of this answer beside the ones every answer carries (``Location``...).
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

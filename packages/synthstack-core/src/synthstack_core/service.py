@@ -26,6 +26,7 @@ from synthstack_core.features.complexity import ComplexityService
 from synthstack_core.features.embeddings import EmbeddingService
 from synthstack_core.features.generation import GenerationService
 from synthstack_core.features.health import HealthService
+from synthstack_core.features.jobs import JobService
 from synthstack_core.features.rag import RagService
 from synthstack_core.features.transcription import TranscriptionService
 from synthstack_core.http import HttpRequest, HttpResponse
@@ -143,6 +144,11 @@ class SynthStack:
             await self._auth.configure(settings)
             # Vector deletions a store failed before this start (nothing without Qdrant).
             await self.rag.repository.sweep_vector_deletions_soon()
+            # Background work of the services (the embedded jobs worker), once all are built.
+            for service in self._services.values():
+                start = getattr(service, "astart", None)
+                if start is not None:
+                    await start()
         except BaseException:
             await self.aclose()
             raise
@@ -171,6 +177,11 @@ class SynthStack:
 
     async def aclose(self) -> None:
         """Close connections and clients; stop the embedded PostgreSQL if this process owns it."""
+        # Background work first (it may use any service), then the services themselves.
+        for service in reversed(list(self._services.values())):
+            stop = getattr(service, "astop", None)
+            if stop is not None:
+                await stop()
         for service in reversed(list(self._services.values())):
             close = getattr(service, "aclose", None)
             if close is not None:
@@ -264,6 +275,11 @@ class SynthStack:
     def rag(self) -> RagService:
         """Collections, indexing and search."""
         return self.service(RagService)
+
+    @property
+    def jobs(self) -> JobService:
+        """Jobs: submitted by the features, run by workers."""
+        return self.service(JobService)
 
     @property
     def generation(self) -> GenerationService:

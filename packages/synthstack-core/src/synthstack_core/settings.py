@@ -264,6 +264,45 @@ class Settings(BaseSettings):
         "unset = every installed one, empty = none.",
     )
 
+    # -- jobs (features/jobs) -------------------------------------------------------------------
+    worker: Literal["embedded", "none"] | None = Field(
+        None,
+        validation_alias=_env("SYNTHSTACK_WORKER"),
+        description="`embedded`: each server process also runs jobs (a Procrastinate worker on "
+        "its event loop); `none`: only `synthstack worker` runs them. Unset = `embedded` in "
+        "development, `none` in production.",
+    )
+    worker_concurrency: int = Field(
+        1,
+        ge=1,
+        le=64,
+        validation_alias=_env("SYNTHSTACK_WORKER_CONCURRENCY"),
+        description="Jobs one worker (embedded, or `synthstack worker` without --concurrency) "
+        "runs at once.",
+    )
+    job_max_attempts: int = Field(
+        4,
+        ge=1,
+        le=20,
+        validation_alias=_env("SYNTHSTACK_JOB_MAX_ATTEMPTS"),
+        description="Runs of a job whose provider or database failed (429, 5xx) before it "
+        "fails; the waits between them grow (2, 4, 8... s).",
+    )
+    job_stalled_seconds: float = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        validation_alias=_env("SYNTHSTACK_JOB_STALLED_SECONDS"),
+        description="A worker silent this long (it beats every third of it) is taken for dead: "
+        "its running jobs are queued again.",
+    )
+    job_retention_seconds: int = Field(
+        7 * 24 * 3600,
+        ge=60,
+        validation_alias=_env("SYNTHSTACK_JOB_RETENTION_SECONDS"),
+        description="How long a finished job (its status, result or error) stays readable.",
+    )
+
     # -- chat models (providers/llm.py) ---------------------------------------------------------
     anthropic_base_url: str | None = Field(
         None,
@@ -354,7 +393,13 @@ class Settings(BaseSettings):
         return value.strip() if isinstance(value, str) else value
 
     @field_validator(
-        "database_url", "redis_url", "qdrant_url", "qdrant_path", "openai_base_url", mode="before"
+        "database_url",
+        "redis_url",
+        "qdrant_url",
+        "qdrant_path",
+        "openai_base_url",
+        "worker",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -420,6 +465,13 @@ class Settings(BaseSettings):
                 )
             entries.append(ApiKeyEntry(tenant, key))
         return entries
+
+    @property
+    def worker_mode(self) -> Literal["embedded", "none"]:
+        """Whether the server processes run jobs (``SYNTHSTACK_WORKER``, else by environment)."""
+        if self.worker is not None:
+            return self.worker
+        return "embedded" if self.development else "none"
 
     @property
     def development(self) -> bool:

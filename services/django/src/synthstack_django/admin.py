@@ -13,6 +13,9 @@ RAG collections, documents and chunks are browsable and searchable, and read-onl
 collection or a document (its page's "Delete" or the bulk action) calls the core's
 ``rag.delete_collection`` / ``rag.delete_document``, so its chunks, vectors and BM25 postings go in
 the core's one transaction, exactly as through the API. Chunks are not deleted one by one.
+
+Jobs are listed read-only, with their status, progress and error; the "Cancel selected jobs" action
+calls the core's ``jobs.cancel``, as ``DELETE /api/v1/jobs/{id}`` does.
 """
 
 from __future__ import annotations
@@ -31,12 +34,13 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from synthstack_core.errors import NotFound
+from synthstack_core.errors import Conflict, NotFound
 from synthstack_django.models import (
     ApiKey,
     Chunk,
     Collection,
     Document,
+    Job,
     RateLimitOverride,
     Tenant,
 )
@@ -47,6 +51,7 @@ __all__ = [
     "ChunkAdmin",
     "CollectionAdmin",
     "DocumentAdmin",
+    "JobAdmin",
     "RateLimitOverrideAdmin",
     "TenantAdmin",
 ]
@@ -480,6 +485,60 @@ class ChunkAdmin(_ReadOnlyAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Chunk | None = None) -> bool:
         """Never: a chunk goes with its document (re-index or delete the document)."""
         return False
+
+
+# ------------------------------------------------------------------------------------ jobs
+
+
+@admin.register(Job)
+class JobAdmin(_ReadOnlyAdmin):
+    """Jobs, newest first, with their progress and error; cancelled through the core."""
+
+    list_display = ("id", "tenant", "kind", "status", "progress", "attempts", "created_at")
+    list_select_related = ("tenant",)
+    list_filter = ("status", "kind")
+    ordering = ("-created_at",)
+    actions = ["cancel_jobs"]
+    fields = (
+        "id",
+        "tenant",
+        "kind",
+        "status",
+        "progress_done",
+        "progress_total",
+        "progress_unit",
+        "attempts",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "result",
+        "error",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="progress")
+    def progress(self, job: Job) -> str:
+        """``done / total unit`` (total unknown until the job has split its document)."""
+        total = "?" if job.progress_total is None else str(job.progress_total)
+        return f"{job.progress_done} / {total} {job.progress_unit}"
+
+    def has_delete_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
+        """Never: finished jobs are purged after the retention; running ones are cancelled."""
+        return False
+
+    @admin.action(description="Cancel selected jobs")
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        """Cancel each selected queued or running job through the core (ended ones are left)."""
+        stack = get_stack()
+        cancelled = 0
+        for job in list(queryset.select_related("tenant")):
+            with contextlib.suppress(Conflict, NotFound):
+                stack.call(stack.stack.jobs.cancel, job.tenant.name, job.id)
+                cancelled += 1
+        text = f"Cancelled {_plural(cancelled, 'job')}."
+        if cancelled < queryset.count():
+            text += f" {queryset.count() - cancelled} had ended already."
+        self.message_user(request, text, messages.SUCCESS)
 
 
 admin.site.site_header = "SynthStack administration"

@@ -23,7 +23,16 @@ from django.utils import timezone
 from synthstack_core.ratelimits import check_policy_name, parse_rate
 from synthstack_core.settings import TENANT_NAME_PATTERN
 
-__all__ = ["ApiKey", "Chunk", "Collection", "Document", "RateLimitOverride", "Tenant"]
+__all__ = [
+    "ApiKey",
+    "Chunk",
+    "Collection",
+    "Document",
+    "Job",
+    "JobPayload",
+    "RateLimitOverride",
+    "Tenant",
+]
 
 
 class Tenant(models.Model):
@@ -180,6 +189,60 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document} #{self.position}"
+
+
+class Job(models.Model):
+    """A job (table ``jobs``): what the API shows of long work a worker runs."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.DO_NOTHING, db_column="tenant_id", related_name="jobs"
+    )
+    kind = models.TextField()
+    status = models.TextField()
+    progress_done = models.IntegerField(default=0)
+    progress_total = models.IntegerField(null=True, blank=True)
+    progress_unit = models.TextField()
+    attempts = models.IntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    procrastinate_job_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        managed = False
+        db_table = "jobs"
+        ordering = ("-created_at",)
+        verbose_name = "job"
+        verbose_name_plural = "jobs"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id} ({self.status})"
+
+
+class JobPayload(models.Model):
+    """What a queued or running job needs (table ``job_payloads``), deleted when it ends."""
+
+    job = models.OneToOneField(
+        Job,
+        on_delete=models.DO_NOTHING,
+        primary_key=True,
+        db_column="job_id",
+        related_name="payload",
+    )
+    request = models.JSONField()
+    data = models.BinaryField(null=True, blank=True)
+
+    class Meta:
+        managed = False
+        db_table = "job_payloads"
+        verbose_name = "job payload"
+        verbose_name_plural = "job payloads"
+
+    def __str__(self) -> str:
+        return f"payload of {self.job_id}"
 
 
 def _valid_policy(value: str) -> None:

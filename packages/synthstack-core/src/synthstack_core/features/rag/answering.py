@@ -21,6 +21,7 @@ from synthstack_core.features.extractive import (
 )
 from synthstack_core.features.generation import GenerationService
 from synthstack_core.features.grounded import SourceText, check_citations, grounded_messages
+from synthstack_core.features.jobs import JobService
 from synthstack_core.features.rag.indexing import DEFAULT_COLLECTION
 from synthstack_core.features.rag.retrieval import RagRetrieval, result_fields, search_filters
 from synthstack_core.metrics import model_inference
@@ -189,12 +190,17 @@ def build(stack: Stack) -> RagService:
     repository = RagRepository(
         stack.database, stack.vector_stores, default_store=stack.settings.vector_store
     )
+    try:
+        jobs: JobService | None = stack.service(JobService)
+    except RuntimeError:  # a stack built without the jobs module: no asynchronous indexing
+        jobs = None
     return RagService(
         repository,
         stack.service(EmbeddingService),
         stack.api_keys,
         stack.service(GenerationService),
         max_chunks_per_document=stack.settings.max_chunks_per_document,
+        jobs=jobs,
     )
 
 

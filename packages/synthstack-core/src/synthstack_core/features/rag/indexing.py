@@ -8,10 +8,12 @@ import hashlib
 import json
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 import anyio
+import numpy as np
 
 from synthstack_core.errors import (
     DependencyUnavailable,
@@ -23,19 +25,23 @@ from synthstack_core.errors import (
 )
 from synthstack_core.features.chunking import (
     MIN_CHUNK_SIZE,
+    Chunk,
     TokenCounter,
     split_text,
     validate_chunk_params,
 )
 from synthstack_core.features.embeddings import EmbeddingService
 from synthstack_core.features.generation import GenerationService
+from synthstack_core.features.jobs import JobService, Progress
 from synthstack_core.features.parsing import (
     ParsedDocument,
     SourceType,
     parse_document,
 )
+from synthstack_core.preferences import NO_PREFERENCES, Preferences
 from synthstack_core.providers.embedding import EmbeddingModelSpec, EmbeddingProvider
 from synthstack_core.registry import operation
+from synthstack_core.replies import Reply
 from synthstack_core.schemas.rag import (
     Collection,
     CollectionList,
@@ -83,6 +89,9 @@ MAX_SOURCE_CHARS = 512
 MAX_HEADER_SHARE = 4
 #: Candidates each side contributes to a hybrid search (at least; more for larger limits).
 
+#: Chunks a job embeds between two progress reports (and cancellation checks).
+PROGRESS_SLICE = 64
+
 _MARKDOWN_TYPES = {"md", "markdown", "mdx", "text/markdown"}
 _HTML_TYPES = {"html", "htm", "xhtml", "text/html"}
 
@@ -128,7 +137,12 @@ class RagIndexing:
         generation: GenerationService | None = None,
         *,
         max_chunks_per_document: int = DEFAULT_MAX_CHUNKS_PER_DOCUMENT,
+        jobs: JobService | None = None,
     ) -> None:
+        self._jobs = jobs
+        if jobs is not None:
+            jobs.register("rag-index", self.run_index_job, unit="chunks")
+            jobs.register("rag-upload-document", self.run_upload_job, unit="chunks")
         self._repository = repository
         self._embeddings = embeddings
         self._tenants = tenants
@@ -209,20 +223,34 @@ class RagIndexing:
     # -- indexing ----------------------------------------------------------------------------
 
     @operation("rag-index")
-    async def index(self, tenant: str, body: IndexRequest) -> IndexResponse:
-        """``POST /api/v1/rag/index``."""
-        return await self._index(
-            tenant,
-            collection=body.collection or DEFAULT_COLLECTION,
-            document_id=body.document_id or uuid.uuid4().hex,
-            content=body.content,
-            source=body.source,
-            source_type=body.source_type,
-            title=body.title,
-            metadata=body.metadata,
-            chunk_size=body.chunk_size,
-            chunk_overlap=body.chunk_overlap,
-        )
+    async def index(
+        self, tenant: str, body: IndexRequest, prefer: Preferences = NO_PREFERENCES
+    ) -> IndexResponse | Reply:
+        """``POST /api/v1/rag/index``; with ``Prefer: respond-async``, checked, then a job."""
+        arguments: dict[str, Any] = {
+            "collection": body.collection or DEFAULT_COLLECTION,
+            "document_id": body.document_id or uuid.uuid4().hex,
+            "content": body.content,
+            "source": body.source,
+            "source_type": body.source_type,
+            "title": body.title,
+            "metadata": dict(body.metadata),
+            "chunk_size": body.chunk_size,
+            "chunk_overlap": body.chunk_overlap,
+        }
+        if self._jobs is not None and self._jobs.wanted(prefer):
+            # Everything but embedding and storing, so a refused document is refused now.
+            prepared = await self._prepare(tenant, **arguments)
+            if prepared.unchanged is None and not prepared.chunks:
+                raise _empty_document()
+            return await self._jobs.submit(tenant, "rag-index", arguments, path="/api/v1/rag/index")
+        return await self._index(tenant, **arguments)
+
+    async def run_index_job(
+        self, tenant: str, request: dict[str, Any], data: bytes | None, progress: Progress
+    ) -> IndexResponse:
+        """A ``rag-index`` job: the synchronous call's indexing, reporting chunks embedded."""
+        return await self._index(tenant, **request, progress=progress)
 
     @operation("rag-index-project-document")
     async def index_project_document(
@@ -251,36 +279,82 @@ class RagIndexing:
         )
 
     @operation("rag-upload-document", form=True, body_limit="max_upload_bytes")
-    async def upload(self, tenant: str, body: DocumentUploadForm) -> Document:
+    async def upload(
+        self, tenant: str, body: DocumentUploadForm, prefer: Preferences = NO_PREFERENCES
+    ) -> Document | Reply:
         """``POST /api/v1/rag/documents``: parse an uploaded file (type by content), index it, and
-        return the stored document."""
+        return the stored document; with ``Prefer: respond-async``, parsed and checked, then a
+        job (the file's bytes kept with it in the database)."""
         upload = body.file
         data = await anyio.to_thread.run_sync(upload.read_bytes)
+        arguments: dict[str, Any] = {
+            "collection": body.collection or DEFAULT_COLLECTION,
+            "document_id": body.document_id or uuid.uuid4().hex,
+            "source": body.source,
+            "filename": upload.filename,
+            "source_type": body.source_type,
+            "title": body.title,
+            "metadata": dict(body.metadata or {}),
+            "chunk_size": body.chunk_size,
+            "chunk_overlap": body.chunk_overlap,
+        }
+        if self._jobs is not None and self._jobs.wanted(prefer):
+            index = await self._upload_arguments(data, **arguments)
+            prepared = await self._prepare(tenant, **index)
+            if prepared.unchanged is None and not prepared.chunks:
+                raise _empty_document()
+            return await self._jobs.submit(
+                tenant, "rag-upload-document", arguments, data=data, path="/api/v1/rag/documents"
+            )
+        return await self.run_upload_job(tenant, arguments, data, None)
+
+    async def run_upload_job(
+        self, tenant: str, request: dict[str, Any], data: bytes | None, progress: Progress | None
+    ) -> Document:
+        """An upload (a ``rag-upload-document`` job's, or the synchronous call's): the stored
+        document."""
+        assert data is not None
+        index = await self._upload_arguments(data, **request)
+        await self._index(tenant, **index, progress=progress)
+        return await self.get_document(tenant, index["collection"], index["document_id"])
+
+    @staticmethod
+    async def _upload_arguments(
+        data: bytes,
+        *,
+        collection: str,
+        document_id: str,
+        source: str | None,
+        filename: str,
+        source_type: SourceType | None,
+        title: str | None,
+        metadata: dict[str, Any],
+        chunk_size: int,
+        chunk_overlap: int,
+    ) -> dict[str, Any]:
+        """The arguments of :meth:`_index` for an uploaded file: parsed, its type read from its
+        bytes (415, 422 and 413 for files that cannot be indexed)."""
         parsed = await anyio.to_thread.run_sync(
             functools.partial(
                 parse_document,
                 data,
-                source_type=body.source_type,
-                filename=upload.filename or None,
+                source_type=source_type,
+                filename=filename or None,
                 max_chars=MAX_DOCUMENT_CHARS,
             )
         )
-        collection = body.collection or DEFAULT_COLLECTION
-        document_id = body.document_id or uuid.uuid4().hex
-        await self._index(
-            tenant,
-            collection=collection,
-            document_id=document_id,
-            content=parsed.text,
-            source=body.source or upload.filename[:MAX_SOURCE_CHARS] or document_id,
-            source_type=parsed.source_type,
-            title=body.title,  # else the file's own, see _index
-            metadata=body.metadata or {},
-            chunk_size=body.chunk_size,
-            chunk_overlap=body.chunk_overlap,
-            parsed=parsed,
-        )
-        return await self.get_document(tenant, collection, document_id)
+        return {
+            "collection": collection,
+            "document_id": document_id,
+            "content": parsed.text,
+            "source": source or filename[:MAX_SOURCE_CHARS] or document_id,
+            "source_type": parsed.source_type,
+            "title": title,  # else the file's own, see _index
+            "metadata": metadata,
+            "chunk_size": chunk_size,
+            "chunk_overlap": chunk_overlap,
+            "parsed": parsed,
+        }
 
     async def _index(
         self,
@@ -296,13 +370,134 @@ class RagIndexing:
         chunk_size: int,
         chunk_overlap: int,
         parsed: ParsedDocument | None = None,
+        progress: Progress | None = None,
     ) -> IndexResponse:
         """Index ``content`` (or the already ``parsed`` document: its text and page breaks).
 
         ``title`` (else the one the content declares: first Markdown heading, HTML title) is
         stored with the document and indexed with each chunk that does not contain it: see
-        :func:`chunk_header`.
+        :func:`chunk_header`. ``progress`` (a job's) is told the chunks embedded as they are.
         """
+        prepared = await self._prepare(
+            tenant,
+            collection=collection,
+            document_id=document_id,
+            content=content,
+            source=source,
+            source_type=source_type,
+            title=title,
+            metadata=metadata,
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
+            parsed=parsed,
+        )
+        if prepared.unchanged is not None:
+            return prepared.unchanged
+        record, spec, chunks, header = (
+            prepared.record,
+            prepared.spec,
+            prepared.chunks,
+            prepared.header,
+        )
+        parsed, title, size, overlap = (
+            prepared.parsed,
+            prepared.title,
+            prepared.size,
+            prepared.overlap,
+        )
+        text = parsed.text
+        if record is None:
+            record = await self._repository.create_collection(
+                await self._tenants.ensure_tenant(tenant),
+                collection,
+                embedding_model=spec.id,
+                dimensions=spec.dimensions,
+                exist_ok=True,
+            )
+            if record.embedding_model != spec.id:
+                # Created meanwhile with another model: index for that one (the collection exists
+                # now, so this happens once).
+                return await self._index(
+                    tenant,
+                    collection=collection,
+                    document_id=document_id,
+                    content=content,
+                    source=source,
+                    source_type=source_type,
+                    title=title,
+                    metadata=metadata,
+                    chunk_size=chunk_size,
+                    chunk_overlap=chunk_overlap,
+                    parsed=parsed,
+                    progress=progress,
+                )
+        if not chunks:
+            raise _empty_document()
+        headed = [header is not None and not _contains(chunk.text, header) for chunk in chunks]
+        texts = [
+            f"{header}\n\n{chunk.text}" if with_header else chunk.text
+            for chunk, with_header in zip(chunks, headed, strict=True)
+        ]
+        if progress is None:
+            vectors = (await self._embeddings.embed(texts, tenant=tenant, model=spec.id)).vectors
+        else:
+            # A job embeds in slices, reporting each (and stopping there when cancelled).
+            await progress(0, len(texts))
+            parts = []
+            for start in range(0, len(texts), PROGRESS_SLICE):
+                part = texts[start : start + PROGRESS_SLICE]
+                parts.append(
+                    (await self._embeddings.embed(part, tenant=tenant, model=spec.id)).vectors
+                )
+                await progress(start + len(part), len(texts))
+            vectors = np.concatenate(parts)
+        await self._repository.replace_document(
+            record,
+            external_id=document_id,
+            source=source,
+            source_type=source_type,
+            title=title,
+            header=header,
+            metadata=metadata,
+            content_sha256=prepared.digest,
+            characters=len(text),
+            chunk_size=size,
+            chunk_overlap=overlap,
+            chunks=[
+                ChunkToStore(
+                    position=chunk.index,
+                    content=chunk.text,
+                    start=chunk.start,
+                    end=chunk.end,
+                    page=chunk.page,
+                    token_count=chunk.token_count,
+                    vector=vectors[row],
+                    headed=headed[row],
+                )
+                for row, chunk in enumerate(chunks)
+            ],
+        )
+        return IndexResponse(
+            document_id=document_id, collection=collection, chunks_created=len(chunks)
+        )
+
+    async def _prepare(
+        self,
+        tenant: str,
+        *,
+        collection: str,
+        document_id: str,
+        content: str,
+        source: str,
+        source_type: str,
+        title: str | None,
+        metadata: Mapping[str, Any],
+        chunk_size: int,
+        chunk_overlap: int,
+        parsed: ParsedDocument | None = None,
+    ) -> _Prepared:
+        """What indexing does before it embeds: checks (chunk parameters, the collection's
+        model, the chunk limit), parsing and splitting; writes nothing."""
         try:
             validate_chunk_params(chunk_size, chunk_overlap)
         except ValueError as exc:
@@ -335,8 +530,21 @@ class RagIndexing:
             and existing.title == title
             and existing.metadata == dict(metadata)
         ):
-            return IndexResponse(
-                document_id=document_id, collection=collection, chunks_created=existing.chunk_count
+            return _Prepared(
+                record=record,
+                spec=spec,
+                parsed=parsed,
+                title=title,
+                digest=digest,
+                size=size,
+                overlap=overlap,
+                header=None,
+                chunks=[],
+                unchanged=IndexResponse(
+                    document_id=document_id,
+                    collection=collection,
+                    chunks_created=existing.chunk_count,
+                ),
             )
         counter = provider.token_counter(spec)
         header = chunk_header(title, counter, size)
@@ -365,73 +573,16 @@ class RagIndexing:
                 "Use a larger chunk_size or split the document.",
                 code="too_many_chunks",
             )
-        if record is None:
-            record = await self._repository.create_collection(
-                await self._tenants.ensure_tenant(tenant),
-                collection,
-                embedding_model=spec.id,
-                dimensions=spec.dimensions,
-                exist_ok=True,
-            )
-            if record.embedding_model != spec.id:
-                # Created meanwhile with another model: index for that one (the collection exists
-                # now, so this happens once).
-                return await self._index(
-                    tenant,
-                    collection=collection,
-                    document_id=document_id,
-                    content=content,
-                    source=source,
-                    source_type=source_type,
-                    title=title,
-                    metadata=metadata,
-                    chunk_size=chunk_size,
-                    chunk_overlap=chunk_overlap,
-                    parsed=parsed,
-                )
-        if not chunks:
-            raise InvalidRequest(
-                "The document has no text to index.",
-                errors=[FieldError(("content",), "No text to index", "empty_document")],
-                code="empty_document",
-            )
-        headed = [header is not None and not _contains(chunk.text, header) for chunk in chunks]
-        embedded = await self._embeddings.embed(
-            [
-                f"{header}\n\n{chunk.text}" if with_header else chunk.text
-                for chunk, with_header in zip(chunks, headed, strict=True)
-            ],
-            tenant=tenant,
-            model=spec.id,
-        )
-        await self._repository.replace_document(
-            record,
-            external_id=document_id,
-            source=source,
-            source_type=source_type,
+        return _Prepared(
+            record=record,
+            spec=spec,
+            parsed=parsed,
             title=title,
+            digest=digest,
+            size=size,
+            overlap=overlap,
             header=header,
-            metadata=metadata,
-            content_sha256=digest,
-            characters=len(text),
-            chunk_size=size,
-            chunk_overlap=overlap,
-            chunks=[
-                ChunkToStore(
-                    position=chunk.index,
-                    content=chunk.text,
-                    start=chunk.start,
-                    end=chunk.end,
-                    page=chunk.page,
-                    token_count=chunk.token_count,
-                    vector=embedded.vectors[row],
-                    headed=headed[row],
-                )
-                for row, chunk in enumerate(chunks)
-            ],
-        )
-        return IndexResponse(
-            document_id=document_id, collection=collection, chunks_created=len(chunks)
+            chunks=chunks,
         )
 
     # -- documents ---------------------------------------------------------------------------
@@ -465,6 +616,31 @@ class RagIndexing:
         return DeletedDocument(
             document_id=document_id, collection=collection, chunks_deleted=deleted
         )
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A document checked, parsed and split (:meth:`RagIndexing._prepare`), not yet embedded."""
+
+    record: CollectionRecord | None
+    spec: EmbeddingModelSpec
+    parsed: ParsedDocument
+    title: str | None
+    digest: str
+    size: int
+    overlap: int
+    header: str | None
+    chunks: list[Chunk]
+    #: The answer when the stored document is this one already (nothing to embed).
+    unchanged: IndexResponse | None = None
+
+
+def _empty_document() -> InvalidRequest:
+    return InvalidRequest(
+        "The document has no text to index.",
+        errors=[FieldError(("content",), "No text to index", "empty_document")],
+        code="empty_document",
+    )
 
 
 def _encode_cursor(record: DocumentRecord) -> str:

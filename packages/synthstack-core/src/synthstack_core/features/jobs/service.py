@@ -1,0 +1,615 @@
+"""Jobs on Procrastinate: enqueued with their records in one transaction, run by workers, read,
+listed and cancelled by their tenant.
+
+A feature makes an operation answer asynchronously by registering a *kind* (:meth:`JobService.
+register`): the function that does the work, given the tenant, the request as JSON, an upload's
+bytes and a progress callback, returning the body the synchronous call would answer. Its handler
+checks everything it can without doing the work, then calls :meth:`JobService.submit`, which
+writes the job's row (``jobs``), its payload (``job_payloads``) and Procrastinate's job in one
+PostgreSQL transaction: all three exist, or none.
+
+A worker (embedded in a server process, or ``synthstack worker``) runs Procrastinate's task
+``synthstack.run_job``: it marks the job running, runs the kind's function, and stores the result
+or the problem, deleting the payload. A failure a later run may not meet (a provider's 429 or 5xx,
+the database down) is run again with growing waits, up to ``SYNTHSTACK_JOB_MAX_ATTEMPTS`` runs; a
+caller's mistake fails at once. Workers beat; a periodic task queues again the jobs of a worker
+that stopped beating (killed), and another purges finished jobs after the retention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel
+from sqlalchemy import and_, delete, func, insert, literal, select, tuple_, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Select
+
+from synthstack_core.errors import (
+    Conflict,
+    FieldError,
+    InvalidRequest,
+    NotFound,
+    SynthStackError,
+    problem_for,
+    translate,
+)
+from synthstack_core.logs import quiet_info
+from synthstack_core.preferences import RESPOND_ASYNC
+from synthstack_core.registry import operation
+from synthstack_core.replies import Reply
+from synthstack_core.schemas.jobs import (
+    TERMINAL_STATUSES,
+    Job,
+    JobList,
+    JobListParams,
+    JobParams,
+    JobProgress,
+)
+from synthstack_core.settings import Settings
+from synthstack_core.stores.api_keys import ApiKeyRepository
+from synthstack_core.stores.database import Database
+from synthstack_core.stores.jobs import job_payloads, jobs
+from synthstack_core.stores.models import Tenant
+
+__all__ = [
+    "QUEUE",
+    "RUN_TASK",
+    "JobCancelled",
+    "JobRunner",
+    "JobService",
+    "Progress",
+]
+
+if TYPE_CHECKING:  # Procrastinate (and psycopg under it) loads when a stack builds its jobs
+    import procrastinate
+    from procrastinate.job_context import JobContext
+
+logger = logging.getLogger("synthstack.jobs")
+
+#: The Procrastinate queue SynthStack's workers listen to, and the task that runs a job.
+QUEUE = "synthstack"
+RUN_TASK = "synthstack.run_job"
+#: The periodic tasks that keep the queue (every few seconds, in every worker).
+HOUSEKEEPING_TASKS = frozenset(
+    {"synthstack.recover_stalled_jobs", "synthstack.purge_finished_jobs"}
+)
+#: How long a stopping worker lets its running jobs finish before it queues them again.
+SHUTDOWN_GRACE_SECONDS = 10.0
+#: How long after the grace a stopping embedded worker may take to unregister before it is cut.
+STOP_MARGIN_SECONDS = 5.0
+#: How long the embedded worker waits before it starts again after an error.
+EMBEDDED_RESTART_SECONDS = 5.0
+#: Seconds before the 2nd, 3rd... run of a job that failed on a provider or the database: 2, 4, 8...
+RETRY_BASE_SECONDS = 2
+
+#: Reports ``done`` of ``total`` units; raises :class:`JobCancelled` when the job was cancelled.
+Progress = Callable[[int, int | None], Awaitable[None]]
+
+
+class JobRunner(Protocol):
+    """The work of one kind of job: the body the synchronous call would have answered."""
+
+    def __call__(
+        self, tenant: str, request: dict[str, Any], data: bytes | None, progress: Progress
+    ) -> Awaitable[BaseModel]: ...
+
+
+class JobCancelled(Exception):
+    """The job was cancelled while it ran (raised by :data:`Progress`)."""
+
+
+class _RunAgain(Exception):
+    """This run failed in a way a later one may not: Procrastinate's retry strategy runs it again."""
+
+
+@dataclass(frozen=True)
+class _Kind:
+    run: JobRunner
+    unit: str
+
+
+#: What a job's answer shows.
+_JOB_COLUMNS = (
+    jobs.c.id,
+    jobs.c.kind,
+    jobs.c.status,
+    jobs.c.progress_done,
+    jobs.c.progress_total,
+    jobs.c.progress_unit,
+    jobs.c.attempts,
+    jobs.c.created_at,
+    jobs.c.started_at,
+    jobs.c.finished_at,
+    jobs.c.result,
+    jobs.c.error,
+)
+_TENANTS = Tenant.__table__
+
+
+def _job(row: RowMapping) -> Job:
+    return Job(
+        id=row["id"],
+        kind=row["kind"],
+        status=row["status"],
+        progress=JobProgress(
+            done=row["progress_done"], total=row["progress_total"], unit=row["progress_unit"]
+        ),
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        result=row["result"],
+        error=row["error"],
+    )
+
+
+def _owned(query: Select[Any], tenant: str) -> Select[Any]:
+    """``query`` of jobs, narrowed to ``tenant``'s."""
+    return query.join(_TENANTS, _TENANTS.c.id == jobs.c.tenant_id).where(_TENANTS.c.name == tenant)
+
+
+def _housekeeping(record: logging.LogRecord) -> bool:
+    """Whether a Procrastinate worker's line is about a periodic housekeeping task's run."""
+    job = getattr(record, "job", None)
+    return isinstance(job, dict) and job.get("task_name") in HOUSEKEEPING_TASKS
+
+
+def quiet_procrastinate() -> None:
+    """Procrastinate's routine INFO lines to DEBUG: the tasks registered at every start, the
+    periodic tasks deferred, and the housekeeping tasks' runs (three lines every few seconds
+    otherwise). Its warnings and errors, and the lines of the jobs it runs, stay."""
+    quiet_info("procrastinate.blueprints")
+    quiet_info("procrastinate.periodic")
+    # The worker logs on its module's logger and on a child named after the worker ("worker").
+    quiet_info("procrastinate.worker", _housekeeping)
+    quiet_info("procrastinate.worker.worker", _housekeeping)
+
+
+def conninfo(database: Database) -> str:
+    """The libpq URL of ``database`` (Procrastinate connects with psycopg directly)."""
+    return database.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class JobService:
+    """Jobs: submitted by the features, run by workers, read and cancelled through the API."""
+
+    def __init__(self, database: Database, tenants: ApiKeyRepository, settings: Settings) -> None:
+        self._database = database
+        self._tenants = tenants
+        self._settings = settings
+        self._kinds: dict[str, _Kind] = {}
+        self._embedded: asyncio.Task[None] | None = None
+        import procrastinate
+
+        quiet_procrastinate()
+        self.app: procrastinate.App = procrastinate.App(
+            connector=procrastinate.PsycopgConnector(
+                conninfo=conninfo(database),
+                min_size=1,
+                max_size=settings.worker_concurrency + 4,
+            )
+        )
+        self._define_tasks()
+
+    # -- kinds and submission ------------------------------------------------------------------
+
+    def register(self, kind: str, run: JobRunner, *, unit: str) -> None:
+        """Let operations submit jobs of ``kind``, done by ``run``, whose progress counts
+        ``unit``s."""
+        if kind in self._kinds:
+            raise ValueError(f"job kind {kind!r} is registered twice")
+        self._kinds[kind] = _Kind(run, unit)
+
+    @staticmethod
+    def wanted(prefer: Mapping[str, str]) -> bool:
+        """Whether the request's ``Prefer`` header asks for an asynchronous answer."""
+        return RESPOND_ASYNC in prefer
+
+    async def submit(
+        self,
+        tenant: str,
+        kind: str,
+        request: Mapping[str, Any],
+        *,
+        data: bytes | None = None,
+        request_id: str = "",
+        path: str = "",
+    ) -> Reply:
+        """Enqueue a job of ``kind`` for ``tenant``: its row, its payload (``request``, JSON, and
+        ``data``) and Procrastinate's job, in one transaction. The answer: 202, ``Location`` of
+        the job, ``Preference-Applied: respond-async`` and the job."""
+        spec = self._kinds[kind]
+        tenant_id = await self._tenants.ensure_tenant(tenant)
+        job_id = uuid.uuid4()
+        payload = {"request": dict(request), "request_id": request_id, "path": path}
+        async with self._database.session() as session, session.begin():
+            connection = await session.connection()
+            await connection.execute(
+                insert(jobs).values(
+                    id=job_id,
+                    tenant_id=tenant_id,
+                    kind=kind,
+                    status="queued",
+                    progress_done=0,
+                    progress_unit=spec.unit,
+                    attempts=0,
+                    created_at=func.now(),
+                )
+            )
+            await connection.execute(
+                insert(job_payloads).values(job_id=job_id, request=payload, data=data)
+            )
+            queued = await self._run_task.configure(
+                connection=await _driver_connection(connection)
+            ).defer_async(job_id=str(job_id))
+            row = (
+                (
+                    await connection.execute(
+                        update(jobs)
+                        .where(jobs.c.id == job_id)
+                        .values(procrastinate_job_id=queued)
+                        .returning(*_JOB_COLUMNS)
+                    )
+                )
+                .mappings()
+                .one()
+            )
+        return Reply(
+            _job(row),
+            202,
+            headers=(
+                ("Location", f"/api/v1/jobs/{job_id}"),
+                ("Preference-Applied", RESPOND_ASYNC),
+            ),
+        )
+
+    # -- operations ----------------------------------------------------------------------------
+
+    @operation("jobs-get", params=JobParams)
+    async def get(self, tenant: str, job_id: uuid.UUID) -> Job:
+        """``GET /api/v1/jobs/{job_id}`` (another tenant's job is a 404, like a missing one)."""
+        async with self._database.engine.connect() as connection:
+            row = (
+                (
+                    await connection.execute(
+                        _owned(select(*_JOB_COLUMNS), tenant).where(jobs.c.id == job_id)
+                    )
+                )
+                .mappings()
+                .one_or_none()
+            )
+        if row is None:
+            raise NotFound(f"No job {str(job_id)!r}.")
+        return _job(row)
+
+    @operation("jobs-list")
+    async def list_jobs(self, tenant: str, params: JobListParams) -> JobList:
+        """``GET /api/v1/jobs``: the caller's jobs, newest first, with an opaque cursor."""
+        query = _owned(select(*_JOB_COLUMNS), tenant)
+        if params.status is not None:
+            query = query.where(jobs.c.status == params.status)
+        if params.kind is not None:
+            query = query.where(jobs.c.kind == params.kind)
+        if params.cursor is not None:
+            created_at, after = _decode_cursor(params.cursor)
+            query = query.where(
+                tuple_(jobs.c.created_at, jobs.c.id) < tuple_(literal(created_at), literal(after))
+            )
+        query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(params.limit + 1)
+        async with self._database.engine.connect() as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        page = [_job(row) for row in rows[: params.limit]]
+        more = len(rows) > params.limit
+        return JobList(jobs=page, next_cursor=_encode_cursor(page[-1]) if more else None)
+
+    @operation("jobs-cancel", params=JobParams)
+    async def cancel(self, tenant: str, job_id: uuid.UUID) -> Job:
+        """``DELETE /api/v1/jobs/{job_id}``: a queued job will not run; a running one stops at its
+        next progress report, its work not stored. 409 when the job has ended already."""
+        async with self._database.session() as session, session.begin():
+            connection = await session.connection()
+            row = (
+                await connection.execute(
+                    _owned(select(jobs.c.status, jobs.c.procrastinate_job_id), tenant)
+                    .where(jobs.c.id == job_id)
+                    .with_for_update(of=jobs)
+                )
+            ).one_or_none()
+            if row is None:
+                raise NotFound(f"No job {str(job_id)!r}.")
+            status, queued = row
+            if status in TERMINAL_STATUSES:
+                raise Conflict(
+                    f"Job {str(job_id)!r} has ended already ({status}).", code="job_ended"
+                )
+            cancelled = (
+                (
+                    await connection.execute(
+                        update(jobs)
+                        .where(jobs.c.id == job_id)
+                        .values(status="cancelled", finished_at=func.now())
+                        .returning(*_JOB_COLUMNS)
+                    )
+                )
+                .mappings()
+                .one()
+            )
+            await connection.execute(delete(job_payloads).where(job_payloads.c.job_id == job_id))
+            if queued is not None:
+                # A queued job is cancelled in the queue; a running one is asked to abort.
+                await self.app.job_manager.cancel_job_by_id_async(
+                    queued, abort=True, connection=await _driver_connection(connection)
+                )
+        return _job(cancelled)
+
+    # -- running -------------------------------------------------------------------------------
+
+    def _define_tasks(self) -> None:
+        import procrastinate
+        from procrastinate.job_context import AbortReason
+
+        settings = self._settings
+        app = self.app
+
+        async def run_job(context: JobContext, job_id: str) -> None:
+            try:
+                await self.run(uuid.UUID(job_id), attempt=(context.job.attempts or 0) + 1)
+            except asyncio.CancelledError:
+                if context.abort_reason() != AbortReason.SHUTDOWN:
+                    raise
+                # The worker is stopping: another run will do it.
+                await self._set_queued(uuid.UUID(job_id))
+                raise _RunAgain("the worker stopped while the job ran") from None
+
+        self._run_task = app.task(
+            name=RUN_TASK,
+            queue=QUEUE,
+            pass_context=True,
+            retry=procrastinate.RetryStrategy(
+                max_attempts=settings.job_max_attempts,
+                exponential_wait=RETRY_BASE_SECONDS,
+                retry_exceptions={_RunAgain},
+            ),
+        )(run_job)
+
+        every = max(1, min(30, round(settings.job_stalled_seconds / 3)))
+
+        async def recover_stalled_jobs(timestamp: int) -> None:
+            """Queue again the running jobs of workers that stopped beating (killed)."""
+            stalled = await app.job_manager.get_stalled_jobs(
+                queue=QUEUE,
+                task_name=RUN_TASK,
+                seconds_since_heartbeat=settings.job_stalled_seconds,
+            )
+            for job in stalled:
+                logger.warning("job %s stalled (its worker stopped beating): queued again", job.id)
+                await app.job_manager.retry_job(job)
+
+        app.periodic(cron=f"* * * * * */{every}")(
+            app.task(
+                name="synthstack.recover_stalled_jobs",
+                queue=QUEUE,
+                queueing_lock="synthstack.recover_stalled_jobs",
+            )(recover_stalled_jobs)
+        )
+
+        retention = settings.job_retention_seconds
+
+        async def purge_finished_jobs(timestamp: int) -> None:
+            """Delete the jobs that ended longer ago than the retention."""
+            async with self._database.engine.begin() as connection:
+                await connection.execute(
+                    delete(jobs).where(
+                        jobs.c.finished_at
+                        < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, retention)
+                    )
+                )
+
+        app.periodic(cron="*/10 * * * *")(
+            app.task(
+                name="synthstack.purge_finished_jobs",
+                queue=QUEUE,
+                queueing_lock="synthstack.purge_finished_jobs",
+            )(purge_finished_jobs)
+        )
+
+    async def run(self, job_id: uuid.UUID, *, attempt: int) -> None:
+        """Run job ``job_id`` (its ``attempt``-th run): the kind's work, then its result or
+        problem stored and its payload deleted; nothing when it was cancelled or has ended."""
+        async with self._database.engine.begin() as connection:
+            claimed = (
+                await connection.execute(
+                    update(jobs)
+                    .where(
+                        and_(
+                            jobs.c.id == job_id,
+                            jobs.c.status.in_(("queued", "running")),
+                            _TENANTS.c.id == jobs.c.tenant_id,
+                            job_payloads.c.job_id == jobs.c.id,
+                        )
+                    )
+                    .values(
+                        status="running",
+                        attempts=attempt,
+                        started_at=func.coalesce(jobs.c.started_at, func.now()),
+                    )
+                    .returning(
+                        jobs.c.kind, _TENANTS.c.name, job_payloads.c.request, job_payloads.c.data
+                    )
+                )
+            ).one_or_none()
+        if claimed is None:
+            logger.info("job %s: nothing to run (cancelled or ended)", job_id)
+            return
+        kind, tenant, payload, data = claimed
+
+        async def progress(done: int, total: int | None) -> None:
+            async with self._database.engine.begin() as connection:
+                still = await connection.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id, jobs.c.status == "running")
+                    .values(progress_done=done, progress_total=total)
+                    .returning(jobs.c.id)
+                )
+                if still.one_or_none() is None:
+                    raise JobCancelled(str(job_id))
+
+        try:
+            result = await self._kinds[kind].run(tenant, payload["request"], data, progress)
+        except JobCancelled:
+            from procrastinate.exceptions import JobAborted
+
+            logger.info("job %s cancelled while it ran", job_id)
+            raise JobAborted() from None
+        except Exception as raised:
+            error = translate(raised)
+            problem = problem_for(
+                error, request_id=payload["request_id"], instance=payload["path"] or None
+            )
+            again = isinstance(error, SynthStackError) and (
+                error.status == 429 or error.status >= 500
+            )
+            if again and attempt < self._settings.job_max_attempts:
+                logger.warning(
+                    "job %s: run %d failed (%s); it will run again",
+                    job_id,
+                    attempt,
+                    problem.body["code"],
+                )
+                await self._set_queued(job_id)
+                raise _RunAgain(problem.body["code"]) from raised
+            await self._finish(job_id, "failed", error=problem.body)
+            return
+        await self._finish(job_id, "succeeded", result=result.model_dump(mode="json"))
+
+    async def _set_queued(self, job_id: uuid.UUID) -> None:
+        async with self._database.engine.begin() as connection:
+            await connection.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.status == "running")
+                .values(status="queued")
+            )
+
+    async def _finish(
+        self,
+        job_id: uuid.UUID,
+        status: str,
+        *,
+        result: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        """The job's end, unless it was cancelled meanwhile; its payload is deleted either way."""
+        async with self._database.engine.begin() as connection:
+            await connection.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.status == "running")
+                .values(
+                    status=status,
+                    finished_at=func.now(),
+                    result=result,
+                    error=error,
+                    progress_done=func.coalesce(jobs.c.progress_total, jobs.c.progress_done),
+                )
+            )
+            await connection.execute(delete(job_payloads).where(job_payloads.c.job_id == job_id))
+
+    # -- workers -------------------------------------------------------------------------------
+
+    async def run_worker(
+        self, *, concurrency: int | None = None, install_signal_handlers: bool = True
+    ) -> None:
+        """Run jobs until stopped (a signal, or this coroutine cancelled): a Procrastinate worker
+        on SynthStack's queue, beating every third of ``SYNTHSTACK_JOB_STALLED_SECONDS``."""
+        stalled = self._settings.job_stalled_seconds
+        async with self.app.open_async():
+            await self.app.run_worker_async(
+                queues=[QUEUE],
+                concurrency=concurrency or self._settings.worker_concurrency,
+                delete_jobs="always",
+                update_heartbeat_interval=stalled / 3,
+                stalled_worker_timeout=stalled,
+                shutdown_graceful_timeout=SHUTDOWN_GRACE_SECONDS,
+                install_signal_handlers=install_signal_handlers,
+            )
+
+    async def astart(self) -> None:
+        """Start the embedded worker when ``SYNTHSTACK_WORKER`` is ``embedded``."""
+        if self._settings.worker_mode == "embedded" and self._embedded is None:
+            self._embedded = asyncio.create_task(
+                self._run_embedded(), name="synthstack embedded worker"
+            )
+
+    async def _run_embedded(self) -> None:
+        """The embedded worker, started again when it stops on an error (the database was down:
+        its jobs finish once it is back), but not once it is being stopped."""
+        while True:
+            try:
+                await self.run_worker(install_signal_handlers=False)
+                return
+            except Exception as error:
+                # A worker stopping with the database down fails to unregister itself: that error
+                # replaces the cancellation, which must still end this task.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    logger.warning(
+                        "the embedded worker stopped with %s: %s", type(error).__name__, error
+                    )
+                    return
+                logger.warning(
+                    "the embedded worker stopped (%s: %s); starting it again in %.0f s",
+                    type(error).__name__,
+                    error,
+                    EMBEDDED_RESTART_SECONDS,
+                )
+            await asyncio.sleep(EMBEDDED_RESTART_SECONDS)
+
+    async def astop(self) -> None:
+        """Stop the embedded worker: its running jobs get :data:`SHUTDOWN_GRACE_SECONDS` to end,
+        then are queued again; a worker still stopping :data:`STOP_MARGIN_SECONDS` later (the
+        database is down: it waits for a connection to unregister itself) is cancelled again, and
+        other workers will see it stalled."""
+        task, self._embedded = self._embedded, None
+        if task is None or task.done():
+            return
+        task.cancel()
+        _, pending = await asyncio.wait(
+            {task}, timeout=SHUTDOWN_GRACE_SECONDS + STOP_MARGIN_SECONDS
+        )
+        if pending:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _driver_connection(connection: AsyncConnection) -> Any:
+    """The psycopg connection under SQLAlchemy's ``connection`` (in its transaction)."""
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection
+
+
+def _encode_cursor(job: Job) -> str:
+    raw = json.dumps([job.created_at.isoformat(), str(job.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, job_id = json.loads(raw)
+        return datetime.fromisoformat(created_at), uuid.UUID(job_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequest(
+            "The cursor is not one this service gave out.",
+            errors=[FieldError(("query", "cursor"), "Invalid cursor", "cursor_invalid")],
+        ) from exc
