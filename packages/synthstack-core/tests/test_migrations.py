@@ -27,11 +27,13 @@ def test_each_migration_goes_down_and_up_again(empty_database_url: str) -> None:
         "rag_documents",
         "rag_vector_deletions",
         "rate_limit_overrides",
+        "usage_requests",
+        "usage_quantities",
     } <= at_head
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     revisions = [r.revision for r in ScriptDirectory.from_config(config).walk_revisions()]
-    assert revisions[0] == "0006" and revisions[-1] == "0001"  # newest first
+    assert revisions[0] == "0008" and revisions[-1] == "0001"  # newest first
     engine = create_engine(sqlalchemy_url(url))
     try:
         with engine.connect() as connection:
@@ -39,9 +41,12 @@ def test_each_migration_goes_down_and_up_again(empty_database_url: str) -> None:
             for _ in revisions:  # one step at a time, down to nothing
                 command.downgrade(config, "-1")
                 connection.commit()
-            assert not {"tenants", "rag_documents", "rate_limit_overrides"} & set(
-                inspect(connection).get_table_names()
-            )
+            assert not {
+                "tenants",
+                "rag_documents",
+                "rate_limit_overrides",
+                "usage_requests",
+            } & set(inspect(connection).get_table_names())
             for _ in revisions:  # and back up, one step at a time
                 command.upgrade(config, "+1")
                 connection.commit()
