@@ -62,6 +62,7 @@ from synthstack_core.stores.rag import (
     DocumentRecord,
     RagRepository,
 )
+from synthstack_core.usage import count as count_usage
 
 __all__ = [
     "DEFAULT_COLLECTION",
@@ -211,7 +212,7 @@ class RagIndexing:
     @operation("rag-index")
     async def index(self, tenant: str, body: IndexRequest) -> IndexResponse:
         """``POST /api/v1/rag/index``."""
-        return await self._index(
+        indexed = await self._index(
             tenant,
             collection=body.collection or DEFAULT_COLLECTION,
             document_id=body.document_id or uuid.uuid4().hex,
@@ -223,6 +224,8 @@ class RagIndexing:
             chunk_size=body.chunk_size,
             chunk_overlap=body.chunk_overlap,
         )
+        count_usage(bytes_ingested=len(body.content.encode()))
+        return indexed
 
     @operation("rag-index-project-document")
     async def index_project_document(
@@ -237,7 +240,7 @@ class RagIndexing:
             if file_type in _HTML_TYPES
             else "text"
         )
-        return await self._index(
+        indexed = await self._index(
             tenant,
             collection=f"project_{body.project_id}",
             document_id=body.document_id,
@@ -249,6 +252,8 @@ class RagIndexing:
             chunk_size=body.chunk_size,
             chunk_overlap=body.chunk_overlap,
         )
+        count_usage(bytes_ingested=len(body.content.encode()))
+        return indexed
 
     @operation("rag-upload-document", form=True, body_limit="max_upload_bytes")
     async def upload(self, tenant: str, body: DocumentUploadForm) -> Document:
@@ -280,6 +285,7 @@ class RagIndexing:
             chunk_overlap=body.chunk_overlap,
             parsed=parsed,
         )
+        count_usage(bytes_ingested=len(data))  # the file as sent
         return await self.get_document(tenant, collection, document_id)
 
     async def _index(
