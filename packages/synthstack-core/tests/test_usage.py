@@ -332,6 +332,8 @@ async def test_the_library_outside_a_request_counts_nothing(stack: SynthStack) -
         ({"from": "0001-01-01T00:00:00+01:00"}, "invalid_range", "from"),
         ({"from": "2026-12-05T10:00:00"}, "invalid_request", "from"),  # no offset
         ({"to": "yesterday"}, "invalid_request", "to"),
+        ({"to": "0.5"}, "invalid_request", "to"),  # no UNIX times: RFC 3339 only
+        ({"from": "2026-12-05"}, "invalid_request", "from"),
     ],
 )
 async def test_a_bad_range_is_a_422(
