@@ -14,13 +14,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
 from synthstack_core import PluginError, Settings, SynthStack
 from synthstack_core.modules import BUILTIN_MODULES, installed_modules, migrate, modules_for
 from synthstack_core.operations import contract_for, operations_for
 from synthstack_core.plugins import load_plugins
-from synthstack_core.stores.database import sqlalchemy_url
+from synthstack_core.stores.database import _MIGRATIONS, sqlalchemy_url
+
+#: The core's latest revision (the core's schema alone is at it).
+CORE_HEAD = ScriptDirectory(str(_MIGRATIONS)).get_current_head()
 
 #: A module serving one operation described by its own fragment; ``{name}`` is the package's.
 PLUGIN = """
@@ -260,12 +264,12 @@ def test_a_modules_tables_are_migrated_with_the_core(
     (tmp_path / name / "migrations" / "tiny_0001_notes.py").write_text(REVISION)
     url = empty_database_url  # the core's schema only
     tables, versions = _state(url)
-    assert "tiny_notes" not in tables and versions == {"0005"}
+    assert "tiny_notes" not in tables and versions == {CORE_HEAD}
     modules = installed_modules(Settings(SYNTHSTACK_PLUGINS=name))
-    migrate(url, "0005", modules)  # a revision of the core's: no plugin's
+    migrate(url, CORE_HEAD, modules)  # a revision of the core's: no plugin's
     assert "tiny_notes" not in _state(url)[0]
     migrate(url, modules=modules)
     tables, versions = _state(url)
-    assert "tiny_notes" in tables and versions == {"0005", "tiny_0001"}
+    assert "tiny_notes" in tables and versions == {CORE_HEAD, "tiny_0001"}
     migrate(url, modules=modules)  # at every head already: nothing to do
-    assert _state(url)[1] == {"0005", "tiny_0001"}
+    assert _state(url)[1] == {CORE_HEAD, "tiny_0001"}
