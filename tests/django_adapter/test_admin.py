@@ -2,6 +2,7 @@
 
 - the rate-limit overrides: added, validated and edited in the admin, applied by the API at once
   (no override cache here);
+- usage: the requests the API served, and what they used, listed read-only for every tenant;
 - the admin: a superuser logs in, adds a tenant and an API key (created by the core, its secret
   shown once and stored nowhere), the key authenticates API calls, and the admin's revoke action
   (through the core) makes the next call a 401;
@@ -306,6 +307,60 @@ def test_admin_edits_rate_limit_overrides_the_api_applies(admin_client: Any, cli
     assert third.status_code == 200 and "RateLimit" not in third.headers
     assert admin_client.get(f"{url}?q=complex").status_code == 200
     RateLimitOverride.objects.filter(pk=override.pk).delete()
+
+
+def test_admin_lists_every_tenants_usage_read_only(admin_client: Any, client: Any) -> None:
+    from synthstack_django.models import UsageQuantities, UsageRequests
+    from synthstack_django.service import get_stack
+
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {SETTINGS_KEY}"}
+    for _ in range(2):
+        assert client.get("/api/v1/complexity/scale", **auth).status_code == 200
+    embedded = client.post(
+        "/api/v1/embeddings/batch",
+        json.dumps({"texts": ["one", "two", "three"]}),
+        content_type="application/json",
+        **auth,
+    )
+    assert embedded.status_code == 200
+    # Another tenant's usage, counted (from this thread: counting is thread-safe) by the recorder
+    # the pipeline counts into.
+    stack = get_stack()
+    recorder = stack.stack.usage.recorder
+    recorder.request("tenant-usage-other", "rag-search", 200)
+    # Reading the usage writes what the process counted (the API's own answer is tenant-a's).
+    report = client.get("/api/v1/usage", **auth)
+    assert report.status_code == 200
+    assert json.loads(report.content)["tenant"] == "tenant-a"
+    counted = {
+        (row.tenant.name, row.operation_id, row.status): row.requests
+        for row in UsageRequests.objects.select_related("tenant")
+    }
+    assert counted[("tenant-a", "complexity-scale", 200)] >= 2
+    assert counted[("tenant-a", "embeddings-batch", 200)] >= 1
+    assert counted[("tenant-usage-other", "rag-search", 200)] == 1
+    assert UsageQuantities.objects.get(tenant__name="tenant-a").texts_embedded >= 3
+
+    url = "/admin/synthstack_django/usagerequests/"
+    listed = admin_client.get(url)
+    assert listed.status_code == 200
+    page = listed.content.decode()
+    for shown in ("tenant-a", "tenant-usage-other", "complexity-scale", "rag-search"):
+        assert shown in page
+    # Searched by tenant: that tenant's rows only (the filters' sidebar still lists every value).
+    searched = admin_client.get(f"{url}?q=tenant-usage-other").content.decode()
+    rows = searched.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    assert rows.count("<tr") == 1
+    assert "tenant-usage-other" in rows and "rag-search" in rows and "tenant-a" not in rows
+    quantities = admin_client.get("/admin/synthstack_django/usagequantities/")
+    assert quantities.status_code == 200 and "tenant-a" in quantities.content.decode()
+    # Read-only: no add page, no edit, no delete.
+    row = UsageRequests.objects.filter(tenant__name="tenant-a").first()
+    assert row is not None
+    assert admin_client.get(f"{url}add/").status_code == 403
+    assert admin_client.post(f"{url}{row.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert admin_client.post(f"{url}{row.pk}/change/", {"requests": "999"}).status_code == 403
+    assert UsageRequests.objects.get(pk=row.pk).requests == row.requests
 
 
 # ------------------------------------------------------------------------------- the RAG admin

@@ -80,14 +80,18 @@ def fastapi_app(service_env: dict[str, str]) -> Any:
 
 
 @pytest.fixture(scope="session")
-def django_app(service_env: dict[str, str]) -> Any:
+def django_app(service_env: dict[str, str]) -> Iterator[Any]:
     """The Django project's WSGI application, with Django's own tables migrated."""
     from tests.django_support import configure_django
 
     configure_django(service_env["DATABASE_URL"], service_env)
     from django.core.wsgi import get_wsgi_application
 
-    return get_wsgi_application()
+    from synthstack_django.service import reset_stack
+
+    yield get_wsgi_application()
+    # Closed while the database still runs: closing writes the usage it counted.
+    reset_stack()
 
 
 @pytest.fixture(scope="session")

@@ -38,16 +38,23 @@ def test_each_migration_goes_down_and_up_again(empty_database_url: str) -> None:
         "rag_documents",
         "rag_vector_deletions",
         "rate_limit_overrides",
+        "usage_requests",
+        "usage_quantities",
     } <= at_head
     assert {"jobs", "job_payloads", "procrastinate_jobs", "procrastinate_workers"} <= at_head
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     revisions = [r.revision for r in ScriptDirectory.from_config(config).walk_revisions()]
-    assert revisions[:2] == ["0007", "0006"] and revisions[-1] == "0001"  # newest first
+    assert revisions[:3] == ["0008", "0007", "0006"] and revisions[-1] == "0001"  # newest first
     engine = create_engine(sqlalchemy_url(url))
     try:
         with engine.connect() as connection:
             config.attributes["connection"] = connection
+            command.downgrade(config, "-1")  # 0008 -> 0007: the usage tables go, the jobs stay
+            connection.commit()
+            tables = set(inspect(connection).get_table_names())
+            assert not {"usage_requests", "usage_quantities"} & tables
+            assert {"jobs", "job_payloads", "procrastinate_jobs"} <= tables
             command.downgrade(config, "-1")  # 0007 -> 0006: the jobs go, the rate limits stay
             connection.commit()
             tables = set(inspect(connection).get_table_names())
@@ -55,12 +62,15 @@ def test_each_migration_goes_down_and_up_again(empty_database_url: str) -> None:
             assert not {"jobs", "job_payloads", "procrastinate_jobs"} & tables
             # Procrastinate's functions and types went with its tables.
             assert _procrastinate_leftovers(connection) == [0, 0]
-            for _ in revisions[1:]:  # one step at a time, down to nothing
+            for _ in revisions[2:]:  # one step at a time, down to nothing
                 command.downgrade(config, "-1")
                 connection.commit()
-            assert not {"tenants", "rag_documents", "rate_limit_overrides"} & set(
-                inspect(connection).get_table_names()
-            )
+            assert not {
+                "tenants",
+                "rag_documents",
+                "rate_limit_overrides",
+                "usage_requests",
+            } & set(inspect(connection).get_table_names())
             for _ in revisions:  # and back up, one step at a time
                 command.upgrade(config, "+1")
                 connection.commit()

@@ -18,6 +18,7 @@ from synthstack_core.features import (
     observability,
     rag,
     transcription,
+    usage,
 )
 from synthstack_core.plugins import load_plugins, with_plugins
 from synthstack_core.registry import Module
@@ -29,6 +30,8 @@ __all__ = ["BUILTIN_MODULES", "installed_modules", "migrate", "modules_for"]
 BUILTIN_MODULES: tuple[Module[Any], ...] = (
     # First: it applies the log format before the other modules start.
     observability.MODULE,
+    # Early: built before the features and closed after them, so their last counts are written.
+    usage.MODULE,
     embeddings.MODULE,
     generation.MODULE,
     health.MODULE,

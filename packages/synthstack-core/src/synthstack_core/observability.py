@@ -2,8 +2,9 @@
 
 :class:`ObservedRequest` wraps every request (in flight, its status and latency by operation, 429s
 ``rate_limited``, bytes in and out) and writes its access-log line, with the request's fields as
-``extra`` (JSON lines with ``SYNTHSTACK_LOG_FORMAT=json``: :mod:`synthstack_core.logs`). The metrics
-are served by :mod:`synthstack_core.features.observability`.
+``extra`` (JSON lines with ``SYNTHSTACK_LOG_FORMAT=json``: :mod:`synthstack_core.logs`), and counts
+each request of an authenticated caller in the tenant's usage (:mod:`synthstack_core.usage`). The
+metrics are served by :mod:`synthstack_core.features.observability`.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from synthstack_core.errors import PROBLEM_CONTENT_TYPE
 from synthstack_core.http import HttpRequest, HttpResponse, request_id_of
 from synthstack_core.logs import ACCESS_LOGGER
 from synthstack_core.metrics import IN_FLIGHT, RATE_LIMITED, REQUEST_DURATION, REQUESTS
+from synthstack_core.usage import UsageRecorder
 
 __all__ = ["ObservedRequest"]
 
 access_logger = logging.getLogger(ACCESS_LOGGER)
+logger = logging.getLogger(__name__)
 
 
 class ObservedRequest:
@@ -31,11 +34,23 @@ class ObservedRequest:
     once its response is ready (for a stream, at its first event) or it was cancelled.
     """
 
-    __slots__ = ("_bytes_in", "operation_id", "request", "request_id", "started", "tenant")
+    __slots__ = (
+        "_bytes_in",
+        "operation_id",
+        "request",
+        "request_id",
+        "started",
+        "tenant",
+        "usage",
+    )
 
-    def __init__(self, operation_id: str, request: HttpRequest) -> None:
+    def __init__(
+        self, operation_id: str, request: HttpRequest, usage: UsageRecorder | None = None
+    ) -> None:
         self.started = time.perf_counter()
         self.operation_id = operation_id
+        #: Where the request is counted once answered (when its caller is known).
+        self.usage = usage
         self.request_id = request_id_of(request.headers)
         #: The caller's tenant, once authenticated.
         self.tenant: str | None = None
@@ -85,6 +100,11 @@ class ObservedRequest:
             )
             return
         REQUESTS.labels(operation_id, str(response.status)).inc()
+        if self.usage is not None and self.tenant is not None:
+            try:
+                self.usage.request(self.tenant, operation_id, response.status)
+            except Exception:  # pragma: no cover - a dictionary update; never the caller's problem
+                logger.exception("usage of request %s not counted", self.request_id)
         REQUEST_DURATION.labels(operation_id).observe(elapsed)
         if response.status == 429 and _problem_code(response) == "rate_limited":
             RATE_LIMITED.labels(operation_id).inc()

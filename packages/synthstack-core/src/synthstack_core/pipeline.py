@@ -34,6 +34,7 @@ from synthstack_core.replies import EventStream, RawReply, Reply, Result
 from synthstack_core.schemas.common import Limits
 from synthstack_core.security import ApiKeyAuthenticator, Principal
 from synthstack_core.settings import Settings
+from synthstack_core.usage import UsageRecorder
 from synthstack_core.validation import parse_json_body, parse_params
 
 __all__ = ["Pipeline", "translate"]
@@ -52,12 +53,14 @@ class Pipeline:
         handlers: Mapping[str, Handler],
         *,
         rate_limiter: RateLimiter | None = None,
+        usage: UsageRecorder | None = None,
     ) -> None:
         self.settings = settings
         self.limits = limits
         self.auth = auth
         self.handlers = handlers
         self.rate_limiter = rate_limiter
+        self.usage = usage
 
     def body_limit(self, operation: Operation) -> int:
         """The most bytes ``operation`` accepts as its request body."""
@@ -67,7 +70,7 @@ class Pipeline:
     async def handle(self, operation: Operation, request: HttpRequest) -> HttpResponse:
         """Serve one request of ``operation``, measured and logged (the observability step:
         :class:`~synthstack_core.observability.ObservedRequest`)."""
-        observed = ObservedRequest(operation.operation_id, request)
+        observed = ObservedRequest(operation.operation_id, request, self.usage)
         try:
             response = await self._serve(operation, observed.request, observed)
         except BaseException:  # cancelled (its client went away): only logged
@@ -83,11 +86,15 @@ class Pipeline:
         request_id = observed.request_id
         form: FormData | None = None
         counted: RateLimitDecision | None = None
+        if self.usage is not None:  # nobody's until the caller is known
+            self.usage.bind(None)
         try:
             caller = (
                 await self.auth.authenticate(request.headers) if operation.authenticated else None
             )
             observed.tenant = caller.tenant if caller is not None else None
+            if self.usage is not None:  # what the features count goes to the caller's tenant
+                self.usage.bind(observed.tenant)
             counted = await self._rate_limit(operation, caller, request.headers)
             params = None
             if operation.params_model is not None:

@@ -21,7 +21,8 @@ requests left, ``t`` seconds until the oldest request counted leaves the window)
 
 Token budgets (``SYNTHSTACK_TOKEN_BUDGET``, or a tenant's override named ``tokens``): chat-model
 tokens per tenant and window, counted from the usage the model reports (:class:`BudgetedLLMProvider`
-wraps every chat provider), on the library's fixed window.
+wraps every chat provider), on the library's fixed window. The same wrapper counts those tokens in
+the tenant's usage (:mod:`synthstack_core.usage`).
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ from synthstack_core.providers.llm import (
     ChatRequest,
     LLMModelSpec,
     LLMProvider,
+    LLMUsage,
 )
+from synthstack_core.usage import UsageScope, current_scope
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -392,10 +395,17 @@ class RateLimiter:
 _BUDGET: ContextVar[tuple[RateLimiter, str] | None] = ContextVar("synthstack_budget", default=None)
 
 
+def _count_usage(scope: UsageScope | None, usage: LLMUsage) -> None:
+    """The tokens of one generation, in the tenant's usage."""
+    if scope is not None:
+        scope.count(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
+
+
 class BudgetedLLMProvider(LLMProvider):
     """A chat provider whose generations spend the calling tenant's token budget: refused (429)
-    when it is spent, counted from the usage the model reports. Outside a request (the library
-    used directly), nothing is counted."""
+    when it is spent, counted from the usage the model reports (in the budget, and in the tenant's
+    usage: prompt and completion tokens). Outside a request (the library used directly), nothing
+    is counted."""
 
     def __init__(self, inner: LLMProvider) -> None:
         self.inner = inner
@@ -421,25 +431,31 @@ class BudgetedLLMProvider(LLMProvider):
         if budget is not None:
             await budget[0].check_tokens(budget[1])
         completion = await self.inner.complete(request)
+        _count_usage(current_scope(), completion.usage)
         if budget is not None:
             await budget[0].spend_tokens(budget[1], completion.usage.total_tokens)
         return completion
 
     def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta | ChatCompletion]:
         """Checked before the first piece, counted at the last (the budget is taken from the
-        request's context now: the pieces may be pulled from another one)."""
-        return self._stream(request, _BUDGET.get())
+        request's context now: the pieces may be pulled from another one; so is the usage's)."""
+        return self._stream(request, _BUDGET.get(), current_scope())
 
     async def _stream(
-        self, request: ChatRequest, budget: tuple[RateLimiter, str] | None
+        self,
+        request: ChatRequest,
+        budget: tuple[RateLimiter, str] | None,
+        usage: UsageScope | None,
     ) -> AsyncIterator[ChatDelta | ChatCompletion]:
         if budget is not None:
             await budget[0].check_tokens(budget[1])
         pieces = self.inner.stream(request)
         try:
             async for piece in pieces:
-                if isinstance(piece, ChatCompletion) and budget is not None:
-                    await budget[0].spend_tokens(budget[1], piece.usage.total_tokens)
+                if isinstance(piece, ChatCompletion):
+                    _count_usage(usage, piece.usage)
+                    if budget is not None:
+                        await budget[0].spend_tokens(budget[1], piece.usage.total_tokens)
                 yield piece
         finally:
             close = getattr(pieces, "aclose", None)

@@ -29,6 +29,7 @@ from synthstack_core.features.health import HealthService
 from synthstack_core.features.jobs import JobService
 from synthstack_core.features.rag import RagService
 from synthstack_core.features.transcription import TranscriptionService
+from synthstack_core.features.usage import UsageService
 from synthstack_core.http import HttpRequest, HttpResponse
 from synthstack_core.modules import installed_modules
 from synthstack_core.modules import migrate as migrate_modules
@@ -132,13 +133,18 @@ class SynthStack:
                 self._services[module.service] = by_name[module.name] = service
             self._auth = ApiKeyAuthenticator(settings, self._api_keys)
             self._rate_limiter = self._build_rate_limiter(self._database)
+            usage = self._services.get(UsageService)
             self._pipeline = Pipeline(
                 settings,
                 self.limits,
                 self._auth,
                 bind(self.operations, by_name),
                 rate_limiter=self._rate_limiter,
+                usage=usage.recorder if isinstance(usage, UsageService) else None,
             )
+            jobs = self._services.get(JobService)
+            if isinstance(jobs, JobService) and isinstance(usage, UsageService):
+                jobs.usage = usage.recorder  # a job's usage is its tenant's, like a request's
             for tenant in sorted(self._auth.settings_tenants):
                 await self._api_keys.ensure_tenant(tenant)
             await self._auth.configure(settings)
@@ -300,6 +306,11 @@ class SynthStack:
     def transcription(self) -> TranscriptionService:
         """Speech to text: local Whisper, or OpenAI's models when a key is set."""
         return self.service(TranscriptionService)
+
+    @property
+    def usage(self) -> UsageService:
+        """Usage per tenant and hour: the recorder and the report."""
+        return self.service(UsageService)
 
     @property
     def api_keys(self) -> ApiKeyRepository:

@@ -236,6 +236,14 @@ class Settings(BaseSettings):
         description="How long a tenant's rate-limit overrides are remembered by a process (so an "
         "edit applies within this delay).",
     )
+    usage_flush_seconds: float = Field(
+        5.0,
+        ge=0.05,
+        le=3600,
+        validation_alias=_env("SYNTHSTACK_USAGE_FLUSH_SECONDS"),
+        description="How often a process writes the usage it counted to PostgreSQL (a crash loses "
+        "at most this much of its usage; a clean shutdown loses none).",
+    )
     bind_host: str = Field(
         "127.0.0.1",
         validation_alias=_env("SYNTHSTACK_HOST"),

@@ -9,6 +9,10 @@ Rate-limit overrides are plain rows too (tenant, policy, rate), validated as the
 limits`` command validates them; every process applies an edit within
 ``SYNTHSTACK_RATE_LIMIT_CACHE_SECONDS`` (10 s).
 
+Usage (requests by operation and status, and the quantities: texts embedded, chat-model tokens,
+audio seconds, bytes ingested) is listed per tenant and hour for every tenant, read-only: the
+core's request pipeline writes it.
+
 RAG collections, documents and chunks are browsable and searchable, and read-only. Deleting a
 collection or a document (its page's "Delete" or the bulk action) calls the core's
 ``rag.delete_collection`` / ``rag.delete_document``, so its chunks, vectors and BM25 postings go in
@@ -43,6 +47,8 @@ from synthstack_django.models import (
     Job,
     RateLimitOverride,
     Tenant,
+    UsageQuantities,
+    UsageRequests,
 )
 from synthstack_django.service import get_stack
 
@@ -54,6 +60,8 @@ __all__ = [
     "JobAdmin",
     "RateLimitOverrideAdmin",
     "TenantAdmin",
+    "UsageQuantitiesAdmin",
+    "UsageRequestsAdmin",
 ]
 
 
@@ -289,6 +297,52 @@ class _ReadOnlyAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Never: the pages are read-only."""
         return False
+
+
+# ---------------------------------------------------------------------------------- usage
+
+
+class _UsageAdmin(_ReadOnlyAdmin):
+    """Usage rows of every tenant: the core writes them (every few seconds, from each process)."""
+
+    list_select_related = ("tenant",)
+    date_hierarchy = "hour"
+    search_fields = ("tenant__name",)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Never: usage is a record."""
+        return False
+
+
+@admin.register(UsageRequests)
+class UsageRequestsAdmin(_UsageAdmin):
+    """Requests per tenant, hour, operation and status."""
+
+    list_display = ("hour", "tenant", "operation_id", "status", "requests")
+    list_filter = ("tenant", "operation_id", "status")
+    search_fields = ("tenant__name", "operation_id")
+    ordering = ("-hour", "tenant__name", "operation_id", "status")
+    fields = list_display
+    readonly_fields = fields
+
+
+@admin.register(UsageQuantities)
+class UsageQuantitiesAdmin(_UsageAdmin):
+    """Texts embedded, chat-model tokens, audio seconds and bytes ingested per tenant and hour."""
+
+    list_display = (
+        "hour",
+        "tenant",
+        "texts_embedded",
+        "prompt_tokens",
+        "completion_tokens",
+        "audio_seconds",
+        "bytes_ingested",
+    )
+    list_filter = ("tenant",)
+    ordering = ("-hour", "tenant__name")
+    fields = list_display
+    readonly_fields = fields
 
 
 @admin.register(Collection)
@@ -543,4 +597,4 @@ class JobAdmin(_ReadOnlyAdmin):
 
 admin.site.site_header = "SynthStack administration"
 admin.site.site_title = "SynthStack admin"
-admin.site.index_title = "Tenants, API keys and RAG collections"
+admin.site.index_title = "Tenants, API keys, usage and RAG collections"

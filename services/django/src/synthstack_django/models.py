@@ -32,6 +32,8 @@ __all__ = [
     "JobPayload",
     "RateLimitOverride",
     "Tenant",
+    "UsageQuantities",
+    "UsageRequests",
 ]
 
 
@@ -293,3 +295,53 @@ class RateLimitOverride(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant}: {self.policy} = {self.rate}"
+
+
+class UsageRequests(models.Model):
+    """Requests of one tenant in one hour (UTC) of one operation with one status (table
+    ``usage_requests``, written by the core's request pipeline; read-only here)."""
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.DO_NOTHING, db_column="tenant_id", related_name="usage_requests"
+    )
+    hour = models.DateTimeField(help_text="The hour (UTC) the requests ended in.")
+    operation_id = models.CharField("operation", max_length=128)
+    status = models.IntegerField()
+    requests = models.BigIntegerField()
+
+    class Meta:
+        managed = False
+        db_table = "usage_requests"
+        ordering = ("-hour", "tenant__name", "operation_id", "status")
+        verbose_name = "usage: requests"
+        verbose_name_plural = "usage: requests"
+
+    def __str__(self) -> str:
+        return f"{self.tenant} {self.hour:%Y-%m-%d %H:00} {self.operation_id} {self.status}"
+
+
+class UsageQuantities(models.Model):
+    """What one tenant's requests used in one hour (UTC) (table ``usage_quantities``, written by
+    the core's features; read-only here)."""
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.DO_NOTHING, db_column="tenant_id", related_name="usage_quantities"
+    )
+    hour = models.DateTimeField(help_text="The hour (UTC) the quantities were counted in.")
+    texts_embedded = models.BigIntegerField()
+    prompt_tokens = models.BigIntegerField("LLM prompt tokens")
+    completion_tokens = models.BigIntegerField("LLM completion tokens")
+    audio_seconds = models.FloatField("seconds of audio")
+    bytes_ingested = models.BigIntegerField()
+
+    class Meta:
+        managed = False
+        db_table = "usage_quantities"
+        ordering = ("-hour", "tenant__name")
+        verbose_name = "usage: quantities"
+        verbose_name_plural = "usage: quantities"
+
+    def __str__(self) -> str:
+        return f"{self.tenant} {self.hour:%Y-%m-%d %H:00}"

@@ -38,6 +38,7 @@ from synthstack_core.schemas.embeddings import (
 )
 from synthstack_core.settings import DEFAULT_TENANT
 from synthstack_core.stores.cache import Cache
+from synthstack_core.usage import count as count_usage
 from synthstack_core.validation import validate_data
 
 __all__ = ["MODULE", "EmbeddingModelRegistry", "EmbeddingService", "Embeddings"]
@@ -179,6 +180,8 @@ class EmbeddingService:
                         counts[index] = result.token_counts[row]
                     fresh[key] = _encode(result.vectors[row], result.token_counts[row])
             await self._cache.set_many(fresh, self._ttl)
+        if tenant is not None:  # a request's texts (cached or not), not the service's own
+            count_usage(texts_embedded=len(texts))
         return Embeddings(vectors=vectors, model=spec, dimensions=size, token_counts=counts)
 
     async def generate(

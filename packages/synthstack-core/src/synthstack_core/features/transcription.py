@@ -70,6 +70,7 @@ from synthstack_core.schemas.transcription import (
     VerboseTranscriptionResponse,
 )
 from synthstack_core.settings import Settings
+from synthstack_core.usage import count as count_usage
 
 __all__ = [
     "MEDIA_TYPES",
@@ -350,8 +351,10 @@ class TranscriptionService:
             transcript = await provider.transcribe(audio, options)
         if form.word_timestamps and transcript.words is None:
             transcript = replace(transcript, words=())
+        transcript = _tidy(transcript)
+        count_usage(audio_seconds=transcript.duration)
         return TranscriptionResult(
-            transcript=_tidy(transcript),
+            transcript=transcript,
             response_format=form.response_format,
             words=form.word_timestamps,
         )

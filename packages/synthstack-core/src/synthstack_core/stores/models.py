@@ -5,10 +5,20 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, String, UniqueConstraint, func
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Double,
+    ForeignKey,
+    Identity,
+    Integer,
+    String,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["ApiKey", "Base", "RateLimitOverride", "Tenant"]
+__all__ = ["ApiKey", "Base", "RateLimitOverride", "Tenant", "UsageQuantities", "UsageRequests"]
 
 
 class Base(DeclarativeBase):
@@ -60,3 +70,35 @@ class RateLimitOverride(Base):
     #: In the ``limits`` notation (``600/minute``), or ``unlimited``.
     rate: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class UsageRequests(Base):
+    """Requests of one tenant in one hour (UTC, truncated) of one operation answered with one
+    status (Alembic ``0008``)."""
+
+    __tablename__ = "usage_requests"
+    __table_args__ = (UniqueConstraint("tenant_id", "hour", "operation_id", "status"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    operation_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[int] = mapped_column(Integer)
+    requests: Mapped[int] = mapped_column(BigInteger)
+
+
+class UsageQuantities(Base):
+    """What one tenant's requests used in one hour (UTC, truncated), as the features count it
+    (Alembic ``0008``)."""
+
+    __tablename__ = "usage_quantities"
+    __table_args__ = (UniqueConstraint("tenant_id", "hour"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    texts_embedded: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    audio_seconds: Mapped[float] = mapped_column(Double, server_default="0")
+    bytes_ingested: Mapped[int] = mapped_column(BigInteger, server_default="0")

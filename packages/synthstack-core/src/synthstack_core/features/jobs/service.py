@@ -61,6 +61,7 @@ from synthstack_core.stores.api_keys import ApiKeyRepository
 from synthstack_core.stores.database import Database
 from synthstack_core.stores.jobs import job_payloads, jobs
 from synthstack_core.stores.models import Tenant
+from synthstack_core.usage import UsageRecorder
 
 __all__ = [
     "QUEUE",
@@ -190,6 +191,10 @@ class JobService:
         self._settings = settings
         self._kinds: dict[str, _Kind] = {}
         self._embedded: asyncio.Task[None] | None = None
+        #: Where what a job uses (texts embedded, audio) is counted, for the job's tenant; set by
+        #: the stack when it serves usage. The bytes of a submitted document are counted by the
+        #: request that submitted it.
+        self.usage: UsageRecorder | None = None
         import procrastinate
 
         quiet_procrastinate()
@@ -465,6 +470,8 @@ class JobService:
                 if still.one_or_none() is None:
                     raise JobCancelled(str(job_id))
 
+        if self.usage is not None:
+            self.usage.bind(tenant)
         try:
             result = await self._kinds[kind].run(tenant, payload["request"], data, progress)
         except JobCancelled:

@@ -68,6 +68,7 @@ from synthstack_core.stores.rag import (
     DocumentRecord,
     RagRepository,
 )
+from synthstack_core.usage import count as count_usage
 
 __all__ = [
     "DEFAULT_COLLECTION",
@@ -243,8 +244,12 @@ class RagIndexing:
             prepared = await self._prepare(tenant, **arguments)
             if prepared.unchanged is None and not prepared.chunks:
                 raise _empty_document()
-            return await self._jobs.submit(tenant, "rag-index", arguments, path="/api/v1/rag/index")
-        return await self._index(tenant, **arguments)
+            job = await self._jobs.submit(tenant, "rag-index", arguments, path="/api/v1/rag/index")
+            count_usage(bytes_ingested=len(body.content.encode()))
+            return job
+        indexed = await self._index(tenant, **arguments)
+        count_usage(bytes_ingested=len(body.content.encode()))
+        return indexed
 
     async def run_index_job(
         self, tenant: str, request: dict[str, Any], data: bytes | None, progress: Progress
@@ -265,7 +270,7 @@ class RagIndexing:
             if file_type in _HTML_TYPES
             else "text"
         )
-        return await self._index(
+        indexed = await self._index(
             tenant,
             collection=f"project_{body.project_id}",
             document_id=body.document_id,
@@ -277,6 +282,8 @@ class RagIndexing:
             chunk_size=body.chunk_size,
             chunk_overlap=body.chunk_overlap,
         )
+        count_usage(bytes_ingested=len(body.content.encode()))
+        return indexed
 
     @operation("rag-upload-document", form=True, body_limit="max_upload_bytes")
     async def upload(
@@ -303,10 +310,14 @@ class RagIndexing:
             prepared = await self._prepare(tenant, **index)
             if prepared.unchanged is None and not prepared.chunks:
                 raise _empty_document()
-            return await self._jobs.submit(
+            job = await self._jobs.submit(
                 tenant, "rag-upload-document", arguments, data=data, path="/api/v1/rag/documents"
             )
-        return await self.run_upload_job(tenant, arguments, data, None)
+            count_usage(bytes_ingested=len(data))  # the file as sent
+            return job
+        document = await self.run_upload_job(tenant, arguments, data, None)
+        count_usage(bytes_ingested=len(data))  # the file as sent
+        return document
 
     async def run_upload_job(
         self, tenant: str, request: dict[str, Any], data: bytes | None, progress: Progress | None
