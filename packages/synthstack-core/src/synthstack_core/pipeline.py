@@ -2,9 +2,8 @@
 :class:`HttpResponse`.
 
 Authentication, the rate limit, the body limit, parsing (JSON or a streamed form), validation, the
-handler, rendering and error translation, in that order, inside the observability step (metrics and
-the access log; see
-``docs/architecture.md``). Both adapters reach it through
+handler, rendering and error translation, in that order, inside the observability step (metrics, the
+request's span and the access log; see ``docs/architecture.md``). Both adapters reach it through
 :meth:`SynthStack.handle <synthstack_core.service.SynthStack.handle>`.
 """
 
@@ -17,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
+from synthstack_core import tracing
 from synthstack_core.errors import DependencyUnavailable, InvalidRequest
 from synthstack_core.http import (
     HttpRequest,
@@ -68,7 +68,7 @@ class Pipeline:
     async def handle(self, operation: Operation, request: HttpRequest) -> HttpResponse:
         """Serve one request of ``operation``, measured and logged (the observability step:
         :class:`~synthstack_core.observability.ObservedRequest`)."""
-        observed = ObservedRequest(operation.operation_id, request)
+        observed = ObservedRequest(operation.operation_id, request, operation.path)
         try:
             response = await self._serve(operation, observed.request, observed)
         except BaseException:  # cancelled (its client went away): only logged
@@ -85,9 +85,10 @@ class Pipeline:
         form: FormData | None = None
         counted: RateLimitDecision | None = None
         try:
-            caller = (
-                await self.auth.authenticate(request.headers) if operation.authenticated else None
-            )
+            caller = None
+            if operation.authenticated:
+                with tracing.span("authenticate"):
+                    caller = await self.auth.authenticate(request.headers)
             observed.tenant = caller.tenant if caller is not None else None
             counted = await self._rate_limit(operation, caller, request.headers)
             params = None

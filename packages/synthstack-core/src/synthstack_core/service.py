@@ -47,6 +47,7 @@ from synthstack_core.stores.database import Database
 from synthstack_core.stores.embedded import EmbeddedPostgres
 from synthstack_core.stores.rate_limits import RateLimitRepository
 from synthstack_core.stores.vectors import PgVectorStore, VectorStore
+from synthstack_core.tracing import configure_tracing
 
 __all__ = ["SynthStack"]
 
@@ -103,6 +104,9 @@ class SynthStack:
         check_configured_extras(
             settings
         )  # a default whose extra is missing: before anything starts
+        # Traces, when the OTEL_* variables ask for them (their extra missing: an error now); before
+        # the database engine is made, so that its queries are traced.
+        configure_tracing()
         self._check_rate_limits()
         # The modules' own settings: an invalid value fails before anything starts.
         self._module_settings = {
