@@ -375,3 +375,31 @@ def test_outside_a_request_no_line_has_a_trace_id(
     assert not hasattr(record, "trace_id")
     assert "trace_id" not in json.loads(JsonLogFormatter().format(record))
     assert TextWithTraceIds().format(record) == "outside any span"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_streamed_generation_has_its_provider_call_under_the_request(
+    backend: str, traced: dict[str, httpx.Client], exporter: InMemorySpanExporter, kept: Keep
+) -> None:
+    """The request's span ends with its first event (as its latency metric); the provider call
+    goes on until the stream ends, a child of the request's span."""
+    response, server, spans = _request(
+        exporter,
+        traced[backend],
+        "POST",
+        "/api/v1/generation/text",
+        headers=AUTH,
+        body={
+            "prompt": "Stream about owls",
+            "model": OPENAI_CHAT,
+            "stream": True,
+            "max_tokens": 24,
+        },
+    )
+    assert response.status_code == 200
+    assert "event: done" in response.text
+    chat = _only(_children(spans, server), f"chat {OPENAI_CHAT}")
+    assert chat.end_time >= server.end_time  # type: ignore[operator]
+    assert chat.status.status_code is StatusCode.UNSET
+    problems = [r for r in kept.records if r.name.startswith("opentelemetry") and r.levelno >= 30]
+    assert problems == [], [r.getMessage() for r in problems]
