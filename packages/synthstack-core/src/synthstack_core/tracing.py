@@ -256,7 +256,7 @@ class ServerSpan:
             self._span.set_status(Status(StatusCode.ERROR))
 
     def end(self) -> None:
-        """End it, and make the span current before it current again."""
+        """End it, and make current again the context that was current before it."""
         from opentelemetry import context
 
         self._span.end()
