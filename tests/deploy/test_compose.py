@@ -256,6 +256,35 @@ def test_every_setting_reaches_the_service(compose: tuple[str, ...], service: st
         )
 
 
+#: OpenTelemetry's standard variables a deployment sets for traces (README, "Traces").
+OTEL_NAMES = (
+    "OTEL_SDK_DISABLED",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_PROPAGATORS",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+)
+
+
+@pytest.mark.parametrize("service", sorted(ML_SERVICES))
+def test_the_opentelemetry_variables_reach_the_service(
+    compose: tuple[str, ...], service: str
+) -> None:
+    host = {name: f"sentinel-{name.lower()}" for name in OTEL_NAMES}
+    container = _container_env(compose, service, host)
+    assert {name: container.get(name) for name in OTEL_NAMES} == host
+
+
 @pytest.mark.parametrize("service", sorted(ML_SERVICES))
 def test_defaults_use_the_qdrant_compose_starts(compose: tuple[str, ...], service: str) -> None:
     """With nothing set, the real Settings read from the container's environment select the

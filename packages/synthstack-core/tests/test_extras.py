@@ -24,13 +24,14 @@ from synthstack_core.settings import Settings
 #: Every module an extra provides, and the heavy packages they pull in.
 OPTIONAL = sorted({m for modules in EXTRAS.values() for m in modules} | {"ctranslate2", "nltk"})
 
-#: Run first in the subprocess: refuse ``BLOCKED`` (JSON, top-level names) as if not installed.
+#: Run first in the subprocess: refuse ``BLOCKED`` (JSON, module names) and their submodules as if
+#: not installed.
 BLOCKER = """
 import importlib.abc, json, os, sys
-BLOCKED = set(json.loads(os.environ["BLOCKED"]))
+BLOCKED = tuple(json.loads(os.environ["BLOCKED"]))
 class Blocker(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in BLOCKED:
+        if any(name == blocked or name.startswith(blocked + ".") for blocked in BLOCKED):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 sys.meta_path.insert(0, Blocker())
@@ -82,13 +83,17 @@ def test_importing_the_core_imports_no_optional_package() -> None:
         import synthstack_core, synthstack_core.service, synthstack_core.providers.factory
         import synthstack_core.features.parsing, synthstack_core.features.analysis
         import synthstack_core.features.audio, synthstack_core.features.transcription
-        loaded = sorted({name.partition(".")[0] for name in sys.modules})
-        print(json.dumps({"loaded": loaded}))
+        print(json.dumps({"loaded": sorted(sys.modules)}))
         """,
     )
     loaded = set(result["loaded"])  # type: ignore[arg-type]
     assert "synthstack_core" in loaded
-    assert not loaded & set(OPTIONAL), loaded & set(OPTIONAL)
+    optional = {
+        name
+        for name in loaded
+        if any(name == module or name.startswith(module + ".") for module in OPTIONAL)
+    }
+    assert not optional, optional
 
 
 # The settings that make each extra a default (the others' defaults stay installed).
@@ -99,6 +104,8 @@ STARTUP_CASES = {
     "audio": {"SYNTHSTACK_TRANSCRIPTION_MODEL": "whisper-1", "OPENAI_API_KEY": "sk-test"},
     "embedded-postgres": {"DATABASE_URL": ""},
     "qdrant": {"SYNTHSTACK_VECTOR_STORE": "qdrant"},
+    # Not a default: asked for by the standard variables.
+    "otel": {"OTEL_TRACES_EXPORTER": "otlp"},
 }
 
 
@@ -201,3 +208,37 @@ def test_the_embedded_postgres_without_its_extra_names_it(tmp_path: object) -> N
     )
     assert result["extra"] == "embedded-postgres"
     assert install_hint("embedded-postgres") in str(result["detail"])
+
+
+def test_traces_without_their_extra_fail_only_when_asked_for() -> None:
+    """An OTLP endpoint asks for traces (the extra is named); ``OTEL_SDK_DISABLED`` or no
+    variable at all does not, and then nothing of OpenTelemetry's SDK is needed."""
+    result = run_without(
+        list(EXTRAS["otel"]),
+        """
+        import os
+        from synthstack_core.extras import ExtraNotInstalled
+        from synthstack_core.tracing import configure_tracing
+        outcomes = {}
+        for name, variables in (
+            ("none", {}),
+            ("disabled", {"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"}),
+            ("exporter none", {"OTEL_TRACES_EXPORTER": "none"}),
+            ("endpoint", {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}),
+        ):
+            os.environ.update(variables)
+            try:
+                outcomes[name] = configure_tracing()
+            except ExtraNotInstalled as exc:
+                outcomes[name] = [exc.extra, exc.detail]
+            for variable in variables:
+                del os.environ[variable]
+        print(json.dumps(outcomes))
+        """,
+    )
+    assert result["none"] is False
+    assert result["disabled"] is False
+    assert result["exporter none"] is False
+    extra, detail = result["endpoint"]  # type: ignore[misc]
+    assert extra == "otel"
+    assert install_hint("otel") in detail and "OTEL_EXPORTER_OTLP_ENDPOINT" in detail

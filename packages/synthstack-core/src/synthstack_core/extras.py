@@ -8,7 +8,8 @@ says which extra to install:
 
 * at start-up, for what the settings make a default (:func:`require`, from
   :meth:`SynthStack.start <synthstack_core.service.SynthStack.start>`): the local embedding
-  model, local Whisper, the local chat model, the embedded PostgreSQL, Qdrant;
+  model, local Whisper, the local chat model, the embedded PostgreSQL, Qdrant, and traces when an
+  ``OTEL_*`` variable asks for an exporter (:mod:`synthstack_core.tracing`);
 * in a request, for a part that is not a default (:func:`requires_extra` around the import): a
   PDF upload without ``documents`` is a 415 (this deployment does not take that media type), an
   offline analysis without ``analysis`` a 501 (the server lacks the functionality; not a 503,
@@ -37,7 +38,19 @@ EXTRAS: Final[dict[str, tuple[str, ...]]] = {
     "qdrant": ("qdrant_client",),
     "documents": ("pypdf", "selectolax", "pyromark"),
     "analysis": ("vaderSentiment", "sumy", "pysbd", "yake"),
+    # Namespace packages: found without running any of their code.
+    "otel": (
+        "opentelemetry.sdk",
+        "opentelemetry.exporter.otlp.proto.http",
+        "opentelemetry.distro",
+        "opentelemetry.instrumentation.sqlalchemy",
+    ),
 }
+
+
+def _top_level(extra: str) -> set[str]:
+    """The top-level packages of ``extra``'s modules."""
+    return {module.partition(".")[0] for module in EXTRAS[extra]}
 
 
 def install_hint(extra: str) -> str:
@@ -93,7 +106,7 @@ def requires_extra(extra: str, what: str, *, media_type: str | None = None) -> I
     try:
         yield
     except ModuleNotFoundError as exc:
-        if (exc.name or "").partition(".")[0] not in EXTRAS[extra]:
+        if (exc.name or "").partition(".")[0] not in _top_level(extra):
             raise
         if media_type is not None:
             raise UnsupportedMediaType(

@@ -1,5 +1,5 @@
-"""The service's Prometheus metrics (a leaf module: the pipeline, stores and features record into
-it; :mod:`synthstack_core.observability` serves it as ``GET /metrics``).
+"""The service's Prometheus metrics (the pipeline, stores and features record into it;
+:mod:`synthstack_core.features.observability` serves it as ``GET /metrics``).
 
 The metrics live in ``prometheus_client``'s default registry. In one process their values are kept
 in memory; when ``PROMETHEUS_MULTIPROC_DIR`` is set before this module is first imported (as
@@ -27,6 +27,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from synthstack_core.tracing import provider_span
 
 __all__ = [
     "CACHE_HITS",
@@ -117,10 +119,12 @@ DB_POOL_IN_USE = Gauge(
 
 @contextmanager
 def model_inference(kind: str, model: str) -> Iterator[None]:
-    """Time the block as one run of ``model`` (failures and cancellations included)."""
+    """Time the block as one run of ``model`` (failures and cancellations included), and trace it
+    as one provider call when tracing is on (:func:`~synthstack_core.tracing.provider_span`)."""
     started = time.perf_counter()
     try:
-        yield
+        with provider_span(kind, model):
+            yield
     finally:
         MODEL_INFERENCE.labels(kind, model).observe(time.perf_counter() - started)
 

@@ -1,10 +1,12 @@
-"""The pipeline's observability step: each request measured and logged.
+"""The pipeline's observability step: each request measured, traced and logged.
 
 :class:`ObservedRequest` wraps every request (in flight, its status and latency by operation, 429s
-``rate_limited``, bytes in and out) and writes its access-log line, with the request's fields as
-``extra`` (JSON lines with ``SYNTHSTACK_LOG_FORMAT=json``: :mod:`synthstack_core.logs`), and counts
-each request of an authenticated caller in the tenant's usage (:mod:`synthstack_core.usage`). The
-metrics are served by :mod:`synthstack_core.features.observability`.
+``rate_limited``, bytes in and out), opens its server span when tracing is on
+(:mod:`synthstack_core.tracing`: everything the request does nests under it, and its log lines carry
+its ``trace_id``), writes its access-log line, with the request's fields as ``extra`` (JSON lines
+with ``SYNTHSTACK_LOG_FORMAT=json``: :mod:`synthstack_core.logs`), and counts each request of an
+authenticated caller in the tenant's usage (:mod:`synthstack_core.usage`). The metrics are served
+by :mod:`synthstack_core.features.observability`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from synthstack_core.errors import PROBLEM_CONTENT_TYPE
 from synthstack_core.http import HttpRequest, HttpResponse, request_id_of
 from synthstack_core.logs import ACCESS_LOGGER
 from synthstack_core.metrics import IN_FLIGHT, RATE_LIMITED, REQUEST_DURATION, REQUESTS
+from synthstack_core.tracing import ServerSpan
 from synthstack_core.usage import UsageRecorder
 
 __all__ = ["ObservedRequest"]
@@ -30,12 +33,15 @@ logger = logging.getLogger(__name__)
 class ObservedRequest:
     """One request as the metrics and the access log see it (the pipeline's observability step).
 
-    Made when the request reaches the pipeline (it is then in flight); :meth:`finish` records it
-    once its response is ready (for a stream, at its first event) or it was cancelled.
+    Made when the request reaches the pipeline (it is then in flight, and its span current);
+    :meth:`finish` records it once its response is ready (for a stream, at its first event) or it
+    was cancelled, and ends its span. Both are called from the same task. ``route`` is the
+    operation's path in the contract (the span's ``http.route``).
     """
 
     __slots__ = (
         "_bytes_in",
+        "_span",
         "operation_id",
         "request",
         "request_id",
@@ -45,13 +51,20 @@ class ObservedRequest:
     )
 
     def __init__(
-        self, operation_id: str, request: HttpRequest, usage: UsageRecorder | None = None
+        self,
+        operation_id: str,
+        request: HttpRequest,
+        usage: UsageRecorder | None = None,
+        route: str = "",
     ) -> None:
         self.started = time.perf_counter()
         self.operation_id = operation_id
         #: Where the request is counted once answered (when its caller is known).
         self.usage = usage
         self.request_id = request_id_of(request.headers)
+        self._span = ServerSpan.start(
+            operation_id, request.method, route or request.path, request.path, request.headers
+        )
         #: The caller's tenant, once authenticated.
         self.tenant: str | None = None
         self._bytes_in = len(request.body)
@@ -70,7 +83,20 @@ class ObservedRequest:
 
     def finish(self, response: HttpResponse | None) -> None:
         """Record the request: its ``response``, or ``None`` when it was cancelled (its client went
-        away), which is only logged."""
+        away), which is only logged; then end its span (the access line is written inside it)."""
+        span = self._span
+        if span is None:
+            self._record(response)
+            return
+        try:
+            span.annotate(
+                None if response is None else response.status, self.tenant, self.request_id
+            )
+            self._record(response)
+        finally:
+            span.end()
+
+    def _record(self, response: HttpResponse | None) -> None:
         elapsed = time.perf_counter() - self.started
         operation_id = self.operation_id
         IN_FLIGHT.labels(operation_id).dec()

@@ -2,9 +2,8 @@
 :class:`HttpResponse`.
 
 Authentication, the rate limit, the body limit, parsing (JSON or a streamed form), validation, the
-handler, rendering and error translation, in that order, inside the observability step (metrics and
-the access log; see
-``docs/architecture.md``). Both adapters reach it through
+handler, rendering and error translation, in that order, inside the observability step (metrics, the
+request's span and the access log; see ``docs/architecture.md``). Both adapters reach it through
 :meth:`SynthStack.handle <synthstack_core.service.SynthStack.handle>`.
 """
 
@@ -15,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from synthstack_core import tracing
 from synthstack_core.errors import translate
 from synthstack_core.http import (
     HttpRequest,
@@ -70,7 +70,7 @@ class Pipeline:
     async def handle(self, operation: Operation, request: HttpRequest) -> HttpResponse:
         """Serve one request of ``operation``, measured and logged (the observability step:
         :class:`~synthstack_core.observability.ObservedRequest`)."""
-        observed = ObservedRequest(operation.operation_id, request, self.usage)
+        observed = ObservedRequest(operation.operation_id, request, self.usage, operation.path)
         try:
             response = await self._serve(operation, observed.request, observed)
         except BaseException:  # cancelled (its client went away): only logged
@@ -89,9 +89,10 @@ class Pipeline:
         if self.usage is not None:  # nobody's until the caller is known
             self.usage.bind(None)
         try:
-            caller = (
-                await self.auth.authenticate(request.headers) if operation.authenticated else None
-            )
+            caller = None
+            if operation.authenticated:
+                with tracing.span("authenticate"):
+                    caller = await self.auth.authenticate(request.headers)
             observed.tenant = caller.tenant if caller is not None else None
             if self.usage is not None:  # what the features count goes to the caller's tenant
                 self.usage.bind(observed.tenant)

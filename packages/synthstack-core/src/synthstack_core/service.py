@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import anyio
 from pydantic_settings import BaseSettings
 
+from synthstack_core import tracing
 from synthstack_core.features.analysis import AnalysisService
 from synthstack_core.features.complexity import ComplexityService
 from synthstack_core.features.embeddings import EmbeddingService
@@ -105,6 +106,15 @@ class SynthStack:
         check_configured_extras(
             settings
         )  # a default whose extra is missing: before anything starts
+        # Traces, when the OTEL_* variables ask for them (their extra missing: an error now); before
+        # the database engine is made, so that its queries are traced. The start is a trace of its
+        # own (the embedded server, the migrations, the tenants' rows).
+        tracing.configure_tracing()
+        with tracing.span("start", {"synthstack.backend": self.backend}):
+            await self._start(settings)
+
+    async def _start(self, settings: Settings) -> None:
+        """:meth:`start` once the extras are checked."""
         self._check_rate_limits()
         # The modules' own settings: an invalid value fails before anything starts.
         self._module_settings = {

@@ -164,6 +164,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
         # Paths are exact, as on the Django backend: no redirect from `/path/` to `/path`.
         redirect_slashes=False,
+        # The core traces, measures and logs each request, the same on both backends
+        # (synthstack_core.tracing): FastAPI's own OpenTelemetry spans, metrics and logs would
+        # add a second server span above the core's on this backend only.
+        telemetry={"tracing": False, "operation_spans": False, "metrics": False, "logs": False},
     )
     app.state.stack = stack
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from synthstack_core import tracing
 from synthstack_core.errors import FieldError, ModelNotAvailable
 from synthstack_core.metrics import model_inference
 from synthstack_core.providers.embedding import EmbeddingModelSpec, EmbeddingProvider
@@ -59,6 +60,14 @@ class Embeddings:
     def total_tokens(self) -> int:
         """Tokens of every text together."""
         return sum(self.token_counts)
+
+
+@dataclass(frozen=True)
+class _Embedded:
+    """What :meth:`EmbeddingService.embed` made, and how many of its texts were cached."""
+
+    embeddings: Embeddings
+    cached: int
 
 
 class EmbeddingModelRegistry(ModelRegistry[EmbeddingModelSpec, EmbeddingProvider]):
@@ -149,6 +158,25 @@ class EmbeddingService:
         for the service's own texts, never for a request's.
         """
         spec, provider, size = self.registry.resolve(model, dimensions)
+        attributes = {
+            "synthstack.embedding.model": spec.id,
+            "synthstack.embedding.texts": len(texts),
+        }
+        with tracing.span("embedding", attributes) as span:
+            embedded = await self._embed(texts, spec, provider, size, tenant)
+            if span is not None:
+                span.set_attribute("synthstack.embedding.cached", embedded.cached)
+        return embedded.embeddings
+
+    async def _embed(
+        self,
+        texts: Sequence[str],
+        spec: EmbeddingModelSpec,
+        provider: EmbeddingProvider,
+        size: int,
+        tenant: str | None,
+    ) -> _Embedded:
+        """:meth:`embed`'s work (inside its span)."""
         scope = _cache_scope(tenant, shared=self._shared)
         keys = [_cache_key(scope, spec.id, size, text) for text in texts]
         vectors = np.empty((len(texts), size), dtype=np.float32)
@@ -182,7 +210,10 @@ class EmbeddingService:
             await self._cache.set_many(fresh, self._ttl)
         if tenant is not None:  # a request's texts (cached or not), not the service's own
             count_usage(texts_embedded=len(texts))
-        return Embeddings(vectors=vectors, model=spec, dimensions=size, token_counts=counts)
+        return _Embedded(
+            Embeddings(vectors=vectors, model=spec, dimensions=size, token_counts=counts),
+            cached=len(texts) - sum(len(indexes) for indexes in missing.values()),
+        )
 
     async def generate(
         self,

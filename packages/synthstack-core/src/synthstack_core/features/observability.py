@@ -2,8 +2,8 @@
 
 :class:`ObservabilityService` serves the metrics (:mod:`synthstack_core.metrics`) as the operation
 ``metrics``, reports the database pool while the stack runs, and applies ``SYNTHSTACK_LOG_FORMAT``
-(:mod:`synthstack_core.logs`). Each request is measured by the pipeline's own step
-(:mod:`synthstack_core.observability`).
+(:mod:`synthstack_core.logs`; with tracing on, log lines carry their span's ids). Each request is
+measured by the pipeline's own step (:mod:`synthstack_core.observability`).
 
 Who may read ``/metrics``: a caller sending ``Authorization: Bearer <SYNTHSTACK_METRICS_TOKEN>``
 (compared in constant time), and, in development (``SYNTHSTACK_ENV=development``, the default), any
@@ -22,8 +22,9 @@ from typing import Protocol
 import anyio
 from pydantic import RootModel
 
+from synthstack_core import tracing
 from synthstack_core.errors import no_endpoint
-from synthstack_core.logs import configure_logging
+from synthstack_core.logs import add_trace_ids, configure_logging
 from synthstack_core.metrics import CONTENT_TYPE, exposition, track_pool, untrack_pool
 from synthstack_core.registry import Module, Stack, operation
 from synthstack_core.replies import RawReply
@@ -102,8 +103,11 @@ class ObservabilityService:
 
 
 def build(stack: Stack) -> ObservabilityService:
-    """Apply the log format, and serve the metrics."""
-    configure_logging(stack.settings.log_format)
+    """Apply the log format (with the trace ids when tracing is on), and serve the metrics."""
+    trace_ids = tracing.enabled()
+    if trace_ids:
+        add_trace_ids(tracing.current_ids)
+    configure_logging(stack.settings.log_format, trace_ids=trace_ids)
     return ObservabilityService(stack.settings, stack.database)
 
 

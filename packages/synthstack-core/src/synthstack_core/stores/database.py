@@ -14,14 +14,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import sqlalchemy.ext.asyncio
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 __all__ = ["Database", "connection_parameters", "core_head", "migrate", "sqlalchemy_url"]
 
@@ -62,7 +58,9 @@ class Database:
 
     def __init__(self, database_url: str, *, pool_size: int = 5) -> None:
         self.url = sqlalchemy_url(database_url)
-        self.engine: AsyncEngine = create_async_engine(
+        # Looked up at each call: with tracing on, OpenTelemetry's SQLAlchemy instrumentation wraps
+        # the module's function, so the engines made after it trace their queries.
+        self.engine: AsyncEngine = sqlalchemy.ext.asyncio.create_async_engine(
             self.url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True, pool_recycle=1800
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)

@@ -18,14 +18,28 @@ import numpy.typing as npt
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from synthstack_core import tracing
 from synthstack_core.stores.rag.base import TS_CONFIG, RepositoryBase
 from synthstack_core.stores.rag.records import CollectionRecord
-from synthstack_core.stores.vectors import RESULT_COLUMNS, ScoredChunk, metadata_filter_sql
+from synthstack_core.stores.vectors import (
+    RESULT_COLUMNS,
+    ScoredChunk,
+    VectorStore,
+    metadata_filter_sql,
+)
 
 __all__ = ["BM25_B", "BM25_K1", "SearchQueries"]
 
 BM25_K1 = 1.2
 BM25_B = 0.75
+
+
+def vector_search_span(store: VectorStore, k: int) -> contextlib.AbstractContextManager[object]:
+    """The span of one nearest-neighbour search: the store's name (``pgvector``, ``qdrant``) and
+    the ``k`` nearest asked for (a no-op while tracing is off)."""
+    return tracing.span(
+        "vector search", {"synthstack.vector_store": store.name, "synthstack.vector_search.k": k}
+    )
 
 
 class SearchQueries(RepositoryBase):
@@ -40,9 +54,9 @@ class SearchQueries(RepositoryBase):
         filters: Mapping[str, Any],
     ) -> list[ScoredChunk]:
         """Chunks by cosine similarity to ``vector``, from the collection's vector store."""
-        hits = await self.vector_store(collection).search(
-            collection.vector_scope, vector, limit=limit, filters=filters
-        )
+        store = self.vector_store(collection)
+        with vector_search_span(store, limit):
+            hits = await store.search(collection.vector_scope, vector, limit=limit, filters=filters)
         missing = [hit.chunk_id for hit in hits if hit.chunk is None]
         rows = await self._chunks_by_id(collection, missing, filters) if missing else {}
         found: list[ScoredChunk] = []
@@ -157,20 +171,22 @@ class SearchQueries(RepositoryBase):
         store = self.vector_store(collection)
         # A store outside the database is asked before the transaction starts: no connection is
         # held while it answers. Its hits carry no rows; they are read in the snapshot below.
-        hits = (
-            None
-            if store.in_chunk_rows
-            else await store.search(collection.vector_scope, vector, limit=limit, filters=filters)
-        )
+        hits = None
+        if not store.in_chunk_rows:
+            with vector_search_span(store, limit):
+                hits = await store.search(
+                    collection.vector_scope, vector, limit=limit, filters=filters
+                )
         async with self._db.session() as session, session.begin():
             await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             lexical = await self.search_lexical(
                 collection, query, limit=limit, filters=filters, session=session
             )
             if hits is None:
-                hits = await store.search_in(
-                    session, collection.vector_scope, vector, limit=limit, filters=filters
-                )
+                with vector_search_span(store, limit):
+                    hits = await store.search_in(
+                        session, collection.vector_scope, vector, limit=limit, filters=filters
+                    )
             missing = [hit.chunk_id for hit in hits if hit.chunk is None]
             rows = (
                 await self._chunks_by_id(collection, missing, filters, session) if missing else {}
