@@ -31,7 +31,7 @@ def test_each_migration_goes_down_and_up_again(empty_database_url: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     revisions = [r.revision for r in ScriptDirectory.from_config(config).walk_revisions()]
-    assert revisions[0] == "0006" and revisions[-1] == "0001"  # newest first
+    assert revisions[0] == "0009" and revisions[-1] == "0001"  # newest first
     engine = create_engine(sqlalchemy_url(url))
     try:
         with engine.connect() as connection:
