@@ -262,3 +262,108 @@ async def test_alembic_0009_backfills_what_the_core_keeps(
     finally:
         engine.dispose()
     assert backfilled == written
+
+
+#: The lexical search of issue 15's baseline: BM25 with every statistic counted live, the reference
+#: the stored statistics (and any shortcut) must reproduce.
+REFERENCE_SQL = """
+WITH q AS MATERIALIZED (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', :query))),
+stats AS MATERIALIZED (
+    SELECT count(*) AS n, greatest(avg(lexeme_count), 1) AS avgdl
+    FROM rag_chunks WHERE collection_id = :collection_id
+),
+df AS MATERIALIZED (
+    SELECT q.lexeme, (
+        SELECT count(*) FROM rag_postings p
+        WHERE p.collection_id = :collection_id AND p.lexeme = q.lexeme
+    ) AS df
+    FROM q
+),
+scored AS (
+    SELECT p.chunk_id, sum(
+        ln(1 + (stats.n - df.df + 0.5) / (df.df + 0.5)) * p.tf * 2.2
+        / (p.tf + 1.2 * (1 - 0.75 + 0.75 * k.lexeme_count / stats.avgdl))
+    ) AS score
+    FROM df
+    JOIN rag_postings p ON p.collection_id = :collection_id AND p.lexeme = df.lexeme
+    JOIN rag_chunks k ON k.id = p.chunk_id
+    CROSS JOIN stats
+    WHERE df.df > 0
+    GROUP BY p.chunk_id
+)
+SELECT s.chunk_id, s.score FROM scored s JOIN rag_chunks c ON c.id = s.chunk_id
+JOIN rag_documents d ON d.id = c.document_id
+WHERE TRUE{where}
+ORDER BY s.score DESC, c.id LIMIT :limit
+"""
+
+#: Words by rank: a Zipf-like corpus over them has frequent terms (long posting lists, many ties
+#: of short chunks) and rare ones.
+VOCABULARY = [f"{stem}{suffix}" for suffix in ("", "ase", "ogen", "ic") for stem in WORDS]
+
+
+def _zipf_text(generator: random.Random, words: int) -> str:
+    weights = [1 / (rank + 1) for rank in range(len(VOCABULARY))]
+    return " ".join(generator.choices(VOCABULARY, weights, k=words)) + "."
+
+
+@pytest.fixture(scope="module")
+async def corpus(stack: SynthStack) -> str:
+    """A collection of ~1,000 chunks of 1-40 lexemes, with metadata to filter on."""
+    collection = "lexical-corpus"
+    generator = random.Random(15)
+    for number in range(120):
+        content = "\n\n".join(
+            _zipf_text(generator, generator.randint(1, 30)) for _ in range(generator.randint(1, 14))
+        )
+        metadata = {"group": number % 3, "tagged": number % 7 == 0}
+        await stack.rag.index(
+            "alpha", _index(content, collection, f"z-{number}", metadata=metadata, chunk_size=24)
+        )
+    counted = await stack.rag.repository.get_collection("alpha", collection, with_counts=True)
+    assert counted is not None and counted.chunks >= 800, counted
+    return collection
+
+
+async def _reference(
+    stack: SynthStack, collection: str, query: str, limit: int, filters: dict[str, Any]
+) -> list[tuple[str, float]]:
+    from synthstack_core.stores.vectors import metadata_filter_sql
+
+    record = await stack.rag.repository.get_collection("alpha", collection)
+    assert record is not None
+    params: dict[str, Any] = {"collection_id": record.id, "query": query, "limit": limit}
+    where = metadata_filter_sql(filters, params)
+    async with stack.database.session() as session:
+        rows = await session.execute(text(REFERENCE_SQL.format(where=where)), params)
+        return [(str(row[0]), float(row[1])) for row in rows]
+
+
+def _queries(generator: random.Random, count: int) -> list[tuple[str, int, dict[str, Any]]]:
+    cases: list[tuple[str, int, dict[str, Any]]] = []
+    for _ in range(count):
+        words = generator.choices(VOCABULARY, k=generator.randint(1, 6))
+        if generator.random() < 0.2:
+            words.append("zzyzx")  # in no chunk
+        filters: dict[str, Any] = generator.choice(
+            [{}, {}, {"group": generator.randint(0, 2)}, {"tagged": True}, {"group": 9}]
+        )
+        cases.append((" ".join(words), generator.choice([1, 3, 10, 50, 100]), filters))
+    return cases
+
+
+async def test_lexical_search_equals_bm25_over_live_counts(stack: SynthStack, corpus: str) -> None:
+    record = await stack.rag.repository.get_collection("alpha", corpus)
+    assert record is not None
+    generator = random.Random(7)
+    nonempty = 0
+    for query, limit, filters in _queries(generator, 60):
+        expected = await _reference(stack, corpus, query, limit, filters)
+        found = await stack.rag.repository.search_lexical(
+            record, query, limit=limit, filters=filters
+        )
+        got = [(str(chunk.chunk_id), float(chunk.score)) for chunk in found]
+        assert [chunk_id for chunk_id, _ in got] == [chunk_id for chunk_id, _ in expected], query
+        assert [score for _, score in got] == pytest.approx([score for _, score in expected])
+        nonempty += bool(expected)
+    assert nonempty > 30
