@@ -367,3 +367,34 @@ async def test_lexical_search_equals_bm25_over_live_counts(stack: SynthStack, co
         assert [score for _, score in got] == pytest.approx([score for _, score in expected])
         nonempty += bool(expected)
     assert nonempty > 30
+
+
+async def test_early_termination_returns_exactly_what_bm25_returns(
+    stack: SynthStack, corpus: str
+) -> None:
+    """Randomized: the threshold algorithm (forced, whatever the postings' count) gives the
+    reference's chunks, order and scores, with and without filters; and it does stop early."""
+    record = await stack.rag.repository.get_collection("alpha", corpus)
+    assert record is not None
+    generator = random.Random(11)
+    early = rounds = 0
+    for query, limit, filters in _queries(generator, 150):
+        expected = await _reference(stack, corpus, query, limit, filters)
+        # Shallow first rounds, so that lists are read deeper and deeper.
+        first_depth = generator.choice([1, 2, 5, 20, None])
+        found, trace = await stack.rag.repository.search_lexical_traced(
+            record, query, limit=limit, filters=filters, exact_below=0, first_depth=first_depth
+        )
+        got = [(str(chunk.chunk_id), float(chunk.score)) for chunk in found]
+        assert [chunk_id for chunk_id, _ in got] == [chunk_id for chunk_id, _ in expected], (
+            query,
+            limit,
+            filters,
+            trace,
+        )
+        assert [score for _, score in got] == pytest.approx([score for _, score in expected])
+        if not trace.exact and trace.read < trace.postings:
+            early += 1
+            rounds += trace.rounds > 2
+    assert early >= 30  # many queries stopped before reading every posting
+    assert rounds >= 10  # and many after reading lists deeper
