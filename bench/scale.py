@@ -331,6 +331,8 @@ def load_rows(
     seconds). ``ids`` and ``vectors`` are filled in chunk order."""
     import psycopg
 
+    from synthstack_core.stores.rag.lexical import impact_sql
+
     index_seconds = 0.0
     started = time.perf_counter()
     with psycopg.connect(plain_url(url)) as conn:
@@ -346,6 +348,13 @@ def load_rows(
             if row is not None:
                 conn.execute(f'DROP INDEX "{row[0]}"')
                 index_def = row[1]
+        # The postings' secondary indexes are built after the load too (the primary key stays).
+        postings_indexes = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'rag_postings'"
+            " AND indexname IN ('ix_rag_postings_chunk', 'ix_rag_postings_impact')"
+        ).fetchall()
+        for name, _ in postings_indexes:
+            conn.execute(f'DROP INDEX "{name}"')
         conn.execute(
             "CREATE TEMP TABLE stage (id uuid, document_id uuid, position integer, content text,"
             " char_start integer, char_end integer, token_count integer, embedding text)"
@@ -395,8 +404,11 @@ def load_rows(
                 (collection_id, dimensions),
             )
             conn.execute(
-                "INSERT INTO rag_postings (collection_id, lexeme, chunk_id, tf)"
-                f" SELECT %s, t.lexeme, s.id, {TF_SQL} FROM stage s, {_lexemes_sql('s.content')} t",
+                "INSERT INTO rag_postings (collection_id, lexeme, chunk_id, tf, chunk_length,"
+                f" impact) SELECT %s, t.lexeme, k.id, {TF_SQL}, k.lexeme_count,"
+                f" {impact_sql(TF_SQL, 'k.lexeme_count')}"
+                " FROM stage s JOIN rag_chunks k ON k.id = s.id,"
+                f" {_lexemes_sql('s.content')} t",
                 (collection_id,),
             )
             conn.execute("TRUNCATE stage")
@@ -410,9 +422,33 @@ def load_rows(
             conn.execute(index_def)
             conn.commit()
             index_seconds = time.perf_counter() - started
-        conn.execute("ANALYZE rag_chunks")
-        conn.execute("ANALYZE rag_postings")
+        started = time.perf_counter()
+        progress("  building the postings' indexes and the BM25 statistics")
+        conn.execute("SET maintenance_work_mem = '512MB'")
+        for _, definition in postings_indexes:
+            conn.execute(definition)
+        # The statistics the core keeps by deltas (stores/rag/lexical.py), counted once here: the
+        # collection was created empty through the core.
+        conn.execute(
+            "UPDATE rag_collection_stats SET"
+            " chunk_count = (SELECT count(*) FROM rag_chunks WHERE collection_id = %(c)s),"
+            " total_length = (SELECT coalesce(sum(lexeme_count), 0) FROM rag_chunks"
+            " WHERE collection_id = %(c)s) WHERE collection_id = %(c)s",
+            {"c": collection_id},
+        )
+        conn.execute(
+            "INSERT INTO rag_term_stats (collection_id, lexeme, df)"
+            " SELECT collection_id, lexeme, count(*) FROM rag_postings"
+            " WHERE collection_id = %(c)s GROUP BY collection_id, lexeme",
+            {"c": collection_id},
+        )
         conn.commit()
+        index_seconds += time.perf_counter() - started
+        # As autovacuum does after a bulk insert (visibility map: index-only scans of postings).
+        conn.autocommit = True
+        conn.execute("VACUUM (ANALYZE) rag_chunks")
+        conn.execute("VACUUM (ANALYZE) rag_postings")
+        conn.execute("VACUUM (ANALYZE) rag_term_stats")
     return rows_seconds, index_seconds
 
 
@@ -499,7 +535,7 @@ async def _seed_vectors(
     texts = model.chunks(np.random.default_rng([seed, 4]), count)
     found: list[Vectors] = []
     for first in range(0, len(texts), 64):
-        embedded = await stack.embeddings.embed(texts[first : first + 64])
+        embedded = await stack.embeddings.embed(texts[first : first + 64], tenant=TENANT)
         found.append(np.asarray(embedded.vectors, dtype=np.float32))
     seeds = unit(np.concatenate(found))
     np.save(cache, seeds)
@@ -695,7 +731,7 @@ async def run_one(
                     seconds[mode].append(took)
                     if mode == "dense":
                         dense_ids = found_ids
-                embedded = await stack.embeddings.embed([query])
+                embedded = await stack.embeddings.embed([query], tenant=TENANT)
                 scores = vectors @ np.asarray(embedded.vectors[0], dtype=np.float32)
                 top = np.argpartition(-scores, K)[:K]
                 exact = {str(ids[i]) for i in top}

@@ -40,16 +40,24 @@ def test_each_migration_goes_down_and_up_again(empty_database_url: str) -> None:
         "rate_limit_overrides",
         "usage_requests",
         "usage_quantities",
+        "rag_collection_stats",
+        "rag_term_stats",
     } <= at_head
     assert {"jobs", "job_payloads", "procrastinate_jobs", "procrastinate_workers"} <= at_head
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     revisions = [r.revision for r in ScriptDirectory.from_config(config).walk_revisions()]
-    assert revisions[:3] == ["0008", "0007", "0006"] and revisions[-1] == "0001"  # newest first
+    assert revisions[:4] == ["0009", "0008", "0007", "0006"]  # newest first
+    assert revisions[-1] == "0001"
     engine = create_engine(sqlalchemy_url(url))
     try:
         with engine.connect() as connection:
             config.attributes["connection"] = connection
+            command.downgrade(config, "-1")  # 0009 -> 0008: the statistics go, the usage stays
+            connection.commit()
+            tables = set(inspect(connection).get_table_names())
+            assert not {"rag_collection_stats", "rag_term_stats"} & tables
+            assert {"usage_requests", "usage_quantities"} <= tables
             command.downgrade(config, "-1")  # 0008 -> 0007: the usage tables go, the jobs stay
             connection.commit()
             tables = set(inspect(connection).get_table_names())
@@ -62,7 +70,7 @@ def test_each_migration_goes_down_and_up_again(empty_database_url: str) -> None:
             assert not {"jobs", "job_payloads", "procrastinate_jobs"} & tables
             # Procrastinate's functions and types went with its tables.
             assert _procrastinate_leftovers(connection) == [0, 0]
-            for _ in revisions[2:]:  # one step at a time, down to nothing
+            for _ in revisions[3:]:  # one step at a time, down to nothing
                 command.downgrade(config, "-1")
                 connection.commit()
             assert not {

@@ -85,6 +85,7 @@ class CollectionQueries(VectorDeletionOutbox):
         default store."""
         await self._stores[self.default_store].ensure_index(dimensions)
         async with self._db.session() as session:
+            collection_id = uuid.uuid4()
             try:
                 await session.execute(
                     text(
@@ -94,7 +95,7 @@ class CollectionQueries(VectorDeletionOutbox):
                         " :store)"
                     ),
                     {
-                        "id": uuid.uuid4(),
+                        "id": collection_id,
                         "tenant_id": tenant_id,
                         "name": name,
                         "description": description,
@@ -102,6 +103,11 @@ class CollectionQueries(VectorDeletionOutbox):
                         "dimensions": dimensions,
                         "store": self.default_store,
                     },
+                )
+                # Its BM25 statistics (stores/rag/lexical.py), empty.
+                await session.execute(
+                    text("INSERT INTO rag_collection_stats (collection_id) VALUES (:id)"),
+                    {"id": collection_id},
                 )
                 await session.commit()
             except IntegrityError:
@@ -150,6 +156,7 @@ class CollectionQueries(VectorDeletionOutbox):
             await session.execute(
                 text("DELETE FROM rag_postings WHERE collection_id = :id"), {"id": row[0]}
             )
+            # Its BM25 statistics go with it (ON DELETE CASCADE).
             await session.execute(
                 text("DELETE FROM rag_collections WHERE id = :id"), {"id": row[0]}
             )

@@ -13,9 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from synthstack_core.errors import DependencyUnavailable
 from synthstack_core.stores.rag.base import TS_CONFIG
+from synthstack_core.stores.rag.lexical import apply_stats, impact_sql
 from synthstack_core.stores.rag.outbox import WRITE_LEASE_SECONDS, VectorDeletionOutbox
 from synthstack_core.stores.rag.records import ChunkToStore, CollectionRecord, DocumentRecord
 from synthstack_core.stores.vectors import VectorPoint, VectorScope
@@ -168,17 +170,18 @@ class DocumentQueries(VectorDeletionOutbox):
                         old_points = await self._record_deletion(
                             session, store, scope, "points", chunk_ids=old_chunk_ids
                         )
-                await session.execute(
-                    text(
-                        "DELETE FROM rag_postings WHERE chunk_id IN"
-                        " (SELECT id FROM rag_chunks WHERE document_id = :document_id)"
-                    ),
-                    {"document_id": document_id},
-                )
-                await session.execute(
-                    text("DELETE FROM rag_chunks WHERE document_id = :document_id"),
-                    {"document_id": document_id},
-                )
+                # The previous version's share of the statistics, taken out below.
+                removed = await _delete_postings(session, document_id)
+                old_chunks, old_length = (
+                    await session.execute(
+                        text(
+                            "WITH gone AS (DELETE FROM rag_chunks WHERE document_id = :document_id"
+                            " RETURNING lexeme_count)"
+                            " SELECT count(*), coalesce(sum(lexeme_count), 0) FROM gone"
+                        ),
+                        {"document_id": document_id},
+                    )
+                ).one()
                 await session.execute(
                     text(
                         "INSERT INTO rag_chunks (id, document_id, collection_id, position,"
@@ -205,37 +208,42 @@ class DocumentQueries(VectorDeletionOutbox):
                         for chunk_id, chunk in zip(chunk_ids, chunks, strict=True)
                     ],
                 )
-                await session.execute(
-                    text(
-                        "INSERT INTO rag_postings (collection_id, lexeme, chunk_id, tf)"
-                        " SELECT c.collection_id, t.lexeme, c.id,"
-                        " coalesce(array_length(t.positions, 1), 1)"
-                        f" FROM rag_chunks c, unnest(to_tsvector('{TS_CONFIG}',"
-                        " CASE WHEN c.id = ANY(CAST(:headed AS uuid[]))"
-                        " THEN CAST(:header AS text) || E'\\n\\n' || c.content"
-                        " ELSE c.content END)) t"
-                        " WHERE c.document_id = :document_id"
-                    ),
-                    {
-                        "document_id": document_id,
-                        "header": header,
-                        "headed": [
-                            chunk_id
-                            for chunk_id, chunk in zip(chunk_ids, chunks, strict=True)
-                            if chunk.headed
-                        ],
-                    },
-                )
-                await session.execute(
-                    text(
-                        "UPDATE rag_chunks c SET lexeme_count = coalesce(s.total, 0) FROM"
-                        " (SELECT chunk_id, sum(tf) AS total FROM rag_postings"
-                        "  WHERE chunk_id IN (SELECT id FROM rag_chunks WHERE document_id = :d)"
-                        "  GROUP BY chunk_id) s"
-                        " WHERE c.id = s.chunk_id"
-                    ),
-                    {"d": document_id},
-                )
+                # A chunk's postings carry its length and their impact (see Alembic 0009).
+                added = (
+                    await session.execute(
+                        text(
+                            "WITH t AS MATERIALIZED ("
+                            " SELECT c.id AS chunk_id, x.lexeme,"
+                            " coalesce(array_length(x.positions, 1), 1) AS tf"
+                            f" FROM rag_chunks c, unnest(to_tsvector('{TS_CONFIG}',"
+                            " CASE WHEN c.id = ANY(CAST(:headed AS uuid[]))"
+                            " THEN CAST(:header AS text) || E'\\n\\n' || c.content"
+                            " ELSE c.content END)) x"
+                            " WHERE c.document_id = :document_id),"
+                            " l AS MATERIALIZED ("
+                            " SELECT chunk_id, CAST(sum(tf) AS integer) AS length FROM t"
+                            " GROUP BY chunk_id),"
+                            " posted AS (INSERT INTO rag_postings (collection_id, lexeme,"
+                            " chunk_id, tf, chunk_length, impact)"
+                            " SELECT :collection_id, t.lexeme, t.chunk_id, t.tf, l.length,"
+                            f" {impact_sql('t.tf', 'l.length')}"
+                            " FROM t JOIN l USING (chunk_id)),"
+                            " counted AS (UPDATE rag_chunks c SET lexeme_count = l.length"
+                            " FROM l WHERE c.id = l.chunk_id)"
+                            " SELECT lexeme, count(*), sum(tf) FROM t GROUP BY lexeme"
+                        ),
+                        {
+                            "document_id": document_id,
+                            "collection_id": collection.id,
+                            "header": header,
+                            "headed": [
+                                chunk_id
+                                for chunk_id, chunk in zip(chunk_ids, chunks, strict=True)
+                                if chunk.headed
+                            ],
+                        },
+                    )
+                ).all()
                 assert isinstance(document_id, uuid.UUID)
                 # Last, so that a failure rolls everything back: the store removes what it
                 # wrote of a failed write itself (if it can), and raises DependencyUnavailable.
@@ -245,6 +253,16 @@ class DocumentQueries(VectorDeletionOutbox):
                         VectorPoint(chunk_id, document_id, chunk.vector, metadata)
                         for chunk_id, chunk in zip(chunk_ids, chunks, strict=True)
                     ],
+                )
+                frequencies = dict.fromkeys(removed, 0) | {row[0]: int(row[1]) for row in added}
+                for lexeme, count in removed.items():
+                    frequencies[lexeme] -= count
+                await apply_stats(
+                    session,
+                    collection.id,
+                    chunks=len(chunks) - int(old_chunks),
+                    length=sum(int(row[2]) for row in added) - int(old_length),
+                    document_frequencies=frequencies,
                 )
         except BaseException:
             # Rolled back: the new points belong to nothing. (Had the commit happened after all,
@@ -280,18 +298,42 @@ class DocumentQueries(VectorDeletionOutbox):
                     f"Collection {collection!r} keeps its vectors in {row[2]}, "
                     "which this deployment is not configured to reach."
                 )
-            await session.execute(
-                text(
-                    "DELETE FROM rag_postings WHERE chunk_id IN"
-                    " (SELECT id FROM rag_chunks WHERE document_id = :id)"
-                ),
-                {"id": row[0]},
-            )
+            removed = await _delete_postings(session, row[0])
+            chunk_count, length = (
+                await session.execute(
+                    text(
+                        "WITH gone AS (DELETE FROM rag_chunks WHERE document_id = :id"
+                        " RETURNING lexeme_count)"
+                        " SELECT count(*), coalesce(sum(lexeme_count), 0) FROM gone"
+                    ),
+                    {"id": row[0]},
+                )
+            ).one()
             await session.execute(text("DELETE FROM rag_documents WHERE id = :id"), {"id": row[0]})
             if not store.in_chunk_rows:
                 scope = VectorScope(row[3], row[4], row[5])
                 record = await self._record_deletion(
                     session, store, scope, "document", document_id=row[0]
                 )
+            await apply_stats(
+                session,
+                row[4],
+                chunks=-int(chunk_count),
+                length=-int(length),
+                document_frequencies={lexeme: -count for lexeme, count in removed.items()},
+            )
         await self._settle(record)
         return int(row[1])
+
+
+async def _delete_postings(session: AsyncSession, document_id: uuid.UUID) -> dict[str, int]:
+    """Delete a document's postings; how many chunks held each lexeme."""
+    rows = await session.execute(
+        text(
+            "WITH gone AS (DELETE FROM rag_postings WHERE chunk_id IN"
+            " (SELECT id FROM rag_chunks WHERE document_id = :document_id) RETURNING lexeme)"
+            " SELECT lexeme, count(*) FROM gone GROUP BY lexeme"
+        ),
+        {"document_id": document_id},
+    )
+    return {row[0]: int(row[1]) for row in rows}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -20,6 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from synthstack_core import tracing
 from synthstack_core.stores.rag.base import TS_CONFIG, RepositoryBase
+from synthstack_core.stores.rag.lexical import (
+    BM25_K1,
+    IMPACT_REFERENCE_LENGTH,
+    term_score_sql,
+)
 from synthstack_core.stores.rag.records import CollectionRecord
 from synthstack_core.stores.vectors import (
     RESULT_COLUMNS,
@@ -28,10 +34,28 @@ from synthstack_core.stores.vectors import (
     metadata_filter_sql,
 )
 
-__all__ = ["BM25_B", "BM25_K1", "SearchQueries"]
+__all__ = ["DEEPEN", "EXACT_BELOW", "FIRST_DEPTH", "LexicalTrace", "SearchQueries"]
 
-BM25_K1 = 1.2
-BM25_B = 0.75
+#: Up to this many postings (the query terms' document frequencies summed), the exact query reads
+#: them all in one statement: cheaper than rounds.
+EXACT_BELOW = 5_000
+#: Postings read per term in the first round (at least twice the limit).
+FIRST_DEPTH = 100
+#: How much deeper an essential list is read in the next round.
+DEEPEN = 4
+#: Relative slack on bounds and thresholds (floats: rounding is ~1e-16).
+_MARGIN = 1e-9
+
+
+@dataclasses.dataclass
+class LexicalTrace:
+    """How a lexical search went: the postings of its terms, whether the exact query answered,
+    the rounds of early termination and the postings their last round read (at most)."""
+
+    postings: int
+    exact: bool
+    rounds: int = 0
+    read: int = 0
 
 
 def vector_search_span(store: VectorStore, k: int) -> contextlib.AbstractContextManager[object]:
@@ -103,53 +127,118 @@ class SearchQueries(RepositoryBase):
         filters: Mapping[str, Any],
         session: AsyncSession | None = None,
     ) -> list[ScoredChunk]:
-        """Chunks by BM25 (k1 1.2, b 0.75) over the collection's postings (in ``session``'s
-        snapshot when given)."""
+        """Chunks by BM25 (k1 1.2, b 0.75) over the collection's postings and its stored
+        statistics (in ``session``'s snapshot when given); ties by chunk id. Exact: see
+        :meth:`search_lexical_traced`."""
+        found, _ = await self.search_lexical_traced(
+            collection, query, limit=limit, filters=filters, session=session
+        )
+        return found
+
+    async def search_lexical_traced(
+        self,
+        collection: CollectionRecord,
+        query: str,
+        *,
+        limit: int,
+        filters: Mapping[str, Any],
+        session: AsyncSession | None = None,
+        exact_below: int = EXACT_BELOW,
+        first_depth: int | None = None,
+    ) -> tuple[list[ScoredChunk], LexicalTrace]:
+        """:meth:`search_lexical`, and how it went.
+
+        When the query's terms have more than ``exact_below`` postings together, the best chunks
+        are found without reading them all (a threshold algorithm with MaxScore's choice of lists,
+        the idea of Fagin et al. and Turtle & Flood): each round reads, per term, its postings of
+        highest ``impact`` (a bound of the term's contribution, see Alembic ``0009``), completes
+        the scores of the chunks that can still be among the best, and stops when the ``limit``-th
+        best complete score beats what a chunk not read yet could reach (the sum of the terms'
+        bounds at the depth read); else the lists that matter are read deeper. The result is the
+        exact query's: same chunks, scores and order (``tests/test_rag_lexical.py`` compares
+        them). A filter is applied to the candidates before they count; if reading deeper would
+        read half of the postings anyway, the exact query runs instead. All statements read one
+        snapshot (``REPEATABLE READ``, or ``session``'s). ``exact_below`` and ``first_depth``
+        (postings per term in the first round; default ``max(FIRST_DEPTH, 2 * limit)``) are there
+        for tests and measurements.
+        """
         params: dict[str, Any] = {"collection_id": collection.id, "query": query, "limit": limit}
         where = metadata_filter_sql(filters, params)
-        sql = f"""
-        WITH q AS MATERIALIZED (
-            SELECT DISTINCT lexeme FROM unnest(to_tsvector('{TS_CONFIG}', :query))
-        ),
-        stats AS MATERIALIZED (
-            SELECT count(*) AS n, greatest(avg(lexeme_count), 1) AS avgdl
-            FROM rag_chunks WHERE collection_id = :collection_id
-        ),
-        -- Each query term is looked up through the (collection_id, lexeme) index, instead of
-        -- scanning the collection's postings (measured on SciFact: 30-63 ms against 70-88 ms).
-        df AS MATERIALIZED (
-            SELECT q.lexeme, (
-                SELECT count(*) FROM rag_postings p
-                WHERE p.collection_id = :collection_id AND p.lexeme = q.lexeme
-            ) AS df
-            FROM q
-        ),
-        scored AS (
-            SELECT p.chunk_id, sum(
-                ln(1 + (stats.n - df.df + 0.5) / (df.df + 0.5))
-                * p.tf * {BM25_K1 + 1}
-                / (p.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * k.lexeme_count / stats.avgdl))
-            ) AS score
-            FROM df
-            CROSS JOIN LATERAL (
-                SELECT p.chunk_id, p.tf FROM rag_postings p
-                WHERE p.collection_id = :collection_id AND p.lexeme = df.lexeme
-                OFFSET 0
-            ) p
-            JOIN rag_chunks k ON k.id = p.chunk_id
-            CROSS JOIN stats
-            WHERE df.df > 0
-            GROUP BY p.chunk_id
-        )
-        SELECT {RESULT_COLUMNS}, s.score
-        FROM scored s JOIN rag_chunks c ON c.id = s.chunk_id
-        JOIN rag_documents d ON d.id = c.document_id
-        WHERE TRUE{where}
-        ORDER BY s.score DESC, c.id LIMIT :limit
-        """
-        async with self._session(session) as active:
-            rows = await active.execute(text(sql), params)
-            return [ScoredChunk(*row) for row in rows]
+        async with self._snapshot(session) as active:
+            terms = (
+                await active.execute(
+                    text(
+                        "SELECT s.chunk_count, s.total_length, t.lexeme, t.df"
+                        " FROM (SELECT DISTINCT lexeme"
+                        f" FROM unnest(to_tsvector('{TS_CONFIG}', :query))) q"
+                        " JOIN rag_term_stats t"
+                        " ON t.collection_id = :collection_id AND t.lexeme = q.lexeme"
+                        " JOIN rag_collection_stats s ON s.collection_id = :collection_id"
+                        " WHERE t.df > 0"
+                    ),
+                    params,
+                )
+            ).all()
+            if not terms:
+                return [], LexicalTrace(postings=0, exact=True)
+            n, total = int(terms[0][0]), int(terms[0][1])
+            dfs = {str(row[2]): int(row[3]) for row in terms}
+            postings = sum(dfs.values())
+            if postings <= exact_below:
+                exact = await active.execute(text(_exact_sql(where)), params)
+                return [ScoredChunk(*row) for row in exact], LexicalTrace(postings, exact=True)
+            avgdl = max(total / n, 1.0) if n else 1.0
+            # Bounds are computed in floats, so they carry a margin far above float rounding.
+            scales = {
+                lexeme: math.log(1 + (n - df + 0.5) / (df + 0.5)) * (BM25_K1 + 1) * (1 + _MARGIN)
+                for lexeme, df in dfs.items()
+            }
+            first = first_depth or max(FIRST_DEPTH, 2 * limit)
+            depths = {lexeme: min(df, first) for lexeme, df in dfs.items()}
+            trace = LexicalTrace(postings, exact=False)
+            sql = text(_round_sql(where))
+            lexemes = sorted(dfs)
+            while True:
+                trace.rounds += 1
+                trace.read = sum(depths.values())
+                rows = (
+                    await active.execute(
+                        sql,
+                        {
+                            **params,
+                            "n": n,
+                            "total": total,
+                            "lexemes": lexemes,
+                            "dfs": [dfs[lexeme] for lexeme in lexemes],
+                            "depths": [depths[lexeme] for lexeme in lexemes],
+                            "scales": [scales[lexeme] for lexeme in lexemes],
+                            "stretch": max(1.0, avgdl / IMPACT_REFERENCE_LENGTH) * (1 + _MARGIN),
+                        },
+                    )
+                ).all()
+                bounds = dict(zip(rows[0][-2], (float(b) for b in rows[0][-1]), strict=True))
+                found = [ScoredChunk(*row[:-2]) for row in rows if row[0] is not None]
+                unread = sum(bounds.values())  # what a chunk not read yet can score, at most
+                kth = float(found[-1].score) if len(found) == limit else 0.0
+                if unread == 0 or kth > unread * (1 + _MARGIN):
+                    return found, trace
+                # MaxScore: lists whose bounds together stay under the k-th score cannot bring a
+                # chunk in alone; the others are read deeper.
+                essential: list[str] = []
+                below = 0.0
+                for lexeme in sorted(lexemes, key=lambda item: bounds[item]):
+                    if not essential and below + bounds[lexeme] < kth / (1 + _MARGIN):
+                        below += bounds[lexeme]
+                    elif bounds[lexeme] > 0:
+                        essential.append(lexeme)
+                if not essential:  # (rounding at the threshold) the largest bound's list
+                    essential.append(max(lexemes, key=lambda item: bounds[item]))
+                for lexeme in essential:
+                    depths[lexeme] = min(dfs[lexeme], depths[lexeme] * DEEPEN)
+                if 2 * sum(depths.values()) >= postings:
+                    trace.exact = True
+                    exact = await active.execute(text(_exact_sql(where)), params)
+                    return [ScoredChunk(*row) for row in exact], trace
 
     async def search_hybrid(
         self,
@@ -200,6 +289,17 @@ class SearchQueries(RepositoryBase):
         return lexical, dense
 
     @contextlib.asynccontextmanager
+    async def _snapshot(self, session: AsyncSession | None) -> AsyncIterator[AsyncSession]:
+        """``session`` when given (the caller's transaction), else a ``REPEATABLE READ``
+        transaction of its own: one snapshot for several statements."""
+        if session is not None:
+            yield session
+            return
+        async with self._db.session() as own, own.begin():
+            await own.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            yield own
+
+    @contextlib.asynccontextmanager
     async def _session(self, session: AsyncSession | None) -> AsyncIterator[AsyncSession]:
         """``session`` when given (the caller's transaction), else a new one of its own."""
         if session is not None:
@@ -207,3 +307,129 @@ class SearchQueries(RepositoryBase):
             return
         async with self._db.session() as own:
             yield own
+
+
+def _exact_sql(where: str) -> str:
+    """BM25 over every posting of the query's terms, with the collection's stored statistics
+    (``stores/rag/lexical.py``). Without a filter, the ``limit`` best are kept before their rows are
+    read; with one, every scored chunk's document is read for it."""
+    score = term_score_sql("st.n", "df.df", "st.avgdl", "p.tf", "p.chunk_length")
+    scored = f"""
+        WITH q AS MATERIALIZED (
+            SELECT DISTINCT lexeme FROM unnest(to_tsvector('{TS_CONFIG}', :query))
+        ),
+        st AS MATERIALIZED (
+            SELECT chunk_count AS n,
+                greatest(CAST(total_length AS numeric) / nullif(chunk_count, 0), 1) AS avgdl
+            FROM rag_collection_stats WHERE collection_id = :collection_id
+        ),
+        df AS MATERIALIZED (
+            SELECT q.lexeme, t.df FROM q JOIN rag_term_stats t
+            ON t.collection_id = :collection_id AND t.lexeme = q.lexeme
+        ),
+        -- Each term's postings through the (collection_id, lexeme) index; the chunk's length is
+        -- in the posting, so no chunk row is read before the best are known.
+        scored AS (
+            SELECT p.chunk_id, sum({score}) AS score
+            FROM df CROSS JOIN st
+            CROSS JOIN LATERAL (
+                SELECT p.chunk_id, p.tf, p.chunk_length FROM rag_postings p
+                WHERE p.collection_id = :collection_id AND p.lexeme = df.lexeme
+                OFFSET 0
+            ) p
+            GROUP BY p.chunk_id
+        )"""
+    if where:
+        return f"""{scored}
+        SELECT {RESULT_COLUMNS}, s.score
+        FROM scored s JOIN rag_chunks c ON c.id = s.chunk_id
+        JOIN rag_documents d ON d.id = c.document_id
+        WHERE TRUE{where}
+        ORDER BY s.score DESC, c.id LIMIT :limit
+        """
+    return f"""{scored},
+        best AS (SELECT chunk_id, score FROM scored ORDER BY score DESC, chunk_id LIMIT :limit)
+        SELECT {RESULT_COLUMNS}, s.score
+        FROM best s JOIN rag_chunks c ON c.id = s.chunk_id
+        JOIN rag_documents d ON d.id = c.document_id
+        ORDER BY s.score DESC, c.id
+        """
+
+
+def _round_sql(where: str) -> str:
+    """One round of early termination.
+
+    ``head``: per term, its ``depth`` postings of highest impact (index-only, through
+    ``ix_rag_postings_impact``), each with its exact contribution. ``ends``: per term, the bound of
+    a posting not read (its scale times the last impact read, stretched for the real average
+    length; 0 once the list is read whole). ``part``: per candidate, the contributions known and
+    the bounds of the terms it was read for; a candidate whose known score plus the other terms'
+    bounds stays under the ``limit``-th best known score cannot be among the best, and the others
+    are completed by point lookups (``todo``, ``full``). Returns the best ``limit`` complete rows,
+    each with the terms and their bounds (one row with NULLs when there is none)."""
+    head_score = term_score_sql("st.n", "q.df", "st.avgdl", "h.tf", "h.chunk_length")
+    full_score = term_score_sql("st.n", "q.df", "st.avgdl", "p.tf", "p.chunk_length")
+    matching = (
+        f" JOIN rag_chunks c ON c.id = pp.chunk_id JOIN rag_documents d ON d.id = c.document_id"
+        f" WHERE TRUE{where}"
+        if where
+        else ""
+    )
+    return f"""
+        WITH q AS MATERIALIZED (
+            SELECT * FROM unnest(CAST(:lexemes AS text[]), CAST(:dfs AS bigint[]),
+                CAST(:depths AS integer[]), CAST(:scales AS float8[])) AS q(lexeme, df, depth, scale)
+        ),
+        st AS MATERIALIZED (
+            SELECT CAST(:n AS bigint) AS n,
+                greatest(CAST(:total AS numeric) / nullif(CAST(:n AS bigint), 0), 1) AS avgdl
+        ),
+        head AS MATERIALIZED (
+            SELECT q.lexeme, h.chunk_id, h.impact, {head_score} AS score
+            FROM q CROSS JOIN st CROSS JOIN LATERAL (
+                SELECT p.chunk_id, p.impact, p.tf, p.chunk_length FROM rag_postings p
+                WHERE p.collection_id = :collection_id AND p.lexeme = q.lexeme
+                ORDER BY p.impact DESC LIMIT q.depth
+            ) h
+        ),
+        ends AS MATERIALIZED (
+            SELECT q.lexeme, CASE WHEN count(h.chunk_id) < q.depth OR q.depth >= q.df THEN 0
+                ELSE q.scale * least(1, min(h.impact) * CAST(:stretch AS float8)) END AS bound
+            FROM q LEFT JOIN head h ON h.lexeme = q.lexeme
+            GROUP BY q.lexeme, q.depth, q.df, q.scale
+        ),
+        part AS MATERIALIZED (
+            SELECT pp.chunk_id, pp.known, pp.known_bound FROM (
+                SELECT h.chunk_id, sum(h.score) AS known, sum(e.bound) AS known_bound
+                FROM head h JOIN ends e ON e.lexeme = h.lexeme GROUP BY h.chunk_id
+            ) pp{matching}
+        ),
+        kth AS (SELECT CAST(known AS float8) AS known FROM part
+            ORDER BY known DESC LIMIT 1 OFFSET :limit - 1),
+        todo AS MATERIALIZED (
+            SELECT chunk_id FROM part
+            WHERE CAST(known AS float8) + (SELECT sum(bound) FROM ends) - known_bound
+                >= coalesce((SELECT known FROM kth), 0) * (1 - {_MARGIN})
+        ),
+        full_scores AS (
+            SELECT t.chunk_id, sum({full_score}) AS score
+            FROM todo t CROSS JOIN q CROSS JOIN st
+            JOIN rag_postings p ON p.collection_id = :collection_id AND p.lexeme = q.lexeme
+                AND p.chunk_id = t.chunk_id
+            GROUP BY t.chunk_id
+        ),
+        best AS (
+            SELECT chunk_id, score FROM full_scores ORDER BY score DESC, chunk_id LIMIT :limit
+        )
+        SELECT {RESULT_COLUMNS}, s.score, e.lexemes, e.bounds
+        FROM (
+            SELECT array_agg(lexeme ORDER BY lexeme) AS lexemes,
+                array_agg(bound ORDER BY lexeme) AS bounds
+            FROM ends
+        ) e
+        LEFT JOIN (
+            best s JOIN rag_chunks c ON c.id = s.chunk_id
+            JOIN rag_documents d ON d.id = c.document_id
+        ) ON TRUE
+        ORDER BY s.score DESC, c.id
+        """
