@@ -96,7 +96,8 @@ class Pipeline:
             observed.tenant = caller.tenant if caller is not None else None
             if self.usage is not None:  # what the features count goes to the caller's tenant
                 self.usage.bind(observed.tenant)
-            counted = await self._rate_limit(operation, caller, request.headers)
+            with tracing.span("rate limit"):
+                counted = await self._rate_limit(operation, caller, request.headers)
             params = None
             if operation.params_model is not None:
                 params = parse_params(operation.params_model, request.path_params, request.query)

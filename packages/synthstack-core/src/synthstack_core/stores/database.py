@@ -23,6 +23,8 @@ __all__ = ["Database", "connection_parameters", "core_head", "migrate", "sqlalch
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # An arbitrary constant: the advisory lock that serialises migrations across processes.
+logger = logging.getLogger(__name__)
+
 _MIGRATION_LOCK_ID = 7_316_202_611
 
 
@@ -82,10 +84,11 @@ class Database:
 
 class _AlembicPreamble(logging.Filter):
     """Re-levels to DEBUG the two lines Alembic logs at INFO on every run, even when there is
-    nothing to do ("Context impl PostgresqlImpl.", "Will assume transactional DDL."); the lines of
-    revisions it runs stay at INFO."""
+    nothing to do ("Context impl PostgresqlImpl.", "Will assume transactional DDL."), and its line
+    per revision run: :func:`migrate` logs one line for the whole upgrade (a new database runs
+    every revision, and their lines would bury what a server says when it starts)."""
 
-    PREAMBLE = ("Context impl ", "Will assume ")
+    PREAMBLE = ("Context impl ", "Will assume ", "Running upgrade ")
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno == logging.INFO and str(record.msg).startswith(self.PREAMBLE):
@@ -112,6 +115,15 @@ def core_head() -> str:
     return head
 
 
+def _versions(connection: Any) -> list[str]:
+    """The revisions the database is at (one per branch: the core's, each module's)."""
+    exists = connection.execute(text("SELECT to_regclass('synthstack_alembic_version')")).scalar()
+    if exists is None:
+        return []
+    rows = connection.execute(text("SELECT version_num FROM synthstack_alembic_version"))
+    return sorted(str(row) for row in rows.scalars())
+
+
 def migrate(database_url: str, revision: str = "heads", locations: Sequence[Path] = ()) -> None:
     """Bring the schema to ``revision`` (blocking; call it from a thread in async code).
 
@@ -136,8 +148,16 @@ def migrate(database_url: str, revision: str = "heads", locations: Sequence[Path
                     os.pathsep.join(str(path) for path in (_MIGRATIONS / "versions", *locations)),
                 )
                 config.attributes["connection"] = connection
+                before = _versions(connection)
                 command.upgrade(config, "heads" if revision == "head" else revision)
                 connection.commit()
+                after = _versions(connection)
+                if after != before:
+                    logger.info(
+                        "database schema upgraded from %s to %s",
+                        ", ".join(before) or "nothing",
+                        ", ".join(after) or "nothing",
+                    )
             finally:
                 connection.execute(
                     text("SELECT pg_advisory_unlock(:id)"), {"id": _MIGRATION_LOCK_ID}
