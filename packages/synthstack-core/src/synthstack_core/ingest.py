@@ -251,7 +251,13 @@ def _problem_of(body: Any, status: int | None = None) -> str:
     title = body.get("title") or f"HTTP {status or body.get('status')}"
     code = f" ({body['code']})" if body.get("code") else ""
     detail = body.get("detail")
-    return f"{title}{code}: {detail}" if detail else f"{title}{code}"
+    text = f"{title}{code}: {detail}" if detail else f"{title}{code}"
+    fields = [
+        f"{'.'.join(map(str, error.get('loc') or ()))}: {error.get('msg')}"
+        for error in body.get("errors") or ()
+        if isinstance(error, dict)
+    ]
+    return f"{text} ({'; '.join(fields)})" if fields else text
 
 
 class _Interrupted(Exception):
@@ -275,8 +281,6 @@ class Ingestion:
         self.concurrency = concurrency
         self.report = report
         self.interrupted = interrupted
-        #: Jobs submitted and not yet seen ended: job id -> file.
-        self.in_flight: dict[str, SourceFile] = {}
 
     async def run(self, files: Sequence[SourceFile], summary: Summary) -> None:
         queue: asyncio.Queue[SourceFile] = asyncio.Queue()
@@ -373,39 +377,34 @@ class Ingestion:
 
     async def _follow(self, item: SourceFile, job_id: str) -> Outcome:
         """Read the job until it ends; on Ctrl-C, cancel it and read it until it ends."""
-        self.in_flight[job_id] = item
         job_url = f"/api/v1/jobs/{quote(job_id, safe='')}"
         wait = POLL_FIRST_SECONDS
         cancelled_at: float | None = None
-        try:
-            while True:
-                if self.interrupted.is_set() and cancelled_at is None:
-                    cancelled_at = time.monotonic()
-                    # 409 when it ended meanwhile: what it ended as is read below.
-                    await self._send("DELETE", job_url)
-                response = await self._send("GET", job_url)
-                if response.status_code != 200:
-                    return Outcome(item, "failed", f"job {job_id}: {_problem(response)}")
-                job = response.json()
-                if job["status"] in ENDED:
-                    break
-                if (
-                    cancelled_at is not None
-                    and time.monotonic() - cancelled_at > CANCEL_WAIT_SECONDS
-                ):
-                    return Outcome(item, "cancelled", f"job {job_id} still {job['status']}")
-                if cancelled_at is not None:
-                    await asyncio.sleep(wait)
-                else:  # woken by Ctrl-C, to cancel at once
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.interrupted.wait(), wait)
-                wait = min(wait * 1.5, POLL_MAX_SECONDS)
-        finally:
-            self.in_flight.pop(job_id, None)
+        while True:
+            if self.interrupted.is_set() and cancelled_at is None:
+                cancelled_at = time.monotonic()
+                # 409 when it ended meanwhile: what it ended as is read below.
+                await self._send("DELETE", job_url)
+            response = await self._send("GET", job_url)
+            if response.status_code != 200:
+                return Outcome(item, "failed", f"job {job_id}: {_problem(response)}")
+            job = response.json()
+            if job["status"] in ENDED:
+                break
+            if cancelled_at is not None and time.monotonic() - cancelled_at > CANCEL_WAIT_SECONDS:
+                return Outcome(item, "cancelled", f"job {job_id} still {job['status']}")
+            if cancelled_at is not None:
+                await asyncio.sleep(wait)
+            else:  # woken by Ctrl-C, to cancel at once
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.interrupted.wait(), wait)
+            wait = min(wait * 1.5, POLL_MAX_SECONDS)
         if job["status"] == "succeeded":
             result = job.get("result") or {}
             return Outcome(item, "ingested", chunks=result.get("chunks"))
         if job["status"] == "cancelled":
+            if cancelled_at is None:  # not by this run
+                return Outcome(item, "failed", f"job {job_id} was cancelled")
             return Outcome(item, "cancelled", f"job {job_id} cancelled")
         return Outcome(item, "failed", _problem_of(job.get("error")))
 
@@ -415,11 +414,15 @@ class _Progress:
 
     def __init__(self, total: int, out: TextIO) -> None:
         self.out = out
+        self.total = total
         self.bar: Any = None
-        if out.isatty():
+
+    def start(self) -> None:
+        """Show the bar (once the stack has started: its rate is the documents')."""
+        if self.out.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="doc", file=out, dynamic_ncols=True)
+            self.bar = tqdm(total=self.total, unit="doc", file=self.out, dynamic_ncols=True)
 
     def report(self, outcome: Outcome) -> None:
         if self.bar is not None:
@@ -495,6 +498,7 @@ async def ingest(
                 progress.close()
                 print(f"error: {refused}", file=sys.stderr)
                 return 2
+            progress.start()
             await run.run(unique, summary)
     except asyncio.CancelledError:
         progress.close()
