@@ -318,3 +318,24 @@ def test_sigint_cancels_mid_run_and_a_run_again_completes(
     final = _stored(module_database_url, "interrupted")
     assert set(final) == {document_id_for(f"part-{n:02d}.txt") for n in range(count)}
     assert all(chunk_count == rows > 1 for _, chunk_count, rows, _ in final.values())
+
+
+def test_a_file_given_directly_and_the_same_path_under_another_root(
+    module_database_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    (tmp_path / "one" / "x.txt").write_text("Owls hunt at night.\n")
+    (tmp_path / "two" / "x.txt").write_text("Larks sing at dawn.\n")
+    result = _ingest(
+        module_database_url, str(tmp_path / "one" / "x.txt"), str(tmp_path / "two"),
+        "--collection", "twice",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-2] == "ingested 1, unchanged 0, skipped 0, failed 1"
+    assert (
+        lines[-1]
+        == f"failed x.txt: same relative path as {tmp_path / 'one' / 'x.txt'}, one document"
+    )
+    assert set(_stored(module_database_url, "twice")) == {document_id_for("x.txt")}
