@@ -9,12 +9,16 @@ again completes the rest.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,6 +73,32 @@ def _ingest(
         timeout=timeout,
         cwd=ROOT,
     )
+
+
+def _ingest_on_a_terminal(database_url: str, *args: str) -> str:
+    """Run the command with its stdout on a pseudo-terminal of 120 columns; what it wrote there."""
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "synthstack_core.cli", "ingest", *args, "--api-key", KEY],
+        env=_environment(database_url),
+        stdout=terminal,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    os.close(terminal)
+    output = bytearray()
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closed: the process has ended
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(controller)
+    assert process.wait(timeout=300) == 1
+    return output.decode("utf-8", errors="replace")
 
 
 @pytest.fixture
@@ -154,6 +184,12 @@ def test_ingest_in_process(module_database_url: str, folder: Path) -> None:
     _check_first_run(first, module_database_url, "local")
     second = _ingest(module_database_url, str(folder), "--collection", "local")
     _check_second_run(second)
+    # On a terminal: a progress bar (documents/s), the failure above it, the summary after.
+    on_terminal = _ingest_on_a_terminal(module_database_url, str(folder), "--collection", "local")
+    assert "6/6 [" in on_terminal and "doc/s]" in on_terminal, on_terminal
+    assert "failed broken.pdf: Invalid Request (corrupt_document)" in on_terminal
+    assert "ingested 0, unchanged 5, skipped 1, failed 1" in on_terminal
+    assert "unchanged guide.md" not in on_terminal  # no line per file
     # Without the broken file, nothing fails: exit code 0.
     (folder / "broken.pdf").unlink()
     third = _ingest(module_database_url, str(folder), "--collection", "local")
