@@ -1,4 +1,4 @@
-"""The ``synthstack`` command: ``serve``, ``worker``, ``migrate``, ``keys`` and ``limits``.
+"""The ``synthstack`` command: ``serve``, ``worker``, ``migrate``, ``keys``, ``limits`` and ``ingest``.
 
 ``serve`` resolves the database once (starting the embedded PostgreSQL when ``DATABASE_URL`` is unset),
 migrates it, then runs the chosen backend's server (uvicorn for FastAPI, gunicorn for Django) with
@@ -22,8 +22,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -282,6 +282,47 @@ def _limits_command(args: argparse.Namespace) -> int:
             return 1
 
 
+def _ingest(args: argparse.Namespace) -> int:
+    import httpx
+
+    from synthstack_core.ingest import ingest, local_client
+
+    api_key = args.api_key or os.environ.get("SYNTHSTACK_API_KEY") or None
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    # The stack's own lines (INFO: each job run) would break the progress bar; warnings stay.
+    logging.getLogger().setLevel(logging.WARNING)
+
+    @asynccontextmanager
+    async def client() -> AsyncIterator[httpx.AsyncClient]:
+        if args.url:
+            async with httpx.AsyncClient(
+                base_url=args.url, headers=headers, timeout=httpx.Timeout(120.0)
+            ) as remote:
+                yield remote
+            return
+        settings = Settings()
+        configure_logging(settings.log_format)
+        logging.getLogger().setLevel(logging.WARNING)
+        async with local_client(settings, args.concurrency) as local:
+            local.headers.update(headers)
+            yield local
+
+    try:
+        return asyncio.run(
+            ingest(args.paths, args.collection, client, concurrency=args.concurrency)
+        )
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="synthstack", description=__doc__.splitlines()[0])
@@ -339,6 +380,26 @@ def build_parser() -> argparse.ArgumentParser:
     clear.add_argument("--tenant", required=True)
     clear.add_argument("policy", nargs="?", default=None, help="one policy (default: all)")
     limits.set_defaults(run=_limits_command)
+
+    ingest = commands.add_parser(
+        "ingest",
+        help="index files and folders (txt, md, html, pdf, docx) as upload jobs",
+        description="Each file is one document, its id derived from its path under the PATH it "
+        "was found in; files stored unchanged already are not sent again, so a run again resumes. "
+        "Without --url, a stack runs in this process on the configured database (DATABASE_URL, "
+        "else the embedded one), with its worker. Exit code: 0, 1 when a file failed, 130 when "
+        "interrupted (Ctrl-C cancels the jobs in flight).",
+    )
+    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    ingest.add_argument("--collection", required=True)
+    ingest.add_argument("--url", default=None, help="a SynthStack server (default: in-process)")
+    ingest.add_argument(
+        "--api-key", default=None, help="the key to send (default: SYNTHSTACK_API_KEY)"
+    )
+    ingest.add_argument(
+        "--concurrency", type=_positive, default=4, help="jobs in flight at once (default 4)"
+    )
+    ingest.set_defaults(run=_ingest)
     return parser
 
 
