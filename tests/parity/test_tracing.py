@@ -260,10 +260,12 @@ def test_a_chat_generation_has_its_provider_call(
     assert server.name == "generation-text"
     assert server.parent is None  # no traceparent: a trace of its own
     children = _children(spans, server)
-    # The rate-limit step's span holds the lookup of the tenant's overrides (when not remembered).
+    # The guardrails' spans hold the lookups of the tenant's overrides (when not remembered): the
+    # rate-limit step's, and the token budget's check before the model and its count after.
     assert {span.name for span in children} == {
         "authenticate",
         "rate limit",
+        "token budget",
         f"chat {OPENAI_CHAT}",
     }
     chat = _only(children, f"chat {OPENAI_CHAT}")

@@ -41,6 +41,7 @@ from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
+from synthstack_core import tracing
 from synthstack_core.errors import RateLimitExceeded
 from synthstack_core.providers.llm import (
     ChatCompletion,
@@ -339,6 +340,10 @@ class RateLimiter:
 
     async def check_tokens(self, tenant: str) -> None:
         """:class:`RateLimitExceeded` when ``tenant``'s token budget is spent for this window."""
+        with tracing.span("token budget"):
+            await self._check_tokens(tenant)
+
+    async def _check_tokens(self, tenant: str) -> None:
         item = (await self.rules_for(tenant)).get(TOKENS_POLICY)
         if item is None:
             return
@@ -370,14 +375,15 @@ class RateLimiter:
     async def spend_tokens(self, tenant: str, tokens: int) -> None:
         """Count ``tokens`` a chat model read and wrote for ``tenant`` (all of them: the last
         generation may overdraw the budget; the next one is refused until the window ends)."""
-        item = (await self.rules_for(tenant)).get(TOKENS_POLICY)
-        if item is None or tokens <= 0:
-            return
+        with tracing.span("token budget"):
+            item = (await self.rules_for(tenant)).get(TOKENS_POLICY)
+            if item is None or tokens <= 0:
+                return
 
-        async def spend(limiter: FixedWindowRateLimiter) -> bool:
-            return await limiter.hit(item, TOKENS_POLICY, tenant, cost=tokens)
+            async def spend(limiter: FixedWindowRateLimiter) -> bool:
+                return await limiter.hit(item, TOKENS_POLICY, tenant, cost=tokens)
 
-        await self._with_storage(spend, self._redis_tokens, self._memory_tokens)
+            await self._with_storage(spend, self._redis_tokens, self._memory_tokens)
 
     async def aclose(self) -> None:
         """Stop the in-process counters' expiry task; release Redis connections."""

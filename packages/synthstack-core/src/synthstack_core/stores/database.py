@@ -91,7 +91,7 @@ class _AlembicPreamble(logging.Filter):
     PREAMBLE = ("Context impl ", "Will assume ", "Running upgrade ")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.INFO and str(record.msg).startswith(self.PREAMBLE):
+        if record.levelno == logging.INFO and record.getMessage().startswith(self.PREAMBLE):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
         return True
