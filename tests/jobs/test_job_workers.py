@@ -26,6 +26,7 @@ from fastapi.testclient import TestClient
 from synthstack_core import Settings
 
 ROOT = Path(__file__).parents[2]
+AUDIO = ROOT / "packages/synthstack-core/tests/fixtures/audio"
 KEY = "jobs-worker-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 ASYNC = {**AUTH, "Prefer": "respond-async"}
@@ -44,6 +45,7 @@ def _environment(database_url: str, worker: str) -> dict[str, str]:
             "SYNTHSTACK_JOB_STALLED_SECONDS": "3",
             "SYNTHSTACK_KEY_CACHE_SECONDS": "0",
             "SYNTHSTACK_ANALYSIS_LLM": "off",
+            "SYNTHSTACK_USAGE_FLUSH_SECONDS": "1",
             "HF_HUB_OFFLINE": "1",
         }
     )
@@ -183,6 +185,50 @@ def test_a_job_ends_with_the_synchronous_answer(
     document = api.get("/api/v1/rag/documents/notes?collection=jobs-sync", headers=AUTH)
     assert upload_job["result"] == document.json()
     assert _payloads(module_database_url, uploaded.json()["id"]) == 0
+
+
+def test_a_transcription_job_counts_its_audio_for_its_tenant(
+    api: httpx.Client, workers: list[Worker], module_database_url: str, tmp_path: Path
+) -> None:
+    """The worker transcribes (real Whisper), reports seconds of audio, and counts them in the
+    job's tenant's usage, which the API reads back (the API transcribes nothing here)."""
+    audio = (AUDIO / "long.ogg").read_bytes()
+    usage = api.get("/api/v1/usage", headers=AUTH).json()
+    assert usage["totals"]["audio_seconds"] == 0
+    accepted = api.post(
+        "/api/v1/transcription/transcribe",
+        headers=ASYNC,
+        files={"file": ("long.ogg", audio, "audio/ogg")},
+        data={"temperature": "0", "response_format": "text"},
+    )
+    assert accepted.status_code == 202, accepted.text
+    job_id = accepted.json()["id"]
+    assert accepted.json()["progress"] == {"done": 0, "total": 35, "unit": "seconds"}
+    assert _payloads(module_database_url, job_id) == 1
+    workers.append(Worker(module_database_url, tmp_path / "worker.log"))
+    job = _wait(api, job_id, _ended, timeout=180)
+    assert job["status"] == "succeeded", (job, (tmp_path / "worker.log").read_text())
+    assert job["progress"] == {"done": 35, "total": 35, "unit": "seconds"}
+    assert isinstance(job["result"], str) and "umbrella" in job["result"].lower()
+    assert _payloads(module_database_url, job_id) == 0
+    # The worker writes its counts every second (SYNTHSTACK_USAGE_FLUSH_SECONDS=1).
+    deadline = time.monotonic() + 30
+    while True:
+        usage = api.get("/api/v1/usage", headers=AUTH).json()
+        if usage["totals"]["audio_seconds"] > 0:
+            break
+        assert time.monotonic() < deadline, usage
+        time.sleep(0.5)
+    assert usage["tenant"] == "jobs-tenant"
+    assert abs(usage["totals"]["audio_seconds"] - 34.97) < 0.05, usage["totals"]
+    # The synchronous call answers the same text.
+    synchronous = api.post(
+        "/api/v1/transcription/transcribe",
+        headers=AUTH,
+        files={"file": ("long.ogg", audio, "audio/ogg")},
+        data={"temperature": "0", "response_format": "text"},
+    )
+    assert synchronous.status_code == 200 and synchronous.text == job["result"]
 
 
 def test_a_killed_worker_s_job_runs_again_to_a_complete_document(

@@ -99,11 +99,12 @@ Progress = Callable[[int, int | None], Awaitable[None]]
 
 
 class JobRunner(Protocol):
-    """The work of one kind of job: the body the synchronous call would have answered."""
+    """The work of one kind of job: the body the synchronous call would have answered (a model
+    answered as JSON, or the text of an answer that is not JSON)."""
 
     def __call__(
         self, tenant: str, request: dict[str, Any], data: bytes | None, progress: Progress
-    ) -> Awaitable[BaseModel]: ...
+    ) -> Awaitable[BaseModel | str]: ...
 
 
 class JobCancelled(Exception):
@@ -230,10 +231,12 @@ class JobService:
         data: bytes | None = None,
         request_id: str = "",
         path: str = "",
+        total: int | None = None,
     ) -> Reply:
         """Enqueue a job of ``kind`` for ``tenant``: its row, its payload (``request``, JSON, and
-        ``data``) and Procrastinate's job, in one transaction. The answer: 202, ``Location`` of
-        the job, ``Preference-Applied: respond-async`` and the job."""
+        ``data``) and Procrastinate's job, in one transaction. ``total``: the units of work when
+        they are known before it runs. The answer: 202, ``Location`` of the job,
+        ``Preference-Applied: respond-async`` and the job."""
         spec = self._kinds[kind]
         tenant_id = await self._tenants.ensure_tenant(tenant)
         job_id = uuid.uuid4()
@@ -247,6 +250,7 @@ class JobService:
                     kind=kind,
                     status="queued",
                     progress_done=0,
+                    progress_total=total,
                     progress_unit=spec.unit,
                     attempts=0,
                     created_at=func.now(),
@@ -498,7 +502,8 @@ class JobService:
                 raise _RunAgain(problem.body["code"]) from raised
             await self._finish(job_id, "failed", error=problem.body)
             return
-        await self._finish(job_id, "succeeded", result=result.model_dump(mode="json"))
+        body = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+        await self._finish(job_id, "succeeded", result=body)
 
     async def _set_queued(self, job_id: uuid.UUID) -> None:
         async with self._database.engine.begin() as connection:
@@ -513,7 +518,7 @@ class JobService:
         job_id: uuid.UUID,
         status: str,
         *,
-        result: dict[str, Any] | None = None,
+        result: dict[str, Any] | str | None = None,
         error: dict[str, Any] | None = None,
     ) -> None:
         """The job's end, unless it was cancelled meanwhile; its payload is deleted either way."""
