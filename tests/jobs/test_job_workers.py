@@ -9,6 +9,7 @@ so a killed one is taken for dead after 3 s.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -229,6 +230,43 @@ def test_a_transcription_job_counts_its_audio_for_its_tenant(
         data={"temperature": "0", "response_format": "text"},
     )
     assert synchronous.status_code == 200 and synchronous.text == job["result"]
+
+
+def test_a_job_s_event_stream_follows_its_progress(
+    api: httpx.Client, workers: list[Worker], module_database_url: str, tmp_path: Path
+) -> None:
+    """An indexing of many chunks, followed from before a worker takes it: the queued job, the
+    chunks embedded growing slice by slice, and the succeeded job last."""
+    body = {
+        "content": _document(400),
+        "source": "events.txt",
+        "collection": "jobs-events",
+        "document_id": "events",
+        "chunk_size": 32,
+        "chunk_overlap": 4,
+    }
+    accepted = api.post("/api/v1/rag/index", headers=ASYNC, json=body)
+    assert accepted.status_code == 202, accepted.text
+    job_id = accepted.json()["id"]
+    workers.append(Worker(module_database_url, tmp_path / "worker.log"))
+    followed = api.get(f"/api/v1/jobs/{job_id}/events", headers=AUTH)
+    assert followed.status_code == 200, followed.text
+    assert followed.headers["content-type"] == "text/event-stream"
+    blocks = followed.text.split("\n\n")
+    assert blocks[-1] == ""
+    jobs = []
+    for block in blocks[:-1]:
+        name, data = block.split("\n")
+        assert name == "event: job"
+        jobs.append(json.loads(data.removeprefix("data: ")))
+    assert jobs[0]["status"] in {"queued", "running"}
+    assert jobs[-1] == api.get(f"/api/v1/jobs/{job_id}", headers=AUTH).json()
+    assert jobs[-1]["status"] == "succeeded", (jobs[-1], (tmp_path / "worker.log").read_text())
+    total = jobs[-1]["progress"]["total"]
+    done = [job["progress"]["done"] for job in jobs]
+    assert done == sorted(done) and done[-1] == total
+    # The stream saw the work going on, not only its start and end (64 chunks a slice).
+    assert any(0 < value < total for value in done), done
 
 
 def test_a_killed_worker_s_job_runs_again_to_a_complete_document(

@@ -1,5 +1,5 @@
 """Jobs run to their end alike on both backends: a real ``synthstack worker`` process on the parity
-database runs the jobs each backend submits.
+database runs the jobs each backend submits, and their event streams follow them.
 
 The rest of the parity suite runs no worker (its jobs stay queued, see ``test_jobs_parity.py``);
 this module starts one for its own tests and stops it afterwards. A transcription job ends with
@@ -8,11 +8,14 @@ the synchronous call's body, on either backend.
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.parity.conftest import AUTH
+from tests.parity.conftest import AUTH, KEY_B
+from tests.parity.test_generation import events_of
 
 ROOT = Path(__file__).parents[2]
 ASYNC = {**AUTH, "Prefer": "respond-async"}
@@ -130,3 +134,61 @@ def test_refusals_come_before_the_job(clients: dict[str, httpx.Client], upload_d
         "model_not_available",
         "missing_api_key",
     ]
+
+
+def test_a_job_s_events_end_with_the_terminal_job(
+    clients: dict[str, httpx.Client], worker: Path, upload_dir: Path
+) -> None:
+    """Followed from the moment it is accepted: ``job`` events, progress never going back, the
+    last one the ended job exactly as ``GET /jobs/{id}`` answers it; once it has ended, one event.
+    A job of another tenant, or none, is a 404 before any event, alike on both backends."""
+    ended_streams = []
+    refusals = []
+    for backend in BACKENDS:
+        client = clients[backend]
+        job_id = _transcribe(client, ASYNC, response_format="json").json()["id"]
+        followed = client.get(f"/api/v1/jobs/{job_id}/events", headers=AUTH)
+        assert followed.status_code == 200, followed.text
+        assert followed.headers["cache-control"] == "no-store"
+        events = events_of(followed)
+        assert {name for name, _ in events} == {"job"}
+        jobs = [data for _, data in events]
+        assert all(job["id"] == job_id for job in jobs)
+        done = [job["progress"]["done"] for job in jobs]
+        assert done == sorted(done), jobs
+        assert all(job["status"] in RUNNING for job in jobs[:-1]), jobs
+        last = client.get(f"/api/v1/jobs/{job_id}", headers=AUTH).json()
+        assert jobs[-1] == last and last["status"] == "succeeded", (jobs, worker.read_text())
+        # Consecutive events differ (a new event only when something changed).
+        changes = [(j["status"], j["progress"]["done"], j["progress"]["total"]) for j in jobs]
+        assert all(a != b for a, b in itertools.pairwise(changes))
+        again = client.get(f"/api/v1/jobs/{job_id}/events", headers=AUTH)
+        assert events_of(again) == [("job", last)]
+        ended_streams.append(_masked(again.text, job_id))
+        refusals.append(
+            [
+                (answer.status_code, answer.headers["content-type"], _masked(answer.text, job_id))
+                for answer in (
+                    client.get(f"/api/v1/jobs/{job_id}/events", headers={"X-API-Key": KEY_B}),
+                    client.get(f"/api/v1/jobs/{uuid.UUID(int=9)}/events", headers=AUTH),
+                    client.get(f"/api/v1/jobs/{job_id}/events"),
+                )
+            ]
+        )
+    assert ended_streams[0] == ended_streams[1]
+    assert refusals[0] == refusals[1]
+    assert [(status, kind) for status, kind, _ in refusals[0]] == [
+        (404, "application/problem+json"),
+        (404, "application/problem+json"),
+        (401, "application/problem+json"),
+    ]
+
+
+RUNNING = {"queued", "running"}
+
+
+def _masked(text: str, job_id: str) -> Any:
+    """A body with the job's id, times and request ids masked."""
+    text = text.replace(job_id, "<job>")
+    text = re.sub(r'"(created_at|started_at|finished_at)":"[^"]+"', r'"\1":"<time>"', text)
+    return re.sub(r'"request_id":"[^"]+"', '"request_id":"<id>"', text)

@@ -24,7 +24,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -47,7 +47,7 @@ from synthstack_core.errors import (
 from synthstack_core.logs import quiet_info
 from synthstack_core.preferences import RESPOND_ASYNC
 from synthstack_core.registry import operation
-from synthstack_core.replies import Reply
+from synthstack_core.replies import EventStream, Reply
 from synthstack_core.schemas.jobs import (
     TERMINAL_STATUSES,
     Job,
@@ -93,6 +93,8 @@ STOP_MARGIN_SECONDS = 5.0
 EMBEDDED_RESTART_SECONDS = 5.0
 #: Seconds before the 2nd, 3rd... run of a job that failed on a provider or the database: 2, 4, 8...
 RETRY_BASE_SECONDS = 2
+#: How often a job's event stream reads the job again (polling: one indexed primary-key read).
+EVENTS_POLL_SECONDS = 0.5
 
 #: Reports ``done`` of ``total`` units; raises :class:`JobCancelled` when the job was cancelled.
 Progress = Callable[[int, int | None], Awaitable[None]]
@@ -154,6 +156,11 @@ def _job(row: RowMapping) -> Job:
         result=row["result"],
         error=row["error"],
     )
+
+
+def _change(job: Job) -> tuple[str, int, int | None]:
+    """What a job's event stream tells about: a new event when it differs."""
+    return job.status, job.progress.done, job.progress.total
 
 
 def _owned(query: Select[Any], tenant: str) -> Select[Any]:
@@ -301,6 +308,26 @@ class JobService:
         if row is None:
             raise NotFound(f"No job {str(job_id)!r}.")
         return _job(row)
+
+    @operation("jobs-events", params=JobParams, response=Job)
+    async def events(self, tenant: str, job_id: uuid.UUID) -> EventStream:
+        """``GET /api/v1/jobs/{job_id}/events``: the job as server-sent events, one each time its
+        status or progress changes, until a terminal status has been sent. A missing job (or
+        another tenant's) is a 404 before the stream starts."""
+        job = await self.get(tenant, job_id)
+        return EventStream(self._follow(tenant, job))
+
+    async def _follow(self, tenant: str, job: Job) -> AsyncGenerator[tuple[str, BaseModel], None]:
+        """``job``, then the job read again every :data:`EVENTS_POLL_SECONDS` when its status or
+        progress changed, until it has ended."""
+        yield "job", job
+        seen = _change(job)
+        while job.status not in TERMINAL_STATUSES:
+            await asyncio.sleep(EVENTS_POLL_SECONDS)
+            job = await self.get(tenant, job.id)
+            if _change(job) != seen:
+                seen = _change(job)
+                yield "job", job
 
     @operation("jobs-list")
     async def list_jobs(self, tenant: str, params: JobListParams) -> JobList:
