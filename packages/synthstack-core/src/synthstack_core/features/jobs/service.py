@@ -95,6 +95,9 @@ EMBEDDED_RESTART_SECONDS = 5.0
 RETRY_BASE_SECONDS = 2
 #: How often a job's event stream reads the job again (polling: one indexed primary-key read).
 EVENTS_POLL_SECONDS = 0.5
+#: How long a job's event stream stays silent at most: then it sends a comment line, so proxies
+#: keep an idle stream open and a server that notices a client gone only when it writes does.
+EVENTS_KEEPALIVE_SECONDS = 15.0
 
 #: Reports ``done`` of ``total`` units; raises :class:`JobCancelled` when the job was cancelled.
 Progress = Callable[[int, int | None], Awaitable[None]]
@@ -317,17 +320,24 @@ class JobService:
         job = await self.get(tenant, job_id)
         return EventStream(self._follow(tenant, job))
 
-    async def _follow(self, tenant: str, job: Job) -> AsyncGenerator[tuple[str, BaseModel], None]:
+    async def _follow(
+        self, tenant: str, job: Job
+    ) -> AsyncGenerator[tuple[str, BaseModel] | None, None]:
         """``job``, then the job read again every :data:`EVENTS_POLL_SECONDS` when its status or
-        progress changed, until it has ended."""
+        progress changed, until it has ended; ``None`` (a comment line) after
+        :data:`EVENTS_KEEPALIVE_SECONDS` without an event."""
+        loop = asyncio.get_running_loop()
         yield "job", job
-        seen = _change(job)
+        seen, sent = _change(job), loop.time()
         while job.status not in TERMINAL_STATUSES:
             await asyncio.sleep(EVENTS_POLL_SECONDS)
             job = await self.get(tenant, job.id)
             if _change(job) != seen:
-                seen = _change(job)
+                seen, sent = _change(job), loop.time()
                 yield "job", job
+            elif loop.time() - sent >= EVENTS_KEEPALIVE_SECONDS:
+                sent = loop.time()
+                yield None
 
     @operation("jobs-list")
     async def list_jobs(self, tenant: str, params: JobListParams) -> JobList:
