@@ -4,11 +4,13 @@ In-process clients buffer whole responses and requests, so what only a real conn
 checked here: the first generated piece reaches the client long before the generation ends; a
 client that goes away stops the generation upstream (the OpenAI stub sees its stream abandoned);
 an upload whose declared size is over the limit is refused before its body is sent; a chunked
-upload is cut off once it crosses the limit.
+upload is cut off once it crosses the limit; a job's events arrive as the job goes on, with a
+keep-alive comment while nothing changes, and the stream ends with the ended job.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -63,6 +65,8 @@ def server(
         "SYNTHSTACK_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
         "SYNTHSTACK_UPLOAD_DIR": str(tmp_path_factory.mktemp(f"uploads-{backend}")),
         "SYNTHSTACK_DATA_DIR": str(tmp_path_factory.mktemp(f"data-{backend}")),
+        # Jobs stay queued until a test starts a `synthstack worker`.
+        "SYNTHSTACK_WORKER": "none",
     }
     env.pop("REDIS_URL", None)
     command = [sys.executable, "-m", "synthstack_core.cli", "serve", "--backend", backend,
@@ -179,3 +183,58 @@ def test_a_chunked_upload_is_cut_off_at_the_limit(server: str) -> None:
     )
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
+
+
+def test_a_job_s_events_arrive_as_it_goes_on(
+    server: str, module_database_url: str, tmp_path: Path
+) -> None:
+    """Through the real server: the queued job at once; a keep-alive comment (``: keep-alive``)
+    after 15 s without a change; once a worker runs it, its progress, then the succeeded job
+    last, and the stream ends."""
+    paragraphs = "\n\n".join(
+        f"Paragraph {n}: kitten {n} chases yarn around room {n * 7} while dog {n} barks."
+        for n in range(300)
+    )
+    accepted = httpx.post(
+        f"{server}/api/v1/rag/index",
+        headers={**AUTH, "Prefer": "respond-async"},
+        json={"content": paragraphs, "source": "live.txt", "collection": "live-events",
+              "chunk_size": 32, "chunk_overlap": 4},
+        timeout=60,
+    )  # fmt: skip
+    assert accepted.status_code == 202, accepted.text
+    job_id = accepted.json()["id"]
+    lines: list[tuple[float, str]] = []
+    worker = None
+    began = time.monotonic()
+    try:
+        with httpx.stream(
+            "GET", f"{server}/api/v1/jobs/{job_id}/events", headers=AUTH, timeout=60
+        ) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "text/event-stream"
+            for line in response.iter_lines():
+                lines.append((time.monotonic() - began, line))
+                if line == ": keep-alive" and worker is None:
+                    env = {**os.environ, "DATABASE_URL": module_database_url}
+                    env.pop("REDIS_URL", None)
+                    with (tmp_path / "worker.log").open("ab") as log:
+                        worker = subprocess.Popen(
+                            [sys.executable, "-m", "synthstack_core.cli", "worker"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                        )  # fmt: skip
+    finally:
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=60)
+    events = [
+        json.loads(line.removeprefix("data: ")) for _, line in lines if line.startswith("data: ")
+    ]
+    assert [line for _, line in lines if line.startswith("event: ")] == ["event: job"] * len(events)
+    assert events[0]["status"] == "queued" and lines[0][0] < 5
+    keepalive = next(at for at, line in lines if line == ": keep-alive")
+    assert 14 < keepalive < 25, lines[:4]
+    assert events[-1]["status"] == "succeeded", (events[-1], (tmp_path / "worker.log").read_text())
+    done = [event["progress"]["done"] for event in events]
+    assert done == sorted(done) and done[-1] == events[-1]["progress"]["total"]
+    assert any(0 < value < done[-1] for value in done), done

@@ -5,7 +5,8 @@ There is no Docker engine here, so nothing is built or started. What can be prov
 - the real Docker Compose (v2 or later) accepts the file (`config --quiet`), and resolves the
   seed's commands as documented: `docker compose up` starts ml-service (FastAPI) and
   `docker compose --profile django up` starts ml-service-django *instead* (both publish host
-  port 8001);
+  port 8001), each with the jobs worker (`synthstack worker`, the API's environment; the APIs run
+  no worker of their own);
 - every setting of the service (the core's `Settings`, the Django adapter's `DJANGO_*`) reaches
   both ML services, under each of its names, and compose's defaults select the Qdrant it starts;
 - the images are pinned, and the Dockerfiles install requirements.lock, which holds the versions
@@ -50,6 +51,8 @@ DOCKERFILES = {
 }
 INFRA = {"postgres", "redis", "qdrant"}
 ML_SERVICES = {"ml-service": "fastapi", "ml-service-django": "django"}
+#: The jobs worker: in both profiles, beside whichever API runs.
+WORKER = "worker"
 SEED_ENV = {
     "SYNTHSTACK_ENV",
     "SYNTHSTACK_API_KEYS",
@@ -186,13 +189,42 @@ def test_compose_accepts_the_file(compose: tuple[str, ...]) -> None:
 
 
 def test_docker_compose_up_starts_fastapi(compose: tuple[str, ...]) -> None:
-    """`docker compose up`: the infrastructure and ml-service, not ml-service-django."""
-    assert _services(compose) == INFRA | {"ml-service"}
+    """`docker compose up`: the infrastructure, ml-service and the worker, not
+    ml-service-django."""
+    assert _services(compose) == INFRA | {"ml-service", WORKER}
 
 
 def test_profile_django_starts_django_instead(compose: tuple[str, ...]) -> None:
-    """`docker compose --profile django up`: ml-service-django replaces ml-service."""
-    assert _services(compose, "--profile", "django") == INFRA | {"ml-service-django"}
+    """`docker compose --profile django up`: ml-service-django replaces ml-service; the worker
+    runs with it."""
+    assert _services(compose, "--profile", "django") == INFRA | {"ml-service-django", WORKER}
+
+
+@pytest.mark.parametrize(("service", "profile"), sorted(ML_SERVICES.items()))
+def test_the_worker_runs_jobs_beside_either_api(
+    compose: tuple[str, ...], service: str, profile: str
+) -> None:
+    """The worker service runs `synthstack worker` on the API's database with the API's
+    environment; the API runs no worker of its own; the worker publishes nothing and has no HTTP
+    health check (the image's checks the API's port)."""
+    resolved = _resolved(compose, "--profile", profile)["services"]
+    worker, api = resolved[WORKER], resolved[service]
+    assert worker["command"] == ["synthstack", "worker"]
+    assert worker["environment"] == api["environment"]
+    assert "@postgres:5432/" in worker["environment"]["DATABASE_URL"]
+    assert Settings.model_validate(_container_env(compose, service)).worker_mode == "none"
+    # The FastAPI image under either profile: the core and its command are the same in both.
+    fastapi = _resolved(compose, "--profile", "fastapi")["services"]["ml-service"]
+    assert worker["image"] == fastapi["image"]
+    assert worker["build"]["dockerfile"] == fastapi["build"]["dockerfile"]
+    assert "ports" not in worker
+    assert worker["healthcheck"]["disable"] is True
+    for name in INFRA:
+        assert name in worker["depends_on"]
+    assert worker["depends_on"]["postgres"]["condition"] == "service_healthy"
+    # Set on the host, the setting reaches both (an API that also runs jobs, `embedded`).
+    embedded = _resolved(compose, "--profile", profile, env={"SYNTHSTACK_WORKER": "embedded"})
+    assert embedded["services"][service]["environment"]["SYNTHSTACK_WORKER"] == "embedded"
 
 
 def test_naming_ml_service_starts_it(compose: tuple[str, ...]) -> None:
@@ -310,6 +342,7 @@ def test_defaults_use_the_qdrant_compose_starts(compose: tuple[str, ...], servic
         "QDRANT_URL",
         "SYNTHSTACK_VECTOR_STORE",
         "EMBEDDING_MODEL",
+        "SYNTHSTACK_WORKER",
         "DJANGO_SECRET_KEY",
         "DJANGO_DEBUG",
         "DJANGO_ENV",
@@ -347,7 +380,8 @@ def _port_pairs(ports: list[Any]) -> set[tuple[str, int]]:
 
 
 def test_services_exist(spec: dict[str, Any]) -> None:
-    assert set(spec["services"]) == INFRA | set(ML_SERVICES)
+    assert set(spec["services"]) == INFRA | set(ML_SERVICES) | {WORKER}
+    assert sorted(spec["services"][WORKER]["profiles"]) == sorted(ML_SERVICES.values())
 
 
 @pytest.mark.parametrize(("service", "profile"), sorted(ML_SERVICES.items()))
@@ -369,6 +403,7 @@ def test_ml_services_share_one_environment(spec: dict[str, Any]) -> None:
     assert set(shared) >= SEED_ENV
     assert spec["services"]["ml-service"]["environment"] == shared
     assert spec["services"]["ml-service-django"]["environment"] == shared
+    assert spec["services"][WORKER]["environment"] == shared
     for name, value in shared.items():  # every value can be overridden from the environment
         # `NAME:` (passed when set) or `NAME: ${NAME:-default}`
         assert value is None or re.fullmatch(r"\$\{" + name + r":-.*\}", str(value)), name

@@ -9,6 +9,7 @@ so a killed one is taken for dead after 3 s.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from fastapi.testclient import TestClient
 from synthstack_core import Settings
 
 ROOT = Path(__file__).parents[2]
+AUDIO = ROOT / "packages/synthstack-core/tests/fixtures/audio"
 KEY = "jobs-worker-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 ASYNC = {**AUTH, "Prefer": "respond-async"}
@@ -44,6 +46,7 @@ def _environment(database_url: str, worker: str) -> dict[str, str]:
             "SYNTHSTACK_JOB_STALLED_SECONDS": "3",
             "SYNTHSTACK_KEY_CACHE_SECONDS": "0",
             "SYNTHSTACK_ANALYSIS_LLM": "off",
+            "SYNTHSTACK_USAGE_FLUSH_SECONDS": "1",
             "HF_HUB_OFFLINE": "1",
         }
     )
@@ -183,6 +186,87 @@ def test_a_job_ends_with_the_synchronous_answer(
     document = api.get("/api/v1/rag/documents/notes?collection=jobs-sync", headers=AUTH)
     assert upload_job["result"] == document.json()
     assert _payloads(module_database_url, uploaded.json()["id"]) == 0
+
+
+def test_a_transcription_job_counts_its_audio_for_its_tenant(
+    api: httpx.Client, workers: list[Worker], module_database_url: str, tmp_path: Path
+) -> None:
+    """The worker transcribes (real Whisper), reports seconds of audio, and counts them in the
+    job's tenant's usage, which the API reads back (the API transcribes nothing here)."""
+    audio = (AUDIO / "long.ogg").read_bytes()
+    usage = api.get("/api/v1/usage", headers=AUTH).json()
+    assert usage["totals"]["audio_seconds"] == 0
+    accepted = api.post(
+        "/api/v1/transcription/transcribe",
+        headers=ASYNC,
+        files={"file": ("long.ogg", audio, "audio/ogg")},
+        data={"temperature": "0", "response_format": "text"},
+    )
+    assert accepted.status_code == 202, accepted.text
+    job_id = accepted.json()["id"]
+    assert accepted.json()["progress"] == {"done": 0, "total": 35, "unit": "seconds"}
+    assert _payloads(module_database_url, job_id) == 1
+    workers.append(Worker(module_database_url, tmp_path / "worker.log"))
+    job = _wait(api, job_id, _ended, timeout=180)
+    assert job["status"] == "succeeded", (job, (tmp_path / "worker.log").read_text())
+    assert job["progress"] == {"done": 35, "total": 35, "unit": "seconds"}
+    assert isinstance(job["result"], str) and "umbrella" in job["result"].lower()
+    assert _payloads(module_database_url, job_id) == 0
+    # The worker writes its counts every second (SYNTHSTACK_USAGE_FLUSH_SECONDS=1).
+    deadline = time.monotonic() + 30
+    while True:
+        usage = api.get("/api/v1/usage", headers=AUTH).json()
+        if usage["totals"]["audio_seconds"] > 0:
+            break
+        assert time.monotonic() < deadline, usage
+        time.sleep(0.5)
+    assert usage["tenant"] == "jobs-tenant"
+    assert abs(usage["totals"]["audio_seconds"] - 34.97) < 0.05, usage["totals"]
+    # The synchronous call answers the same text.
+    synchronous = api.post(
+        "/api/v1/transcription/transcribe",
+        headers=AUTH,
+        files={"file": ("long.ogg", audio, "audio/ogg")},
+        data={"temperature": "0", "response_format": "text"},
+    )
+    assert synchronous.status_code == 200 and synchronous.text == job["result"]
+
+
+def test_a_job_s_event_stream_follows_its_progress(
+    api: httpx.Client, workers: list[Worker], module_database_url: str, tmp_path: Path
+) -> None:
+    """An indexing of many chunks, followed from before a worker takes it: the queued job, the
+    chunks embedded growing slice by slice, and the succeeded job last."""
+    body = {
+        "content": _document(400),
+        "source": "events.txt",
+        "collection": "jobs-events",
+        "document_id": "events",
+        "chunk_size": 32,
+        "chunk_overlap": 4,
+    }
+    accepted = api.post("/api/v1/rag/index", headers=ASYNC, json=body)
+    assert accepted.status_code == 202, accepted.text
+    job_id = accepted.json()["id"]
+    workers.append(Worker(module_database_url, tmp_path / "worker.log"))
+    followed = api.get(f"/api/v1/jobs/{job_id}/events", headers=AUTH)
+    assert followed.status_code == 200, followed.text
+    assert followed.headers["content-type"] == "text/event-stream"
+    blocks = followed.text.split("\n\n")
+    assert blocks[-1] == ""
+    jobs = []
+    for block in blocks[:-1]:
+        name, data = block.split("\n")
+        assert name == "event: job"
+        jobs.append(json.loads(data.removeprefix("data: ")))
+    assert jobs[0]["status"] in {"queued", "running"}
+    assert jobs[-1] == api.get(f"/api/v1/jobs/{job_id}", headers=AUTH).json()
+    assert jobs[-1]["status"] == "succeeded", (jobs[-1], (tmp_path / "worker.log").read_text())
+    total = jobs[-1]["progress"]["total"]
+    done = [job["progress"]["done"] for job in jobs]
+    assert done == sorted(done) and done[-1] == total
+    # The stream saw the work going on, not only its start and end (64 chunks a slice).
+    assert any(0 < value < total for value in done), done
 
 
 def test_a_killed_worker_s_job_runs_again_to_a_complete_document(

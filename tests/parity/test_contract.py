@@ -91,9 +91,19 @@ def _body_schema(spec: dict[str, Any], document: dict[str, Any]) -> Any:
 
 def _ok_schema(spec: dict[str, Any], document: dict[str, Any]) -> Any:
     """The success response's schema: its JSON one, or (an operation answering only text, such as
-    ``/metrics``) its text one, which the route's model describes in FastAPI's document."""
+    ``/metrics``) its text one, which the route's model describes in FastAPI's document; of an
+    operation answering only server-sent events (``/jobs/{job_id}/events``), the schema of its
+    events' data (but the ``error`` event's problem), which is the route's model."""
     success = next(code for code in spec["responses"] if str(code).startswith("2"))
     content = spec["responses"][success]["content"]
+    if "application/json" not in content and "text/event-stream" in content:
+        stream = _resolve(content["text/event-stream"]["schema"], document)
+        (data,) = [
+            event["properties"]["data"]["contentSchema"]
+            for event in stream["oneOf"]
+            if event["properties"]["event"]["const"] != "error"
+        ]
+        return _canonical(data)
     media_type = "application/json" if "application/json" in content else "text/plain"
     return _canonical(_resolve(content[media_type]["schema"], document))
 

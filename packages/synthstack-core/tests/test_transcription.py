@@ -166,6 +166,63 @@ async def test_verbose_json_segments_and_words_are_ordered_and_within_the_audio(
     assert set(body) == {"text", "language", "duration", "model", "segments", "words"}
 
 
+async def test_a_job_s_progress_is_reported_segment_by_segment(
+    local: TranscriptionService,
+) -> None:
+    """Seconds of audio transcribed, told to a job's progress as each segment is heard (from the
+    model's thread), never going back, ending with the segments' end."""
+    reported: list[tuple[int, int | None]] = []
+
+    async def progress(done: int, total: int | None) -> None:
+        reported.append((done, total))
+
+    form = _form(response_format="verbose_json", temperature="0")
+    result = await local.transcribe(_upload("long.ogg"), form, progress=progress)
+    response = result.render()
+    assert isinstance(response, VerboseTranscriptionResponse)
+    assert reported[0] == (0, 35)  # 34.97 s, rounded up
+    assert {total for _, total in reported} == {35}
+    done = [value for value, _ in reported]
+    assert done == sorted(done) and len(set(done)) == len(done)
+    assert len(done) >= 4  # one report per segment (at least four here), beside the first
+    assert done[-1] == int(response.segments[-1].end)
+    # Without a progress, and with one, the same transcript.
+    plain = (await local.transcribe(_upload("long.ogg"), form)).render()
+    assert plain == response
+
+
+async def test_what_a_progress_raises_stops_the_transcription(
+    local: TranscriptionService,
+) -> None:
+    """A job cancelled while it runs: its progress raises, in the model's thread, and the
+    transcription stops there, at the first segment."""
+    reported: list[int] = []
+
+    class Cancelled(Exception):
+        pass
+
+    async def progress(done: int, total: int | None) -> None:
+        reported.append(done)
+        if done > 0:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        await local.transcribe(_upload("long.ogg"), _form(), progress=progress)
+    assert len(reported) == 2 and reported[0] == 0 and 0 < reported[1] < 35
+
+
+async def test_a_remote_model_reports_only_the_total(
+    remote: TranscriptionService,
+) -> None:
+    reported: list[tuple[int, int | None]] = []
+
+    async def progress(done: int, total: int | None) -> None:
+        reported.append((done, total))
+
+    await remote.transcribe(_upload("speech.wav"), _form(model="whisper-1"), progress=progress)
+    assert reported == [(0, 4)]
+
+
 async def test_verbose_json_without_word_granularity_has_no_words(
     local: TranscriptionService,
 ) -> None:

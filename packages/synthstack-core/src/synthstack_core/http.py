@@ -37,6 +37,7 @@ from synthstack_core.errors import (
 
 __all__ = [
     "SSE_CONTENT_TYPE",
+    "SSE_KEEPALIVE",
     "HttpRequest",
     "HttpResponse",
     "error_response",
@@ -191,13 +192,19 @@ def sse_event(event: str, data: bytes) -> bytes:
     return b"event: " + event.encode("ascii") + b"\ndata: " + data + b"\n\n"
 
 
-def _frame(item: tuple[str, BaseModel]) -> bytes:
+#: What an event stream sends when its producer has nothing new (``None``): an SSE comment.
+SSE_KEEPALIVE = b": keep-alive\n\n"
+
+
+def _frame(item: tuple[str, BaseModel] | None) -> bytes:
+    if item is None:
+        return SSE_KEEPALIVE
     event, payload = item
     return sse_event(event, payload.__pydantic_serializer__.to_json(payload))
 
 
 async def event_stream_response(
-    events: AsyncGenerator[tuple[str, BaseModel], None],
+    events: AsyncGenerator[tuple[str, BaseModel] | None, None],
     *,
     request_id: str,
     path: str,
@@ -208,19 +215,21 @@ async def event_stream_response(
     The first event is produced before the response starts, so a failure before any output (a
     provider refusing the request, say) is still an ordinary problem+json response with its own
     status. A failure after that ends the stream with an ``error`` event carrying the problem
-    document, never a hung connection. Closing the returned stream closes ``events``.
+    document, never a hung connection. An item ``None`` is sent as a comment line
+    (:data:`SSE_KEEPALIVE`). Closing the returned stream closes ``events``.
     """
+    started = True
     try:
         first: tuple[str, BaseModel] | None = await anext(events)
     except StopAsyncIteration:
-        first = None
+        first, started = None, False
     except BaseException:
         await events.aclose()
         raise
 
     async def body() -> AsyncGenerator[bytes, None]:
         try:
-            if first is not None:
+            if started:
                 yield _frame(first)
             async for item in events:
                 yield _frame(item)

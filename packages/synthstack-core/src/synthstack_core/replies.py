@@ -32,9 +32,12 @@ class RawReply:
 @dataclass(frozen=True)
 class EventStream:
     """A handler's answer as server-sent events: ``(event name, payload)`` pairs, produced as the
-    work goes on. The pipeline closes ``events`` when the client goes away."""
+    work goes on. ``None`` instead of a pair: nothing new for a while; a comment line is sent
+    (clients ignore it), which keeps idle proxies from closing the connection and lets a server
+    that only notices a client gone when it writes (WSGI) notice it. The pipeline closes
+    ``events`` when the client goes away."""
 
-    events: AsyncGenerator[tuple[str, BaseModel], None]
+    events: AsyncGenerator[tuple[str, BaseModel] | None, None]
 
 
 #: Everything a handler may return (a model is rendered with the operation's success status).

@@ -16,14 +16,27 @@ Decisions (also in the problem codes' docs):
   is valid, there is just nothing said in it;
 * audio longer than ``max_audio_seconds`` is a 413 ``audio_too_long`` (like an oversize file, the
   caller must send less), refused from the container's declared duration before decoding.
+
+With ``Prefer: respond-async`` (and the jobs feature), everything but the model's work is done
+first (the form, the model and its capabilities, the audio probed and decoded), so a refused
+request gets the synchronous call's 4xx and no job; then the file's bytes are kept with a
+``transcription-transcribe`` job in PostgreSQL and a worker transcribes them. The job's progress
+counts seconds of audio: the total is known from the start (the decoded duration), and local
+Whisper reports each segment's end as it transcribes it (a cancelled job stops there); a remote
+model reports nothing until it is done.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
+import anyio.from_thread
 import anyio.to_thread
 
 from synthstack_core.errors import FieldError, InvalidRequest
@@ -34,9 +47,11 @@ from synthstack_core.features.audio import (
     decoder_capabilities,
     load_audio,
 )
+from synthstack_core.features.jobs import JobService, Progress
 from synthstack_core.features.subtitles import render_srt, render_vtt, subtitle_cues
 from synthstack_core.languages import language_name
 from synthstack_core.metrics import model_inference
+from synthstack_core.preferences import NO_PREFERENCES, Preferences
 from synthstack_core.providers.model_registry import ModelRegistry
 from synthstack_core.providers.openai_client import OpenAIClient
 from synthstack_core.providers.transcription import (
@@ -48,7 +63,7 @@ from synthstack_core.providers.transcription import (
     TranscriptWord,
 )
 from synthstack_core.registry import Module, Stack, operation
-from synthstack_core.replies import RawReply
+from synthstack_core.replies import RawReply, Reply
 from synthstack_core.schemas.transcription import (
     RESPONSE_FORMATS,
     AudioCodec,
@@ -89,6 +104,14 @@ MEDIA_TYPES: dict[ResponseFormat, str] = {
     "vtt": "text/vtt; charset=utf-8",
 }
 _NEEDS_TIMESTAMPS = frozenset({"verbose_json", "srt", "vtt"})
+#: The kind of job of an asynchronous transcription, and the path it was asked on.
+JOB_KIND = "transcription-transcribe"
+_PATH = "/api/v1/transcription/transcribe"
+
+
+def _whole_seconds(duration: float) -> int:
+    """A clip's length as a job's progress total: seconds, rounded up."""
+    return math.ceil(duration)
 
 
 class TranscriptionModelRegistry(ModelRegistry[TranscriptionModelSpec, TranscriptionProvider]):
@@ -232,18 +255,26 @@ class TranscriptionService:
         *,
         max_audio_bytes: int,
         max_audio_seconds: float,
+        jobs: JobService | None = None,
+        upload_dir: Path | None = None,
     ) -> None:
         self.registry = registry
         self.max_audio_bytes = max_audio_bytes
         self.max_audio_seconds = max_audio_seconds
+        #: Where a job writes its audio while it runs (``None``: the system's temporary folder).
+        self.upload_dir = upload_dir
+        self._jobs = jobs
+        if jobs is not None:
+            jobs.register(JOB_KIND, self.run_transcription_job, unit="seconds")
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, openai: OpenAIClient | None
+        cls, settings: Settings, *, openai: OpenAIClient | None, jobs: JobService | None = None
     ) -> TranscriptionService:
         """The local Whisper model, plus OpenAI's models through ``openai`` (the stack's shared
         client; ``None``: OpenAI is not configured)
-        (:func:`~synthstack_core.providers.factory.build_transcription_providers`)."""
+        (:func:`~synthstack_core.providers.factory.build_transcription_providers`); asynchronous
+        transcriptions through ``jobs``."""
         from synthstack_core.providers.factory import build_transcription_providers
 
         providers = build_transcription_providers(settings, openai)
@@ -251,6 +282,8 @@ class TranscriptionService:
             TranscriptionModelRegistry(providers, settings.transcription_model),
             max_audio_bytes=settings.max_audio_bytes,
             max_audio_seconds=settings.max_audio_seconds,
+            jobs=jobs,
+            upload_dir=settings.upload_dir,
         )
 
     # -- transcribe ------------------------------------------------------------------------------
@@ -322,23 +355,88 @@ class TranscriptionService:
         body_limit="max_audio_bytes",
     )
     async def transcribe_request(
-        self, body: TranscriptionForm
-    ) -> TranscriptionResponse | VerboseTranscriptionResponse | RawReply:
-        """``POST /transcribe``: JSON for ``json`` and ``verbose_json``, else text or subtitles."""
+        self, tenant: str, body: TranscriptionForm, prefer: Preferences = NO_PREFERENCES
+    ) -> TranscriptionResponse | VerboseTranscriptionResponse | RawReply | Reply:
+        """``POST /transcribe``: JSON for ``json`` and ``verbose_json``, else text or subtitles;
+        with ``Prefer: respond-async``, checked, then a job (the file kept with it)."""
+        if self._jobs is not None and self._jobs.wanted(prefer):
+            return await self._submit(tenant, body, self._jobs)
         result = await self.transcribe_form(body)
         rendered = result.render()
         if isinstance(rendered, str):
             return RawReply(result.body(), result.media_type)
         return rendered
 
+    async def _submit(self, tenant: str, form: TranscriptionForm, jobs: JobService) -> Reply:
+        """Everything the synchronous call checks before the model runs (the model, what it can
+        do, the audio decoded), then a job holding the file's bytes."""
+        spec, _ = self.registry.lookup(form.model)
+        self._check_capabilities(spec, form)
+        upload = AudioUpload(
+            form.file.path,
+            filename=form.file.filename,
+            content_type=form.file.content_type,
+            size=form.file.size,
+        )
+        audio = await self.read_audio(upload, keep_samples=False)
+        data = await anyio.to_thread.run_sync(form.file.read_bytes)
+        request = {
+            "parameters": form.model_dump(mode="json", exclude={"file"}),
+            "filename": form.file.filename,
+            "content_type": form.file.content_type,
+        }
+        return await jobs.submit(
+            tenant,
+            JOB_KIND,
+            request,
+            data=data,
+            path=_PATH,
+            total=_whole_seconds(audio.duration),
+        )
+
+    async def run_transcription_job(
+        self, tenant: str, request: dict[str, Any], data: bytes | None, progress: Progress
+    ) -> TranscriptionResponse | VerboseTranscriptionResponse | str:
+        """A ``transcription-transcribe`` job: the synchronous call's body (the text of a text or
+        subtitle format), reporting seconds of audio transcribed."""
+        assert data is not None
+        parameters = TranscriptionParameters.model_validate(request["parameters"])
+        if self.upload_dir is not None:
+            self.upload_dir.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix="synthstack-job-", dir=self.upload_dir)
+        path = Path(name)
+        try:
+            with os.fdopen(handle, "wb") as file:
+                await anyio.to_thread.run_sync(file.write, data)
+            upload = AudioUpload(
+                path,
+                filename=request.get("filename"),
+                content_type=request.get("content_type"),
+                size=len(data),
+            )
+            result = await self.transcribe(upload, parameters, progress=progress)
+        finally:
+            path.unlink(missing_ok=True)
+        return result.render()
+
     async def transcribe(
-        self, upload: AudioUpload, form: TranscriptionParameters | None = None
+        self,
+        upload: AudioUpload,
+        form: TranscriptionParameters | None = None,
+        *,
+        progress: Progress | None = None,
     ) -> TranscriptionResult:
-        """Transcribe a file on disk as ``form`` asks (defaults: the default model, json)."""
+        """Transcribe a file on disk as ``form`` asks (defaults: the default model, json);
+        ``progress`` (a job's) is told the seconds of audio transcribed."""
         form = form or TranscriptionParameters()
         spec, provider = self.registry.lookup(form.model)
         self._check_capabilities(spec, form)
         audio = await self.read_audio(upload, keep_samples=provider.needs_samples)
+        on_segment = None
+        if progress is not None:
+            total = _whole_seconds(audio.duration)
+            await progress(0, total)
+            on_segment = _segment_reporter(progress, total)
         options = TranscriptionOptions(
             model=spec,
             language=form.language,
@@ -346,6 +444,7 @@ class TranscriptionService:
             temperature=form.temperature,
             segments=form.response_format in _NEEDS_TIMESTAMPS,
             words=form.word_timestamps,
+            on_segment=on_segment,
         )
         with model_inference("transcription", spec.id):
             transcript = await provider.transcribe(audio, options)
@@ -444,9 +543,32 @@ class TranscriptionService:
         await self.registry.aclose()
 
 
+def _segment_reporter(progress: Progress, total: int) -> Callable[[float], None]:
+    """What a provider calls, from its thread, with each segment's end: the whole seconds done
+    reported to ``progress`` when they grew (what it raises, a cancelled job, stops the model)."""
+    reported = 0
+
+    async def report(done: int) -> None:
+        await progress(done, total)
+
+    def on_segment(end: float) -> None:
+        nonlocal reported
+        done = min(total, max(0, math.floor(end)))
+        if done > reported:
+            reported = done
+            anyio.from_thread.run(report, done)
+
+    return on_segment
+
+
 def build(stack: Stack) -> TranscriptionService:
-    """Local Whisper, and OpenAI's models when a key is set."""
-    return TranscriptionService.from_settings(stack.settings, openai=stack.openai_client)
+    """Local Whisper, and OpenAI's models when a key is set; asynchronous transcriptions when the
+    stack runs jobs."""
+    try:
+        jobs: JobService | None = stack.service(JobService)
+    except RuntimeError:  # a stack built without the jobs module: no asynchronous transcription
+        jobs = None
+    return TranscriptionService.from_settings(stack.settings, openai=stack.openai_client, jobs=jobs)
 
 
 MODULE = Module("transcription", TranscriptionService, build)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -55,6 +55,10 @@ class TranscriptionOptions:
     segments: bool = False
     #: Word timestamps are wanted (verbose_json with ``timestamp_granularities[]=word``).
     words: bool = False
+    #: Told the end (seconds into the audio) of each segment as it is transcribed, by a provider
+    #: that transcribes segment by segment (local Whisper), in the thread that runs the model; what
+    #: it raises stops the transcription (a job cancelled). Other providers never call it.
+    on_segment: Callable[[float], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,8 @@ class LocalWhisperProvider(TranscriptionProvider):
                 words.append(
                     TranscriptWord(str(word.word).strip(), float(word.start), float(word.end))
                 )
+            if options.on_segment is not None:
+                options.on_segment(float(segment.end))
         return Transcript(
             text=" ".join(s.text for s in segments if s.text),
             language="en",

@@ -1,4 +1,4 @@
-"""Jobs: long work (indexing) run by workers, and what a client sees of it."""
+"""Jobs: long work (indexing, transcription) run by workers, and what a client sees of it."""
 
 from __future__ import annotations
 
@@ -19,13 +19,16 @@ __all__ = [
     "JobParams",
     "JobProgress",
     "JobStatus",
+    "JobUnit",
 ]
 
 #: Where a job is: waiting for a worker, being run, or ended (the last three).
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 #: What a job does: the operation that was asked to answer asynchronously.
-JobKind = Literal["rag-index", "rag-upload-document"]
+JobKind = Literal["rag-index", "rag-upload-document", "transcription-transcribe"]
+#: What a job's progress counts: chunks embedded (indexing), seconds of audio (transcription).
+JobUnit = Literal["chunks", "seconds"]
 
 
 class JobProgress(ResponseModel):
@@ -33,7 +36,7 @@ class JobProgress(ResponseModel):
 
     done: int = Field(ge=0)
     total: int | None = Field(ge=0)
-    unit: Literal["chunks"]
+    unit: JobUnit
 
 
 class Job(ResponseModel):
@@ -47,8 +50,9 @@ class Job(ResponseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    result: dict[str, Any] | None = Field(
-        description="The body the synchronous call would have answered (status succeeded)."
+    result: dict[str, Any] | str | None = Field(
+        description="The body the synchronous call would have answered (status succeeded): its "
+        "JSON, or the text of a call that answers text (a transcript as text, srt or vtt)."
     )
     error: dict[str, Any] | None = Field(
         description="The problem the synchronous call would have answered (status failed)."

@@ -24,7 +24,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -47,7 +47,7 @@ from synthstack_core.errors import (
 from synthstack_core.logs import quiet_info
 from synthstack_core.preferences import RESPOND_ASYNC
 from synthstack_core.registry import operation
-from synthstack_core.replies import Reply
+from synthstack_core.replies import EventStream, Reply
 from synthstack_core.schemas.jobs import (
     TERMINAL_STATUSES,
     Job,
@@ -93,17 +93,23 @@ STOP_MARGIN_SECONDS = 5.0
 EMBEDDED_RESTART_SECONDS = 5.0
 #: Seconds before the 2nd, 3rd... run of a job that failed on a provider or the database: 2, 4, 8...
 RETRY_BASE_SECONDS = 2
+#: How often a job's event stream reads the job again (polling: one indexed primary-key read).
+EVENTS_POLL_SECONDS = 0.5
+#: How long a job's event stream stays silent at most: then it sends a comment line, so proxies
+#: keep an idle stream open and a server that notices a client gone only when it writes does.
+EVENTS_KEEPALIVE_SECONDS = 15.0
 
 #: Reports ``done`` of ``total`` units; raises :class:`JobCancelled` when the job was cancelled.
 Progress = Callable[[int, int | None], Awaitable[None]]
 
 
 class JobRunner(Protocol):
-    """The work of one kind of job: the body the synchronous call would have answered."""
+    """The work of one kind of job: the body the synchronous call would have answered (a model
+    answered as JSON, or the text of an answer that is not JSON)."""
 
     def __call__(
         self, tenant: str, request: dict[str, Any], data: bytes | None, progress: Progress
-    ) -> Awaitable[BaseModel]: ...
+    ) -> Awaitable[BaseModel | str]: ...
 
 
 class JobCancelled(Exception):
@@ -153,6 +159,11 @@ def _job(row: RowMapping) -> Job:
         result=row["result"],
         error=row["error"],
     )
+
+
+def _change(job: Job) -> tuple[str, int, int | None]:
+    """What a job's event stream tells about: a new event when it differs."""
+    return job.status, job.progress.done, job.progress.total
 
 
 def _owned(query: Select[Any], tenant: str) -> Select[Any]:
@@ -230,10 +241,12 @@ class JobService:
         data: bytes | None = None,
         request_id: str = "",
         path: str = "",
+        total: int | None = None,
     ) -> Reply:
         """Enqueue a job of ``kind`` for ``tenant``: its row, its payload (``request``, JSON, and
-        ``data``) and Procrastinate's job, in one transaction. The answer: 202, ``Location`` of
-        the job, ``Preference-Applied: respond-async`` and the job."""
+        ``data``) and Procrastinate's job, in one transaction. ``total``: the units of work when
+        they are known before it runs. The answer: 202, ``Location`` of the job,
+        ``Preference-Applied: respond-async`` and the job."""
         spec = self._kinds[kind]
         tenant_id = await self._tenants.ensure_tenant(tenant)
         job_id = uuid.uuid4()
@@ -247,6 +260,7 @@ class JobService:
                     kind=kind,
                     status="queued",
                     progress_done=0,
+                    progress_total=total,
                     progress_unit=spec.unit,
                     attempts=0,
                     created_at=func.now(),
@@ -297,6 +311,33 @@ class JobService:
         if row is None:
             raise NotFound(f"No job {str(job_id)!r}.")
         return _job(row)
+
+    @operation("jobs-events", params=JobParams, response=Job)
+    async def events(self, tenant: str, job_id: uuid.UUID) -> EventStream:
+        """``GET /api/v1/jobs/{job_id}/events``: the job as server-sent events, one each time its
+        status or progress changes, until a terminal status has been sent. A missing job (or
+        another tenant's) is a 404 before the stream starts."""
+        job = await self.get(tenant, job_id)
+        return EventStream(self._follow(tenant, job))
+
+    async def _follow(
+        self, tenant: str, job: Job
+    ) -> AsyncGenerator[tuple[str, BaseModel] | None, None]:
+        """``job``, then the job read again every :data:`EVENTS_POLL_SECONDS` when its status or
+        progress changed, until it has ended; ``None`` (a comment line) after
+        :data:`EVENTS_KEEPALIVE_SECONDS` without an event."""
+        loop = asyncio.get_running_loop()
+        yield "job", job
+        seen, sent = _change(job), loop.time()
+        while job.status not in TERMINAL_STATUSES:
+            await asyncio.sleep(EVENTS_POLL_SECONDS)
+            job = await self.get(tenant, job.id)
+            if _change(job) != seen:
+                seen, sent = _change(job), loop.time()
+                yield "job", job
+            elif loop.time() - sent >= EVENTS_KEEPALIVE_SECONDS:
+                sent = loop.time()
+                yield None
 
     @operation("jobs-list")
     async def list_jobs(self, tenant: str, params: JobListParams) -> JobList:
@@ -498,7 +539,8 @@ class JobService:
                 raise _RunAgain(problem.body["code"]) from raised
             await self._finish(job_id, "failed", error=problem.body)
             return
-        await self._finish(job_id, "succeeded", result=result.model_dump(mode="json"))
+        body = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+        await self._finish(job_id, "succeeded", result=body)
 
     async def _set_queued(self, job_id: uuid.UUID) -> None:
         async with self._database.engine.begin() as connection:
@@ -513,7 +555,7 @@ class JobService:
         job_id: uuid.UUID,
         status: str,
         *,
-        result: dict[str, Any] | None = None,
+        result: dict[str, Any] | str | None = None,
         error: dict[str, Any] | None = None,
     ) -> None:
         """The job's end, unless it was cancelled meanwhile; its payload is deleted either way."""
