@@ -32,7 +32,6 @@ from synthstack_core.errors import no_endpoint
 from synthstack_core.logs import add_trace_ids, configure_logging
 from synthstack_core.metrics import (
     CONTENT_TYPE,
-    JOB_STATUSES_COUNTED,
     exposition,
     jobs_by_status,
     track_pool,
@@ -42,7 +41,7 @@ from synthstack_core.registry import Module, Stack, operation
 from synthstack_core.replies import RawReply
 from synthstack_core.settings import Settings
 from synthstack_core.stores.database import Database
-from synthstack_core.stores.jobs import jobs
+from synthstack_core.stores.jobs import UNFINISHED, jobs
 
 __all__ = ["MODULE", "Caller", "MetricsText", "ObservabilityService", "loopback_address"]
 
@@ -120,11 +119,7 @@ class ObservabilityService:
     async def _jobs(self) -> list[Metric]:
         """The jobs gauge, from one grouped count of the ``jobs`` table; nothing when the
         database does not answer (the rest of the scrape still does)."""
-        query = (
-            select(jobs.c.status, func.count())
-            .where(jobs.c.status.in_(JOB_STATUSES_COUNTED))
-            .group_by(jobs.c.status)
-        )
+        query = select(jobs.c.status, func.count()).where(UNFINISHED).group_by(jobs.c.status)
         try:
             with anyio.fail_after(JOB_COUNT_TIMEOUT_SECONDS):
                 async with self._database.engine.connect() as connection:

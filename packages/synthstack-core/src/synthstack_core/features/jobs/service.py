@@ -66,7 +66,7 @@ from synthstack_core.schemas.jobs import (
 from synthstack_core.settings import Settings
 from synthstack_core.stores.api_keys import ApiKeyRepository
 from synthstack_core.stores.database import Database
-from synthstack_core.stores.jobs import job_payloads, jobs
+from synthstack_core.stores.jobs import UNFINISHED, job_payloads, jobs
 from synthstack_core.stores.models import Tenant
 from synthstack_core.usage import UsageRecorder
 
@@ -124,9 +124,9 @@ class _RunAgain(Exception):
 
 class _DatabaseLost(_RunAgain):
     """The database failed this run (claiming the job, reporting its progress, storing its end):
-    the run is retried, and the worker that ran it starts afresh (see :meth:`JobService.
-    _restart_on_database_loss`), so that Procrastinate's record of the run, which it may have
-    failed to write, is recovered as a stalled job's."""
+    the run is retried, and the worker that ran it starts afresh (see
+    :func:`_restart_on_database_loss`), so that Procrastinate's record of the run, which it may
+    have failed to write, is recovered as a stalled job's."""
 
 
 @dataclass(frozen=True)
@@ -540,11 +540,7 @@ class JobService:
                 await connection.execute(
                     select(jobs.c.id, job_payloads.c.request)
                     .select_from(jobs.outerjoin(job_payloads, job_payloads.c.job_id == jobs.c.id))
-                    .where(
-                        jobs.c.status.in_(("queued", "running")),
-                        jobs.c.procrastinate_job_id.is_not(None),
-                        not_held,
-                    )
+                    .where(UNFINISHED, jobs.c.procrastinate_job_id.is_not(None), not_held)
                     .with_for_update(of=jobs, skip_locked=True)
                 )
             ).all()
