@@ -4,8 +4,9 @@
 Every worker writes its metrics to the folder ``serve`` made for this start
 (``PROMETHEUS_MULTIPROC_DIR``); one scrape, whichever worker answers it, sums them: the requests
 sent are counted exactly although two processes served them (each has its own file there), and the
-pool gauge is both workers' pools. The folder is removed when the server stops. With
-``SYNTHSTACK_LOG_FORMAT=json`` every request is one JSON line on the server's stderr.
+pool gauge is both workers' pools, while the jobs gauge (read from the database) is not summed. The
+folder is removed when the server stops. With ``SYNTHSTACK_LOG_FORMAT=json`` every request is one
+JSON line on the server's stderr.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -62,6 +64,15 @@ def _requests_counted(text: str) -> dict[tuple[str, str], int]:
                 key = (sample.labels["operation_id"], sample.labels["status"])
                 counted[key] = int(sample.value)
     return counted
+
+
+def _jobs(text: str) -> dict[str, float]:
+    return {
+        sample.labels["status"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "synthstack_jobs"
+    }
 
 
 def _scrape(base: str, headers: dict[str, str]) -> str:
@@ -142,8 +153,21 @@ def test_two_workers_are_summed_in_one_scrape(
                     break
         assert len(list(metrics_dir.glob("counter_*.db"))) == 2, "one worker served everything"
 
+        # A job no worker runs (production: none in the server): queued, counted once.
+        job = httpx.post(
+            f"{base}/api/v1/rag/index",
+            headers={"Authorization": f"Bearer {KEY}", "Prefer": "respond-async"},
+            json={"content": "A queued heron.", "source": "q.txt", "collection": "live"},
+            timeout=30,
+        )
+        assert job.status_code == 202, job.text
         scrape = httpx.get(f"{base}/metrics", headers=bearer, timeout=30)
         assert scrape.status_code == 200, scrape.text
+        # Read from the database by the worker that answered, not summed over the two.
+        with psycopg.connect(module_database_url) as connection:
+            row = connection.execute("SELECT count(*) FROM jobs WHERE status = 'queued'").fetchone()
+        assert row is not None and row[0] >= 1
+        assert _jobs(scrape.text) == {"queued": row[0], "running": 0}
         after = _requests_counted(scrape.text)
         # Counted exactly, summed over both workers.
         health_key = ("health-liveness", "200")
@@ -164,7 +188,7 @@ def test_two_workers_are_summed_in_one_scrape(
     access = [json.loads(line) for line in lines if '"logger": "synthstack.access"' in line]
     served = [a for a in access if a["operationId"] == "health-liveness"]
     assert len(served) == after[health_key]  # one line per request counted
-    assert {a["operationId"] for a in access} == {"health-liveness", "metrics"}
+    assert {a["operationId"] for a in access} == {"health-liveness", "metrics", "rag-index"}
     assert all(
         a["level"] == "INFO" and re.match(r"\d{4}-\d\d-\d\dT", a["timestamp"]) for a in access
     )

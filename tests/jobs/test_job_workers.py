@@ -10,90 +10,26 @@ so a killed one is taken for dead after 3 s.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
 import pytest
-from fastapi.testclient import TestClient
 
-from synthstack_core import Settings
+from tests.jobs.support import ASYNC, AUTH, ROOT, Worker, api_client, ended, wait_for
+from tests.jobs.support import document as _document
 
-ROOT = Path(__file__).parents[2]
 AUDIO = ROOT / "packages/synthstack-core/tests/fixtures/audio"
-KEY = "jobs-worker-test-key"
-AUTH = {"Authorization": f"Bearer {KEY}"}
-ASYNC = {**AUTH, "Prefer": "respond-async"}
-#: Variables of the outer environment that would change what the processes here do.
-_UNSET = {"REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "EMBEDDING_MODEL"}
-
-
-def _environment(database_url: str, worker: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in _UNSET}
-    env.update(
-        {
-            "DATABASE_URL": database_url,
-            "SYNTHSTACK_ENV": "development",
-            "SYNTHSTACK_API_KEYS": f"jobs-tenant:{KEY}",
-            "SYNTHSTACK_WORKER": worker,
-            "SYNTHSTACK_JOB_STALLED_SECONDS": "3",
-            "SYNTHSTACK_KEY_CACHE_SECONDS": "0",
-            "SYNTHSTACK_ANALYSIS_LLM": "off",
-            "SYNTHSTACK_USAGE_FLUSH_SECONDS": "1",
-            "HF_HUB_OFFLINE": "1",
-        }
-    )
-    return env
-
-
-def _client(database_url: str, worker: str, patch: pytest.MonkeyPatch) -> Iterator[httpx.Client]:
-    from synthstack_fastapi import create_app
-
-    for name in _UNSET:
-        patch.delenv(name, raising=False)
-    for name, value in _environment(database_url, worker).items():
-        if name.startswith(("SYNTHSTACK_", "DATABASE_URL")):
-            patch.setenv(name, value)
-    with TestClient(create_app(Settings()), raise_server_exceptions=False) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
 def api(module_database_url: str) -> Iterator[httpx.Client]:
     """The API without a worker of its own."""
     with pytest.MonkeyPatch.context() as patch:
-        yield from _client(module_database_url, "none", patch)
-
-
-class Worker:
-    """A ``synthstack worker`` process, its output in a file."""
-
-    def __init__(self, database_url: str, log: Path) -> None:
-        self.log = log
-        with log.open("ab") as output:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "synthstack_core.cli", "worker", "--concurrency", "1"],
-                env=_environment(database_url, "none"),
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        yield from api_client(module_database_url, "none", patch)
 
 
 @pytest.fixture
@@ -103,28 +39,6 @@ def workers(module_database_url: str, tmp_path: Path) -> Iterator[list[Worker]]:
     yield started
     for worker in started:
         worker.stop()
-
-
-def _document(paragraphs: int) -> str:
-    return "\n\n".join(
-        f"Paragraph {n}: cats purr when they are content, and kitten number {n} chases yarn "
-        f"around room {n * 7}, while dog {n} barks at stranger {n * 3} in the garden."
-        for n in range(paragraphs)
-    )
-
-
-def _wait(client: httpx.Client, job_id: str, until: Any, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}", headers=AUTH).json()
-        if until(job):
-            return job
-        assert time.monotonic() < deadline, f"job never got there: {job}"
-        time.sleep(0.1)
-
-
-def _ended(job: dict[str, Any]) -> bool:
-    return job["status"] in {"succeeded", "failed", "cancelled"}
 
 
 def _payloads(database_url: str, job_id: str) -> int:
@@ -153,7 +67,7 @@ def test_a_job_ends_with_the_synchronous_answer(
     assert accepted.headers["location"] == f"/api/v1/jobs/{job_id}"
     assert _payloads(module_database_url, job_id) == 1
     workers.append(Worker(module_database_url, tmp_path / "worker.log"))
-    job = _wait(api, job_id, _ended, timeout=180)
+    job = wait_for(api, job_id, ended, timeout=180)
     assert job["status"] == "succeeded", (job, (tmp_path / "worker.log").read_text())
     assert job["attempts"] == 1 and job["error"] is None
     assert job["started_at"] is not None and job["finished_at"] is not None
@@ -171,8 +85,8 @@ def test_a_job_ends_with_the_synchronous_answer(
     assert stored["chunks"] == result["chunks_created"]
     assert _payloads(module_database_url, job_id) == 0
     # Cancelling a job that has ended is a conflict.
-    ended = api.delete(f"/api/v1/jobs/{job_id}", headers=AUTH)
-    assert ended.status_code == 409 and ended.json()["code"] == "job_ended"
+    refused = api.delete(f"/api/v1/jobs/{job_id}", headers=AUTH)
+    assert refused.status_code == 409 and refused.json()["code"] == "job_ended"
     # An upload: its result is the synchronous call's 201 body, the stored document.
     uploaded = api.post(
         "/api/v1/rag/documents",
@@ -181,7 +95,7 @@ def test_a_job_ends_with_the_synchronous_answer(
         files={"file": ("notes.md", _document(4).encode(), "text/markdown")},
     )
     assert uploaded.status_code == 202, uploaded.text
-    upload_job = _wait(api, uploaded.json()["id"], _ended, timeout=120)
+    upload_job = wait_for(api, uploaded.json()["id"], ended, timeout=120)
     assert upload_job["status"] == "succeeded", upload_job
     document = api.get("/api/v1/rag/documents/notes?collection=jobs-sync", headers=AUTH)
     assert upload_job["result"] == document.json()
@@ -207,7 +121,7 @@ def test_a_transcription_job_counts_its_audio_for_its_tenant(
     assert accepted.json()["progress"] == {"done": 0, "total": 35, "unit": "seconds"}
     assert _payloads(module_database_url, job_id) == 1
     workers.append(Worker(module_database_url, tmp_path / "worker.log"))
-    job = _wait(api, job_id, _ended, timeout=180)
+    job = wait_for(api, job_id, ended, timeout=180)
     assert job["status"] == "succeeded", (job, (tmp_path / "worker.log").read_text())
     assert job["progress"] == {"done": 35, "total": 35, "unit": "seconds"}
     assert isinstance(job["result"], str) and "umbrella" in job["result"].lower()
@@ -285,10 +199,10 @@ def test_a_killed_worker_s_job_runs_again_to_a_complete_document(
     job_id = accepted.json()["id"]
     first = Worker(module_database_url, tmp_path / "first.log")
     workers.append(first)
-    running = _wait(
+    running = wait_for(
         api,
         job_id,
-        lambda job: _ended(job) or job["progress"]["done"] > 0,
+        lambda job: ended(job) or job["progress"]["done"] > 0,
         timeout=180,
     )
     first.process.send_signal(signal.SIGKILL)
@@ -300,7 +214,7 @@ def test_a_killed_worker_s_job_runs_again_to_a_complete_document(
     missing = api.get("/api/v1/rag/documents/long?collection=jobs-kill", headers=AUTH)
     assert missing.status_code == 404
     workers.append(Worker(module_database_url, tmp_path / "second.log"))
-    job = _wait(api, job_id, _ended, timeout=300)
+    job = wait_for(api, job_id, ended, timeout=300)
     assert job["status"] == "succeeded", (job, (tmp_path / "second.log").read_text())
     assert job["attempts"] == 2
     assert job["result"]["chunks_created"] == total == job["progress"]["done"]
@@ -311,11 +225,11 @@ def test_a_killed_worker_s_job_runs_again_to_a_complete_document(
 
 def test_the_embedded_worker_runs_jobs_in_the_server_process(module_database_url: str) -> None:
     with pytest.MonkeyPatch.context() as patch:
-        for client in _client(module_database_url, "embedded", patch):
+        for client in api_client(module_database_url, "embedded", patch):
             body = {"content": _document(3), "source": "e.txt", "collection": "jobs-embedded"}
             accepted = client.post("/api/v1/rag/index", headers=ASYNC, json=body)
             assert accepted.status_code == 202, accepted.text
-            job = _wait(client, accepted.json()["id"], _ended, timeout=120)
+            job = wait_for(client, accepted.json()["id"], ended, timeout=120)
             assert job["status"] == "succeeded", job
             document = job["result"]["document_id"]
             stored = client.get(

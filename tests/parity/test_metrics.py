@@ -1,6 +1,6 @@
 """``GET /metrics`` on both backends, in-process: who may read it, and that it counts exactly the
 requests sent (by operation and status), their latencies, what is in flight, the embedding cache,
-the model runs, the 429s ``rate_limited`` and the database pool.
+the model runs, the 429s ``rate_limited``, the database pool and the jobs queued and running.
 
 Both apps are rebuilt with ``SYNTHSTACK_METRICS_TOKEN`` set. The metrics are the process's (both
 in-process backends record into them), so each backend's requests are counted as the difference
@@ -120,6 +120,10 @@ def test_the_metrics_count_exactly_the_requests_sent(
     assert grew(inference, kind="embedding", model="all-MiniLM-L6-v2") == 1
     assert series(after, "synthstack_db_pool_size") >= 5  # the stacks' pools: 5 connections each
     assert series(after, "synthstack_db_pool_connections_in_use") >= 0
+    # The jobs queued and running, read from the database at the scrape (by status only).
+    jobs = {labels: value for (name, labels), value in after.items() if name == "synthstack_jobs"}
+    assert set(jobs) == {(("status", "queued"),), (("status", "running"),)}
+    assert all(value >= 0 for value in jobs.values())
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

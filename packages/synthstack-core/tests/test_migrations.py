@@ -29,6 +29,10 @@ def _procrastinate_leftovers(connection: Connection) -> list[int]:
     return list(counts)
 
 
+def _indexes(connection: Connection, table: str) -> set[str]:
+    return {index["name"] or "" for index in inspect(connection).get_indexes(table)}
+
+
 def test_each_migration_goes_down_and_up_again(empty_database_url: str) -> None:
     url = empty_database_url
     at_head = _tables(url)
@@ -47,12 +51,17 @@ def test_each_migration_goes_down_and_up_again(empty_database_url: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     revisions = [r.revision for r in ScriptDirectory.from_config(config).walk_revisions()]
-    assert revisions[:4] == ["0009", "0008", "0007", "0006"]  # newest first
+    assert revisions[:5] == ["0010", "0009", "0008", "0007", "0006"]  # newest first
     assert revisions[-1] == "0001"
     engine = create_engine(sqlalchemy_url(url))
     try:
         with engine.connect() as connection:
             config.attributes["connection"] = connection
+            assert "jobs_unfinished" in _indexes(connection, "jobs")
+            command.downgrade(config, "-1")  # 0010 -> 0009: the index of unfinished jobs goes
+            connection.commit()
+            assert "jobs_unfinished" not in _indexes(connection, "jobs")
+            assert "rag_collection_stats" in inspect(connection).get_table_names()
             command.downgrade(config, "-1")  # 0009 -> 0008: the statistics go, the usage stays
             connection.commit()
             tables = set(inspect(connection).get_table_names())
@@ -70,7 +79,7 @@ def test_each_migration_goes_down_and_up_again(empty_database_url: str) -> None:
             assert not {"jobs", "job_payloads", "procrastinate_jobs"} & tables
             # Procrastinate's functions and types went with its tables.
             assert _procrastinate_leftovers(connection) == [0, 0]
-            for _ in revisions[3:]:  # one step at a time, down to nothing
+            for _ in revisions[4:]:  # one step at a time, down to nothing
                 command.downgrade(config, "-1")
                 connection.commit()
             assert not {

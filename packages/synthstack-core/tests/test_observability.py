@@ -1,5 +1,6 @@
-"""The metrics' multi-process mode with real processes, the database pool gauges, who counts as a
-loopback caller, the observability settings, and the JSON log format."""
+"""The metrics' multi-process mode with real processes, the database pool gauges, the jobs gauge
+(read from the database at each scrape), who counts as a loopback caller, the observability
+settings, and the JSON log format."""
 
 from __future__ import annotations
 
@@ -10,20 +11,23 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
-from synthstack_core import Settings
-from synthstack_core.features.observability import loopback_address
-from synthstack_core.http import HttpResponse
+from synthstack_core import Settings, SynthStack
+from synthstack_core.features.observability import JOB_COUNT_TIMEOUT_SECONDS, loopback_address
+from synthstack_core.http import HttpRequest, HttpResponse
 from synthstack_core.logs import JsonLogFormatter, configure_logging
 from synthstack_core.metrics import track_pool, untrack_pool
 from synthstack_core.observability import _problem_code
+from synthstack_core.operations import by_id as operation
 from synthstack_core.stores.database import Database
 
 # A worker: serves `count` requests of operation `x` through the pipeline's observability step
@@ -133,6 +137,72 @@ async def test_the_pool_gauges_follow_checkouts(database_url: str) -> None:
         untrack_pool(engine)
         await database.aclose()
     assert (value(size), value(in_use)) == (size_before, in_use_before)
+
+
+async def _scrape(stack: SynthStack) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    metrics = operation("metrics")
+    response = await stack.handle(metrics, HttpRequest("GET", metrics.path, {}, client="127.0.0.1"))
+    assert response.status == 200, response.body
+    return _samples(response.body.decode())
+
+
+def _jobs(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> dict[str, float]:
+    return {
+        dict(labels)["status"]: value
+        for (name, labels), value in samples.items()
+        if name == "synthstack_jobs"
+    }
+
+
+async def test_the_jobs_gauge_counts_the_queued_and_running_jobs(
+    empty_database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Jobs submitted through the API (no worker runs them), then moved on from another
+    connection: each scrape counts what the table holds then, by status only; a scrape the count
+    cannot wait for (the table locked) answers without the gauge."""
+    keys = "alpha:jobs-gauge-key-alpha,beta:jobs-gauge-key-beta"
+    settings = Settings(
+        DATABASE_URL=empty_database_url, SYNTHSTACK_API_KEYS=keys, SYNTHSTACK_WORKER="none"
+    )
+    index = operation("rag-index")
+    async with SynthStack(settings) as stack:
+        assert _jobs(await _scrape(stack)) == {"queued": 0, "running": 0}
+        submitted = []
+        for n, key in enumerate(["jobs-gauge-key-alpha"] * 3 + ["jobs-gauge-key-beta"] * 2):
+            body = {"content": f"Heron {n}.", "source": f"{n}.txt", "collection": "gauge"}
+            headers = {
+                "authorization": f"Bearer {key}",
+                "content-type": "application/json",
+                "prefer": "respond-async",
+            }
+            answer = await stack.handle(
+                index, HttpRequest("POST", index.path, headers, json.dumps(body).encode())
+            )
+            assert answer.status == 202, answer.body
+            submitted.append(json.loads(answer.body)["id"])
+        samples = await _scrape(stack)
+        assert _jobs(samples) == {"queued": 5, "running": 0}
+        assert not any("tenant" in dict(labels) for (name, labels) in samples if "jobs" in name)
+        async with await psycopg.AsyncConnection.connect(empty_database_url) as other:
+            moves = [("running", submitted[:2]), ("succeeded", submitted[2:3])]
+            for status, ids in moves:
+                await other.execute(
+                    "UPDATE jobs SET status = %s WHERE id = ANY(%s::uuid[])", (status, ids)
+                )
+            await other.commit()
+            assert _jobs(await _scrape(stack)) == {"queued": 2, "running": 2}
+            # The table locked: the count waits, the scrape does not (it answers without it).
+            await other.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            with caplog.at_level(logging.WARNING, "synthstack.metrics"):
+                samples = await _scrape(stack)
+            elapsed = time.monotonic() - started
+            await other.rollback()
+        assert _jobs(samples) == {}
+        assert ("synthstack_db_pool_size", ()) in samples
+        assert JOB_COUNT_TIMEOUT_SECONDS <= elapsed < JOB_COUNT_TIMEOUT_SECONDS + 3
+        assert "the jobs were not counted (TimeoutError)" in caplog.text
+        assert _jobs(await _scrape(stack)) == {"queued": 2, "running": 2}
 
 
 def test_loopback_callers() -> None:

@@ -6,6 +6,10 @@ in memory; when ``PROMETHEUS_MULTIPROC_DIR`` is set before this module is first 
 ``synthstack serve`` does for its workers), every process writes its values to files there and a
 scrape, whichever worker answers it, reads and sums the files of all of them (``livesum`` gauges:
 of the processes still alive).
+
+What every process would read the same from the database (the jobs by status) is no metric of a
+process: it is read at each scrape by the process answering it and added to the exposition as it
+is (:func:`jobs_by_status`), never summed over the workers, and left out when it cannot be read.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import glob
 import os
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,7 +30,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
 
 from synthstack_core.tracing import provider_span
 
@@ -37,12 +43,14 @@ __all__ = [
     "DB_POOL_IN_USE",
     "DB_POOL_SIZE",
     "IN_FLIGHT",
+    "JOB_STATUSES_COUNTED",
     "MODEL_INFERENCE",
     "MULTIPROCESS_DIR_VARIABLE",
     "RATE_LIMITED",
     "REQUESTS",
     "REQUEST_DURATION",
     "exposition",
+    "jobs_by_status",
     "model_inference",
     "track_pool",
     "untrack_pool",
@@ -115,6 +123,25 @@ DB_POOL_IN_USE = Gauge(
     "the pool size, the pools overflow).",
     multiprocess_mode="livesum",
 )
+
+
+#: The statuses of the jobs gauge: the jobs waiting for a worker, and those a worker runs.
+JOB_STATUSES_COUNTED = ("queued", "running")
+
+
+def jobs_by_status(counts: Mapping[str, int]) -> GaugeMetricFamily:
+    """``synthstack_jobs{status}``: the jobs queued and running now (``counts``, read from the
+    ``jobs`` table at the scrape; a status without jobs is 0). By status only, not by tenant or
+    kind: the series stay two whatever the number of tenants."""
+    family = GaugeMetricFamily(
+        "synthstack_jobs",
+        "Jobs queued (waiting for a worker, or for their next run) and running now, by status "
+        "(read from the database at each scrape; absent when it could not be read).",
+        labels=["status"],
+    )
+    for status in JOB_STATUSES_COUNTED:
+        family.add_metric([status], counts.get(status, 0))
+    return family
 
 
 @contextmanager
@@ -214,14 +241,25 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def exposition() -> bytes:
+class _Read(Collector):
+    """A collector of metric families read for one scrape."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def exposition(read: Iterable[Metric] = ()) -> bytes:
     """Every metric in the text format: this process's, or in multi-process mode every worker's
-    summed."""
+    summed; then the families ``read`` for this scrape (the database's), as they are."""
     refresh_pool_gauges()
+    extra = generate_latest(_Read(read))
     path = multiprocess_dir()
     if path is None:
-        return generate_latest(REGISTRY)
+        return generate_latest(REGISTRY) + extra
     forget_dead_processes(path)
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
-    return generate_latest(registry)
+    return generate_latest(registry) + extra

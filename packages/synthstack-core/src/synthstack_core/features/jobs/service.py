@@ -14,6 +14,10 @@ or the problem, deleting the payload. A failure a later run may not meet (a prov
 the database down) is run again with growing waits, up to ``SYNTHSTACK_JOB_MAX_ATTEMPTS`` runs; a
 caller's mistake fails at once. Workers beat; a periodic task queues again the jobs of a worker
 that stopped beating (killed), and another purges finished jobs after the retention.
+
+A Procrastinate worker stops when it loses the database; :meth:`JobService.run_worker` starts a
+new one a few seconds later, until the database answers, so a worker process (``synthstack
+worker``, or a server's embedded worker) lives through a PostgreSQL restart.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import base64
 import contextlib
 import json
 import logging
+import signal
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -30,13 +35,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
-from sqlalchemy import and_, delete, func, insert, literal, select, tuple_, update
+from sqlalchemy import and_, delete, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
 from synthstack_core.errors import (
     Conflict,
+    DependencyUnavailable,
     FieldError,
     InvalidRequest,
     NotFound,
@@ -59,7 +66,7 @@ from synthstack_core.schemas.jobs import (
 from synthstack_core.settings import Settings
 from synthstack_core.stores.api_keys import ApiKeyRepository
 from synthstack_core.stores.database import Database
-from synthstack_core.stores.jobs import job_payloads, jobs
+from synthstack_core.stores.jobs import UNFINISHED, job_payloads, jobs
 from synthstack_core.stores.models import Tenant
 from synthstack_core.usage import UsageRecorder
 
@@ -89,8 +96,9 @@ HOUSEKEEPING_TASKS = frozenset(
 SHUTDOWN_GRACE_SECONDS = 10.0
 #: How long after the grace a stopping embedded worker may take to unregister before it is cut.
 STOP_MARGIN_SECONDS = 5.0
-#: How long the embedded worker waits before it starts again after an error.
-EMBEDDED_RESTART_SECONDS = 5.0
+#: How long a worker (embedded or ``synthstack worker``) waits before it starts its Procrastinate
+#: worker again, after that one stopped on an error (the database went away).
+WORKER_RESTART_SECONDS = 5.0
 #: Seconds before the 2nd, 3rd... run of a job that failed on a provider or the database: 2, 4, 8...
 RETRY_BASE_SECONDS = 2
 #: How often a job's event stream reads the job again (polling: one indexed primary-key read).
@@ -118,6 +126,13 @@ class JobCancelled(Exception):
 
 class _RunAgain(Exception):
     """This run failed in a way a later one may not: Procrastinate's retry strategy runs it again."""
+
+
+class _DatabaseLost(_RunAgain):
+    """The database failed this run (claiming the job, reporting its progress, storing its end):
+    the run is retried, and the worker that ran it starts afresh (see
+    :func:`_restart_on_database_loss`), so that Procrastinate's record of the run, which it may
+    have failed to write, is recovered as a stalled job's."""
 
 
 @dataclass(frozen=True)
@@ -417,6 +432,14 @@ class JobService:
                 # The worker is stopping: another run will do it.
                 await self._set_queued(uuid.UUID(job_id))
                 raise _RunAgain("the worker stopped while the job ran") from None
+            except SQLAlchemyError as error:
+                # Around the kind's work (claiming the job, storing its end): run it again.
+                logger.warning(
+                    "job %s: the database failed the run (%s); it will run again",
+                    job_id,
+                    type(error).__name__,
+                )
+                raise _DatabaseLost(type(error).__name__) from error
 
         self._run_task = app.task(
             name=RUN_TASK,
@@ -441,6 +464,7 @@ class JobService:
             for job in stalled:
                 logger.warning("job %s stalled (its worker stopped beating): queued again", job.id)
                 await app.job_manager.retry_job(job)
+            await self.fail_lost_jobs()
 
         app.periodic(cron=f"* * * * * */{every}")(
             app.task(
@@ -536,19 +560,61 @@ class JobService:
                     problem.body["code"],
                 )
                 await self._set_queued(job_id)
-                raise _RunAgain(problem.body["code"]) from raised
+                lost = isinstance(raised, SQLAlchemyError)
+                raise (_DatabaseLost if lost else _RunAgain)(problem.body["code"]) from raised
             await self._finish(job_id, "failed", error=problem.body)
             return
         body = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
         await self._finish(job_id, "succeeded", result=body)
 
-    async def _set_queued(self, job_id: uuid.UUID) -> None:
+    async def fail_lost_jobs(self) -> list[uuid.UUID]:
+        """Fail, with the database's 503 problem, the queued or running jobs that Procrastinate
+        no longer holds: its record of their last run ended (failed and deleted) while the
+        database failed to store theirs. Run with the stalled-job check; returns their ids."""
+        # A job's row and Procrastinate's are written together, and its end is stored before
+        # Procrastinate's record is deleted: a row left without one is lost.
+        not_held = text(
+            "NOT EXISTS (SELECT 1 FROM procrastinate_jobs queued"
+            " WHERE queued.id = jobs.procrastinate_job_id AND queued.status IN ('todo', 'doing'))"
+        )
         async with self._database.engine.begin() as connection:
-            await connection.execute(
-                update(jobs)
-                .where(jobs.c.id == job_id, jobs.c.status == "running")
-                .values(status="queued")
-            )
+            lost = (
+                await connection.execute(
+                    select(jobs.c.id, job_payloads.c.request)
+                    .select_from(jobs.outerjoin(job_payloads, job_payloads.c.job_id == jobs.c.id))
+                    .where(UNFINISHED, jobs.c.procrastinate_job_id.is_not(None), not_held)
+                    .with_for_update(of=jobs, skip_locked=True)
+                )
+            ).all()
+            for job_id, payload in lost:
+                logger.warning("job %s: its run's end was lost with the database; failed", job_id)
+                problem = problem_for(
+                    DependencyUnavailable("The database was unavailable when the job last ran."),
+                    request_id=(payload or {}).get("request_id", ""),
+                    instance=(payload or {}).get("path") or None,
+                )
+                await connection.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id)
+                    .values(status="failed", finished_at=func.now(), error=problem.body)
+                )
+                await connection.execute(
+                    delete(job_payloads).where(job_payloads.c.job_id == job_id)
+                )
+        return [job_id for job_id, _ in lost]
+
+    async def _set_queued(self, job_id: uuid.UUID) -> None:
+        """The job shows ``queued`` again (it will run again); when the database cannot say so
+        now, it shows ``running`` until its next run claims it."""
+        try:
+            async with self._database.engine.begin() as connection:
+                await connection.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id, jobs.c.status == "running")
+                    .values(status="queued")
+                )
+        except SQLAlchemyError as error:
+            logger.warning("job %s: not shown queued again (%s)", job_id, type(error).__name__)
 
     async def _finish(
         self,
@@ -578,10 +644,70 @@ class JobService:
     async def run_worker(
         self, *, concurrency: int | None = None, install_signal_handlers: bool = True
     ) -> None:
-        """Run jobs until stopped (a signal, or this coroutine cancelled): a Procrastinate worker
-        on SynthStack's queue, beating every third of ``SYNTHSTACK_JOB_STALLED_SECONDS``."""
+        """Run jobs until stopped: SIGTERM or SIGINT (with ``install_signal_handlers``; its
+        running jobs get :data:`SHUTDOWN_GRACE_SECONDS` to end, a second signal stops at once), or
+        this coroutine cancelled.
+
+        A Procrastinate worker stops when it loses the database (its listener, its heartbeat or a
+        query fails), and a job that met a database failure stops it too: it is then started
+        again :data:`WORKER_RESTART_SECONDS` later, as a new worker, until the database answers
+        (its runs cut short are queued again as a stalled worker's). The process lives on."""
+        if not install_signal_handlers:
+            await self._supervise(concurrency)
+            return
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        signalled = 0
+
+        def stop() -> None:
+            nonlocal signalled
+            logger.info("stopping the worker (a second signal stops it at once)")
+            signalled += 1
+            task.cancel()
+
+        signals = (signal.SIGTERM, signal.SIGINT)
+        for number in signals:
+            loop.add_signal_handler(number, stop)
+        try:
+            await self._supervise(concurrency)
+        except asyncio.CancelledError:
+            if not signalled:
+                raise
+        finally:
+            for number in signals:
+                loop.remove_signal_handler(number)
+        for _ in range(signalled):  # the cancellations were ours: the stop they asked is done
+            task.uncancel()
+
+    async def _supervise(self, concurrency: int | None) -> None:
+        """Procrastinate workers, one after the other, until this coroutine is cancelled."""
+        while True:
+            try:
+                await self._run_procrastinate_worker(concurrency)
+                reason = "it lost the database"
+            except Exception as error:
+                # A worker stopping with the database down fails to unregister itself: that error
+                # replaces the cancellation, which must still end this task.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    logger.warning("the worker stopped with %s: %s", type(error).__name__, error)
+                    return
+                reason = f"{type(error).__name__}: {error}".strip()
+            logger.warning(
+                "the worker stopped (%s); starting it again in %.0f s",
+                reason,
+                WORKER_RESTART_SECONDS,
+            )
+            await asyncio.sleep(WORKER_RESTART_SECONDS)
+
+    async def _run_procrastinate_worker(self, concurrency: int | None) -> None:
+        """One Procrastinate worker on SynthStack's queue, beating every third of
+        ``SYNTHSTACK_JOB_STALLED_SECONDS``, on a pool of its own (closed however it ends, so the
+        next one connects afresh)."""
         stalled = self._settings.job_stalled_seconds
-        async with self.app.open_async():
+        try:
+            await self.app.open_async()
             await self.app.run_worker_async(
                 queues=[QUEUE],
                 concurrency=concurrency or self._settings.worker_concurrency,
@@ -589,39 +715,19 @@ class JobService:
                 update_heartbeat_interval=stalled / 3,
                 stalled_worker_timeout=stalled,
                 shutdown_graceful_timeout=SHUTDOWN_GRACE_SECONDS,
-                install_signal_handlers=install_signal_handlers,
+                install_signal_handlers=False,
+                worker_middleware=[_restart_on_database_loss],
             )
+        finally:
+            with contextlib.suppress(Exception):
+                await self.app.close_async()
 
     async def astart(self) -> None:
         """Start the embedded worker when ``SYNTHSTACK_WORKER`` is ``embedded``."""
         if self._settings.worker_mode == "embedded" and self._embedded is None:
             self._embedded = asyncio.create_task(
-                self._run_embedded(), name="synthstack embedded worker"
+                self.run_worker(install_signal_handlers=False), name="synthstack embedded worker"
             )
-
-    async def _run_embedded(self) -> None:
-        """The embedded worker, started again when it stops on an error (the database was down:
-        its jobs finish once it is back), but not once it is being stopped."""
-        while True:
-            try:
-                await self.run_worker(install_signal_handlers=False)
-                return
-            except Exception as error:
-                # A worker stopping with the database down fails to unregister itself: that error
-                # replaces the cancellation, which must still end this task.
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    logger.warning(
-                        "the embedded worker stopped with %s: %s", type(error).__name__, error
-                    )
-                    return
-                logger.warning(
-                    "the embedded worker stopped (%s: %s); starting it again in %.0f s",
-                    type(error).__name__,
-                    error,
-                    EMBEDDED_RESTART_SECONDS,
-                )
-            await asyncio.sleep(EMBEDDED_RESTART_SECONDS)
 
     async def astop(self) -> None:
         """Stop the embedded worker: its running jobs get :data:`SHUTDOWN_GRACE_SECONDS` to end,
@@ -639,6 +745,21 @@ class JobService:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _restart_on_database_loss(
+    call_next: Callable[[], Awaitable[Any]], context: JobContext, worker: Any
+) -> Any:
+    """Procrastinate worker middleware: a job whose run the database failed stops its worker
+    (gracefully: the other running jobs get :data:`SHUTDOWN_GRACE_SECONDS`), which
+    :meth:`JobService.run_worker` starts again. Procrastinate may not have been able to record
+    the run's end; a new worker sees the job stalled and queues it again, where the same worker
+    would have left it ``doing`` for ever."""
+    try:
+        return await call_next()
+    except _DatabaseLost:
+        worker.stop()
+        raise
 
 
 async def _driver_connection(connection: AsyncConnection) -> Any:
