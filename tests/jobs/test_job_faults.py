@@ -10,8 +10,6 @@ each run of a job sends one request and the runs are the jobs' retries: 2 s, the
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from synthstack_core.stores.database import migrate
-from synthstack_core.stores.embedded import EmbeddedPostgres
 from synthstack_testing import OpenAIStub
-from tests.jobs.support import ASYNC, AUTH, ROOT, Worker, api_client, document, ended, wait_for
+from tests.faults.support import owned_postgres
+from tests.jobs.support import ASYNC, AUTH, Worker, api_client, document, ended, wait_for
 
 #: How long PostgreSQL stays down.
 OUTAGE_SECONDS = 8.0
@@ -39,63 +36,66 @@ def _submit(api: httpx.Client, body: dict[str, Any]) -> str:
 
 
 def test_jobs_finish_after_postgresql_was_stopped_and_started_again(tmp_path: Path) -> None:
-    # Beside the session's server, in the folder the embedded servers' user may enter.
-    postgres = EmbeddedPostgres(ROOT / ".pytest-services" / f"restart-{os.getpid()}")
-    url = postgres.start()
     worker: Worker | None = None
-    try:
-        migrate(url)
-        with pytest.MonkeyPatch.context() as patch:
-            for api in api_client(url, "none", patch):
-                bodies = [
-                    {
-                        "content": document(250, topic),
-                        "source": f"{topic}.txt",
-                        "collection": "restart",
-                        "document_id": topic,
-                        "chunk_size": 32,
-                        "chunk_overlap": 4,
-                    }
-                    for topic in ("cats", "owls", "foxes", "hares")
-                ]
-                ids = [_submit(api, body) for body in bodies]
-                worker = Worker(url, tmp_path / "worker.log", concurrency=2)
-                # The first job is under way (some chunks embedded) when the database stops.
-                running = wait_for(
-                    api, ids[0], lambda job: ended(job) or job["progress"]["done"] > 0, 180, worker
-                )
-                assert running["status"] == "running", running
-                postgres.stop()
-                time.sleep(OUTAGE_SECONDS)
-                assert worker.process.poll() is None, worker.output()
-                assert postgres.start() == url  # the same server, on the same socket
-                jobs = [wait_for(api, job_id, ended, 300, worker) for job_id in ids]
-                # The worker lived through it: the same process, its Procrastinate worker started
-                # again once the database answered, ran every job to its end.
-                assert worker.process.poll() is None, worker.output()
-                assert "starting it again in" in worker.output()
-                for job, body in zip(jobs, bodies, strict=True):
-                    assert job["status"] == "succeeded", (job, worker.output())
-                    created = job["result"]["chunks_created"]
-                    assert job["progress"] == {"done": created, "total": created, "unit": "chunks"}
-                    stored = api.get(
-                        f"/api/v1/rag/documents/{body['document_id']}?collection=restart",
-                        headers=AUTH,
+    with owned_postgres("restart") as (postgres, url):
+        try:
+            with pytest.MonkeyPatch.context() as patch:
+                for api in api_client(url, "none", patch):
+                    bodies = [
+                        {
+                            "content": document(250, topic),
+                            "source": f"{topic}.txt",
+                            "collection": "restart",
+                            "document_id": topic,
+                            "chunk_size": 32,
+                            "chunk_overlap": 4,
+                        }
+                        for topic in ("cats", "owls", "foxes", "hares")
+                    ]
+                    ids = [_submit(api, body) for body in bodies]
+                    worker = Worker(url, tmp_path / "worker.log", concurrency=2)
+                    # The first job is under way (some chunks embedded) when the database stops.
+                    running = wait_for(
+                        api,
+                        ids[0],
+                        lambda job: ended(job) or job["progress"]["done"] > 0,
+                        180,
+                        worker,
                     )
-                    assert stored.status_code == 200 and stored.json()["chunks"] == created
-                    # The synchronous call makes as many chunks of the same content.
-                    again = api.post(
-                        "/api/v1/rag/index", headers=AUTH, json={**body, "collection": "sync"}
-                    )
-                    assert again.status_code == 200, again.text
-                    assert again.json()["chunks_created"] == created
-                # The job cut off by the outage ran again.
-                assert jobs[0]["attempts"] >= 2, jobs[0]
-    finally:
-        if worker is not None:
-            worker.stop()
-        postgres.stop()
-        shutil.rmtree(postgres.data_dir, ignore_errors=True)
+                    assert running["status"] == "running", running
+                    postgres.stop()
+                    time.sleep(OUTAGE_SECONDS)
+                    assert worker.process.poll() is None, worker.output()
+                    assert postgres.start() == url  # the same server, on the same socket
+                    jobs = [wait_for(api, job_id, ended, 300, worker) for job_id in ids]
+                    # The worker lived through it: the same process, its Procrastinate worker started
+                    # again once the database answered, ran every job to its end.
+                    assert worker.process.poll() is None, worker.output()
+                    assert "starting it again in" in worker.output()
+                    for job, body in zip(jobs, bodies, strict=True):
+                        assert job["status"] == "succeeded", (job, worker.output())
+                        created = job["result"]["chunks_created"]
+                        assert job["progress"] == {
+                            "done": created,
+                            "total": created,
+                            "unit": "chunks",
+                        }
+                        stored = api.get(
+                            f"/api/v1/rag/documents/{body['document_id']}?collection=restart",
+                            headers=AUTH,
+                        )
+                        assert stored.status_code == 200 and stored.json()["chunks"] == created
+                        # The synchronous call makes as many chunks of the same content.
+                        again = api.post(
+                            "/api/v1/rag/index", headers=AUTH, json={**body, "collection": "sync"}
+                        )
+                        assert again.status_code == 200, again.text
+                        assert again.json()["chunks_created"] == created
+                    # The job cut off by the outage ran again.
+                    assert jobs[0]["attempts"] >= 2, jobs[0]
+        finally:
+            if worker is not None:
+                worker.stop()
 
 
 @pytest.fixture(scope="module")

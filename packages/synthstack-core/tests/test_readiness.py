@@ -142,7 +142,7 @@ async def test_readiness_with_every_store_down() -> None:
             "status": "error",
             "required": False,
             "kind": "redis",
-            "detail": "unreachable (ConnectionError); serving uncached",
+            "detail": "unreachable (ConnectionError); serving uncached, rate limits counted in each process",
         },
         "vector_store": {
             "status": "error",

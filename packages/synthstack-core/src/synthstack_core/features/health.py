@@ -29,6 +29,7 @@ from synthstack_core.stores.vectors import VectorStore
 from synthstack_core.version import __version__
 
 __all__ = [
+    "CACHE_DOWN_NOTE",
     "MODULE",
     "READINESS_TIMEOUT_SECONDS",
     "HealthService",
@@ -40,6 +41,8 @@ __all__ = [
 
 #: How long a store has to answer readiness before it counts as unreachable.
 READINESS_TIMEOUT_SECONDS = 2.0
+#: What an unreachable Redis means for the service (the ``cache`` entry's detail ends with it).
+CACHE_DOWN_NOTE = "; serving uncached, rate limits counted in each process"
 
 
 def liveness(version: str, backend: str) -> HealthResponse:
@@ -105,9 +108,10 @@ async def readiness(
     """Every dependency checked concurrently; ready when each required one is ok."""
     checks: dict[str, Callable[[], Awaitable[DependencyCheck]]] = {
         "database": lambda: dependency_check(database.ping, kind=database.kind, required=True),
-        # Without its cache the service still serves (uncached): not required.
+        # Without its cache the service still serves (uncached): not required. The rate limiter
+        # counts in the same Redis; without it, each process counts on its own (ratelimits.py).
         "cache": lambda: dependency_check(
-            cache.ping, kind=cache.kind, required=False, note="; serving uncached"
+            cache.ping, kind=cache.kind, required=False, note=CACHE_DOWN_NOTE
         ),
         "embedding_model": lambda: check_embedding_model(embeddings),
     }
