@@ -146,6 +146,23 @@ class ApiKeyAuthenticator:
                 "Send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
                 code="missing_api_key",
             )
+        principal = await self._principal(key)
+        if principal is None:
+            raise Unauthenticated("The API key is unknown or revoked.", code="invalid_api_key")
+        return principal
+
+    async def identifies(self, headers: Mapping[str, str]) -> bool:
+        """Whether these (lower-cased) headers carry one valid API key, whether or not
+        authentication is on. Never raises for a missing, repeated or unknown key: for the
+        operations that need no key but tell more to a caller with one (``/ready``)."""
+        try:
+            key = key_from_headers(headers)
+        except Unauthenticated:
+            return False
+        return key is not None and await self._principal(key) is not None
+
+    async def _principal(self, key: str) -> Principal | None:
+        """The caller holding ``key``, or ``None`` for an unknown or revoked key."""
         digest = hashlib.sha256(key.encode()).digest()
         principal: Principal | None = None
         for stored, tenant in self._settings_keys:  # no early exit: constant time over all keys
@@ -153,8 +170,6 @@ class ApiKeyAuthenticator:
                 principal = Principal(tenant=tenant, key_id=None, source="settings")
         if principal is None and self._repository is not None:
             principal = await self._lookup(key, digest)
-        if principal is None:
-            raise Unauthenticated("The API key is unknown or revoked.", code="invalid_api_key")
         return principal
 
     async def _lookup(self, key: str, digest: bytes) -> Principal | None:
