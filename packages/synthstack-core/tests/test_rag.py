@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from synthstack_core import InvalidRequest, NotFound, ProviderError, Settings, SynthStack
 from synthstack_core.errors import Conflict
@@ -18,6 +19,7 @@ from synthstack_core.schemas.rag import (
     ProjectDocumentRequest,
     SearchRequest,
 )
+from synthstack_core.stores.rag.documents import collection_deleted
 from synthstack_testing import OpenAIStub
 
 KEY = "rag-test-key-0001"
@@ -182,6 +184,72 @@ async def test_a_failed_ingestion_leaves_nothing_behind(
     assert document.characters == len(CATS), "the previous version must survive"
     with pytest.raises(NotFound):
         await rag.get_document("alpha", "atomic", "new-one")
+
+
+async def test_a_collection_deleted_during_indexing_is_not_found_and_nothing_is_stored(
+    stack: SynthStack,
+) -> None:
+    """The collection is deleted after the indexing read it and before it stores (from the job
+    path's progress report, once the chunks are embedded): 404, not the database's foreign-key
+    violation as an outage, and no row of the document anywhere."""
+    rag = stack.rag
+    await rag.create_collection("alpha", CreateCollectionRequest(name="doomed"))
+    await rag.index("alpha", _index(DOGS, "doomed", "kept"))
+    reports: list[tuple[int, int | None]] = []
+
+    async def delete_it(done: int, total: int | None) -> None:
+        reports.append((done, total))
+        if done == total:  # embedded: storing is next
+            assert (await rag.delete_collection("alpha", "doomed")).documents_deleted == 1
+
+    request = _index(" ".join(f"Orphan sentence {i}." for i in range(60)), "doomed", "orphan",
+                     chunk_size=32, chunk_overlap=0)  # fmt: skip
+    arguments = {
+        **request.model_dump(exclude={"collection", "document_id"}),
+        "collection": "doomed",
+        "document_id": "orphan",
+    }
+    with pytest.raises(NotFound, match="deleted while the document was being indexed"):
+        await rag.run_index_job("alpha", arguments, None, delete_it)
+    assert reports[-1][0] == reports[-1][1] and len(reports) > 1
+    async with stack.database.session() as session:
+        left = (
+            await session.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM rag_documents WHERE external_id = 'orphan'),"
+                    " (SELECT count(*) FROM rag_chunks WHERE content LIKE 'Orphan sentence%'),"
+                    " (SELECT count(*) FROM rag_collections WHERE name = 'doomed'),"
+                    " (SELECT count(*) FROM rag_postings p WHERE NOT EXISTS"
+                    "  (SELECT 1 FROM rag_chunks c WHERE c.id = p.chunk_id))"
+                )
+            )
+        ).one()
+    assert tuple(left) == (0, 0, 0, 0)
+    with pytest.raises(NotFound):
+        await rag.get_document("alpha", "doomed", "kept")
+
+
+async def test_only_the_collection_s_foreign_keys_mean_a_deleted_collection(
+    stack: SynthStack,
+) -> None:
+    """Another integrity error (a duplicate key) is not taken for a deleted collection."""
+    await stack.rag.create_collection("alpha", CreateCollectionRequest(name="twice"))
+    with pytest.raises(IntegrityError) as duplicate:
+        async with stack.database.session() as session, session.begin():
+            await session.execute(
+                text(
+                    "INSERT INTO rag_collections (id, tenant_id, name, embedding_model,"
+                    " dimensions) SELECT gen_random_uuid(), tenant_id, name, embedding_model,"
+                    " dimensions FROM rag_collections WHERE name = 'twice'"
+                )
+            )
+    assert not collection_deleted(duplicate.value)
+    with pytest.raises(IntegrityError) as missing:
+        async with stack.database.session() as session, session.begin():
+            await session.execute(
+                text("INSERT INTO rag_collection_stats (collection_id) VALUES (gen_random_uuid())")
+            )
+    assert collection_deleted(missing.value)
 
 
 async def test_concurrent_reindexing_never_mixes_chunk_sets(stack: SynthStack) -> None:

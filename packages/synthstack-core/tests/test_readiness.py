@@ -154,7 +154,6 @@ async def test_readiness_with_every_store_down() -> None:
             "status": "ok",
             "required": True,
             "kind": checks["embedding_model"]["kind"],
-            "detail": None,
         },
     }
     assert checks["embedding_model"]["kind"].startswith(LOCAL_MODEL.id)

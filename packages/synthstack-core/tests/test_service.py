@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import numpy as np
 import pytest
 import redis
@@ -277,6 +278,56 @@ async def test_first_key_turns_development_auth_on(empty_database_url: str) -> N
         await stack.create_api_key("dev")
         with pytest.raises(Unauthenticated):
             await stack.auth.authenticate({})
+
+
+async def test_a_key_created_by_another_process_turns_development_auth_on(
+    empty_database_url: str,
+) -> None:
+    """Authentication off (development, no key at start); ``synthstack keys create`` in another
+    process: one key-cache period later, a request without a key is a 401, with it a 200."""
+    settings = _settings(empty_database_url, SYNTHSTACK_API_KEYS="", SYNTHSTACK_KEY_CACHE_SECONDS=1)
+    models = operation("embeddings-models")
+
+    async def status(headers: dict[str, str]) -> int:
+        response = await stack.handle(
+            models, HttpRequest("GET", "/api/v1/embeddings/models", headers)
+        )
+        return response.status
+
+    async with SynthStack(settings) as stack:
+        assert await status({}) == 200
+        created = await anyio.run_process(
+            [sys.executable, "-m", "synthstack_core.cli", "keys", "create", "--tenant", "later"],
+            env={**os.environ, "DATABASE_URL": empty_database_url},
+        )
+        lines = created.stdout.decode().splitlines()
+        key = next(line.split()[1] for line in lines if line.startswith("key:"))
+        await anyio.sleep(1.05)  # one key-cache period
+        assert await status({}) == 401
+        assert await status({"authorization": f"Bearer {key}"}) == 200
+        assert await status({"x-api-key": "ssk_000000000000_not-a-key"}) == 401
+        assert await status({}) == 401
+
+
+def test_cli_refuses_an_over_long_key_name_in_one_line(database_url: str) -> None:
+    """No traceback (it showed the row's values, the key's hash among them): one line, status 2,
+    and no key created."""
+    env = {**os.environ, "DATABASE_URL": database_url}
+    run = [sys.executable, "-m", "synthstack_core.cli", "keys"]
+    for name in ("x" * 129, "n" * 500):
+        refused = subprocess.run([*run, "create", "--tenant", "long-name", "--name", name],
+                                 env=env, capture_output=True, text=True)  # fmt: skip
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stdout == ""
+        assert refused.stderr.startswith("error: A key's name is at most 128 characters")
+        assert refused.stderr.count("\n") == 1, refused.stderr
+        assert "Traceback" not in refused.stderr and "key_hash" not in refused.stderr
+    listed = subprocess.run([*run, "list", "--tenant", "long-name"], env=env,
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    assert listed.stdout == ""
+    fits = subprocess.run([*run, "create", "--tenant", "long-name", "--name", "x" * 128],
+                          env=env, capture_output=True, text=True)  # fmt: skip
+    assert fits.returncode == 0, fits.stderr
 
 
 @pytest.mark.parametrize("name", ["", "a:b", "a,b", "-lead", "x" * 65, "space here"])

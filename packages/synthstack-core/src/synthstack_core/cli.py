@@ -226,13 +226,26 @@ async def _keys(args: argparse.Namespace, url: str) -> int:
 
 
 def _keys_command(args: argparse.Namespace) -> int:
-    from synthstack_core.errors import SynthStackError
+    """A bad argument (a tenant or key name) is a one-line error and exit status 2, like
+    argparse's; another refusal (no such key) exits 1. A database error is a line too: its
+    traceback would show the row's values, the key's hash among them."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from synthstack_core.errors import InvalidRequest, SynthStackError, translate
     from synthstack_core.modules import migrate
 
     with _database(Settings()) as url:
         migrate(url)
         try:
             return asyncio.run(_keys(args, url))
+        except SQLAlchemyError as exc:
+            refused = translate(exc)
+            detail = refused.detail if isinstance(refused, SynthStackError) else "database error"
+            print(f"error: {detail} ({type(exc).__name__})", file=sys.stderr)
+            return 2 if isinstance(refused, InvalidRequest) else 1
+        except InvalidRequest as exc:
+            print(f"error: {exc.detail}", file=sys.stderr)
+            return 2
         except SynthStackError as exc:
             print(f"error: {exc.detail}", file=sys.stderr)
             return 1

@@ -38,6 +38,7 @@ from pydantic_settings import BaseSettings
 from synthstack_core.providers.openai_client import OpenAIClient
 from synthstack_core.replies import EventStream, RawReply, Reply, Result
 from synthstack_core.schemas.common import Limits
+from synthstack_core.security import ApiKeyAuthenticator
 from synthstack_core.settings import Settings
 from synthstack_core.stores.api_keys import ApiKeyRepository
 from synthstack_core.stores.cache import Cache
@@ -124,6 +125,8 @@ class Stack(Protocol):
     def cache(self) -> Cache: ...
     @property
     def api_keys(self) -> ApiKeyRepository: ...
+    @property
+    def auth(self) -> ApiKeyAuthenticator: ...
     @property
     def vector_stores(self) -> Sequence[VectorStore]: ...
     @property

@@ -6,7 +6,9 @@ key accepted by one backend is accepted by the other, with the same 401 otherwis
 Keys come from ``SYNTHSTACK_API_KEYS`` (kept as SHA-256 digests, all compared in constant time) and
 from the database (see :mod:`synthstack_core.stores.api_keys`). Authentication may be off only in
 development, with no key configured anywhere and a loopback bind; production refuses to start
-without keys.
+without keys. While it is off, whether a key exists in the database is asked again (one ``EXISTS``)
+at most every ``SYNTHSTACK_KEY_CACHE_SECONDS``: a key created meanwhile by another process
+(``synthstack keys create``) turns it on for good.
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ class ApiKeyAuthenticator:
         self._cache_seconds = settings.key_cache_seconds
         self._remembered: dict[bytes, tuple[float, Principal | None]] = {}
         self.enabled = True
+        #: While authentication is off: when to ask the database again whether a key exists.
+        self._next_key_check = 0.0
 
     @property
     def settings_tenants(self) -> set[str]:
@@ -120,6 +124,7 @@ class ApiKeyAuthenticator:
                 "be off only in development on a loopback address. Set SYNTHSTACK_API_KEYS."
             )
         self.enabled = False
+        self._next_key_check = time.monotonic() + self._cache_seconds
         logger.warning(
             "!!! AUTHENTICATION IS DISABLED: development mode, no API key configured, "
             "bound to %s. Every caller acts as tenant %r. Set SYNTHSTACK_API_KEYS to enable it. !!!",
@@ -138,7 +143,7 @@ class ApiKeyAuthenticator:
 
     async def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """The caller of a request with these (lower-cased) headers."""
-        if not self.enabled:
+        if not self.enabled and not await self._key_appeared():
             return Principal(tenant=DEFAULT_TENANT, key_id=None, source="anonymous")
         key = key_from_headers(headers)
         if key is None:
@@ -146,6 +151,23 @@ class ApiKeyAuthenticator:
                 "Send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
                 code="missing_api_key",
             )
+        principal = await self._principal(key)
+        if principal is None:
+            raise Unauthenticated("The API key is unknown or revoked.", code="invalid_api_key")
+        return principal
+
+    async def identifies(self, headers: Mapping[str, str]) -> bool:
+        """Whether these (lower-cased) headers carry one valid API key, whether or not
+        authentication is on. Never raises for a missing, repeated or unknown key: for the
+        operations that need no key but tell more to a caller with one (``/ready``)."""
+        try:
+            key = key_from_headers(headers)
+        except Unauthenticated:
+            return False
+        return key is not None and await self._principal(key) is not None
+
+    async def _principal(self, key: str) -> Principal | None:
+        """The caller holding ``key``, or ``None`` for an unknown or revoked key."""
         digest = hashlib.sha256(key.encode()).digest()
         principal: Principal | None = None
         for stored, tenant in self._settings_keys:  # no early exit: constant time over all keys
@@ -153,9 +175,27 @@ class ApiKeyAuthenticator:
                 principal = Principal(tenant=tenant, key_id=None, source="settings")
         if principal is None and self._repository is not None:
             principal = await self._lookup(key, digest)
-        if principal is None:
-            raise Unauthenticated("The API key is unknown or revoked.", code="invalid_api_key")
         return principal
+
+    async def _key_appeared(self) -> bool:
+        """While authentication is off: whether a key exists in the database now (another
+        process created one), asked at most every key-cache period; when one does, authentication
+        is on from now on. A database that does not answer fails the request (503), never lets it
+        through as anonymous once it cannot tell."""
+        now = time.monotonic()
+        if self._repository is None or now < self._next_key_check:
+            return False
+        # Set before asking: the requests that arrive meanwhile do not ask too.
+        self._next_key_check = now + self._cache_seconds
+        try:
+            found = await self._repository.any_active()
+        except BaseException:
+            self._next_key_check = 0.0  # unknown: ask again on the next request
+            raise
+        if found:
+            logger.warning("An API key exists now: authentication is on from this request.")
+            self.key_created()
+        return found
 
     async def _lookup(self, key: str, digest: bytes) -> Principal | None:
         now = time.monotonic()

@@ -137,11 +137,12 @@ class SynthStack:
         try:
             if settings.openai_configured:
                 self._openai_client = OpenAIClient.from_settings(settings)
+            # Before the modules: a module may ask who holds a key (``/ready``'s details).
+            self._auth = ApiKeyAuthenticator(settings, self._api_keys)
             by_name: dict[str, object] = {}
             for module in self.modules:
                 service = module.build(self)
                 self._services[module.service] = by_name[module.name] = service
-            self._auth = ApiKeyAuthenticator(settings, self._api_keys)
             self._rate_limiter = self._build_rate_limiter(self._database)
             usage = self._services.get(UsageService)
             self._pipeline = Pipeline(

@@ -5,6 +5,12 @@ collections use (pgvector's extension, or Qdrant listing its collections), and t
 embedding model is loaded and run once. Each store's ``ping()`` is only its probe (it raises when
 the store cannot serve); :func:`dependency_check` times it and turns its outcome into the
 response's entry, for every dependency alike. The checks run concurrently.
+
+Who sees the details (each check's latency, whether it is required, the implementation and version
+that answered, what failed): a caller sending a valid API key, and, in development, a loopback
+caller (the rule of ``/metrics``: :func:`~synthstack_core.features.observability.loopback_address`
+of the peer address, no forwarding header trusted). Anyone else gets
+:meth:`~synthstack_core.schemas.health.ReadinessResponse.summary`: the statuses only.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from synthstack_core.features.embeddings import EmbeddingService
+from synthstack_core.features.observability import Caller, loopback_address
 from synthstack_core.registry import Module, Stack, operation
 from synthstack_core.replies import Reply
 from synthstack_core.schemas.health import (
@@ -23,6 +30,7 @@ from synthstack_core.schemas.health import (
     ReadinessChecks,
     ReadinessResponse,
 )
+from synthstack_core.security import ApiKeyAuthenticator
 from synthstack_core.stores.cache import Cache
 from synthstack_core.stores.database import Database
 from synthstack_core.stores.vectors import VectorStore
@@ -146,8 +154,13 @@ class HealthService:
         cache: Cache,
         embeddings: EmbeddingService,
         vector_store: VectorStore | None,
+        *,
+        auth: ApiKeyAuthenticator,
+        development: bool,
     ) -> None:
         self.backend = backend
+        self.auth = auth
+        self.development = development
         self.database = database
         self.cache = cache
         self.embeddings = embeddings
@@ -162,18 +175,52 @@ class HealthService:
         """Every dependency checked."""
         return await readiness(self.database, self.cache, self.embeddings, self.vector_store)
 
+    async def may_see_details(self, request: Caller) -> bool:
+        """Whether the caller of ``request`` gets the checks' details (see the module's doc).
+
+        A key that cannot be looked up in time (the database is down: readiness says so) counts as
+        no key; the lookup never fails the request."""
+        if self.development and loopback_address(request.client):
+            return True
+        try:
+            with anyio.fail_after(READINESS_TIMEOUT_SECONDS):
+                return await self.auth.identifies(request.headers)
+        except Exception:
+            return False
+
     @operation("health-readiness", response=ReadinessResponse)
-    async def readiness_reply(self) -> Reply:
-        """``GET /ready``: 200 when ready, else 503."""
-        report = await self.readiness()
-        return Reply(report, status=200 if report.status == "ready" else 503)
+    async def readiness_reply(self, request: Caller) -> Reply:
+        """``GET /ready``: 200 when ready, else 503; the details only to whom may see them."""
+        details = False
+        report: ReadinessResponse | None = None
+
+        async def decide() -> None:
+            nonlocal details
+            details = await self.may_see_details(request)
+
+        async def check() -> None:
+            nonlocal report
+            report = await self.readiness()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(decide)
+            group.start_soon(check)
+        assert report is not None
+        status = 200 if report.status == "ready" else 503
+        return Reply(report if details else report.summary(), status=status)
 
 
 def build(stack: Stack) -> HealthService:
     """Checks of the parts the stack started, and of the store new collections use."""
     store = next(s for s in stack.vector_stores if s.name == stack.settings.vector_store)
     return HealthService(
-        stack.backend, stack.database, stack.cache, stack.service(EmbeddingService), store
+        stack.backend,
+        stack.database,
+        stack.cache,
+        stack.service(EmbeddingService),
+        store,
+        auth=stack.auth,
+        development=stack.settings.development,
     )
 
 

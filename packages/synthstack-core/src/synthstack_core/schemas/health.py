@@ -19,14 +19,22 @@ class HealthResponse(ResponseModel):
     backend: Literal["fastapi", "django"]
 
 
+def _absent(value: object) -> bool:
+    return value is None
+
+
 class DependencyCheck(ResponseModel):
-    """The outcome of really connecting to one dependency."""
+    """The outcome of really connecting to one dependency.
+
+    Everything but ``status`` is a detail (:meth:`ReadinessResponse.summary` leaves it out): a
+    field that is ``None`` is not rendered.
+    """
 
     status: Literal["ok", "error"]
-    required: bool
-    latency_ms: float = Field(ge=0)
-    kind: str | None = None
-    detail: str | None = None
+    required: bool | None = Field(default=None, exclude_if=_absent)
+    latency_ms: float | None = Field(default=None, ge=0, exclude_if=_absent)
+    kind: str | None = Field(default=None, exclude_if=_absent)
+    detail: str | None = Field(default=None, exclude_if=_absent)
 
 
 class ReadinessChecks(ResponseModel):
@@ -43,3 +51,21 @@ class ReadinessResponse(ResponseModel):
 
     status: Literal["ready", "not_ready"]
     checks: ReadinessChecks
+
+    def summary(self) -> ReadinessResponse:
+        """The same report without the checks' details (versions, latencies, errors): the
+        overall status and each check's status."""
+
+        def bare(check: DependencyCheck | None) -> DependencyCheck | None:
+            return None if check is None else DependencyCheck(status=check.status)
+
+        checks = self.checks
+        return ReadinessResponse(
+            status=self.status,
+            checks=ReadinessChecks(
+                database=DependencyCheck(status=checks.database.status),
+                cache=DependencyCheck(status=checks.cache.status),
+                embedding_model=DependencyCheck(status=checks.embedding_model.status),
+                vector_store=bare(checks.vector_store),
+            ),
+        )

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
 from synthstack_core.errors import FieldError, InvalidRequest, NotFound
@@ -24,12 +24,17 @@ from synthstack_core.stores.database import Database
 from synthstack_core.stores.models import ApiKey, Tenant
 
 __all__ = [
+    "KEY_NAME_MAX_CHARS",
     "ApiKeyRecord",
     "ApiKeyRepository",
     "CreatedApiKey",
+    "check_key_name",
     "check_tenant_name",
     "hash_key",
 ]
+
+#: The longest name of a key (``api_keys.name``).
+KEY_NAME_MAX_CHARS = 128
 
 KEY_PREFIX = "ssk_"
 TENANT_NAME = re.compile(TENANT_NAME_PATTERN)
@@ -79,6 +84,17 @@ def check_tenant_name(name: str) -> str:
     return name
 
 
+def check_key_name(name: str) -> str:
+    """``name`` if a key may be called so: at most :data:`KEY_NAME_MAX_CHARS` characters, no NUL
+    (checked before anything is written: the database's refusal would name the row's values)."""
+    if len(name) > KEY_NAME_MAX_CHARS or "\x00" in name:
+        raise InvalidRequest(
+            f"A key's name is at most {KEY_NAME_MAX_CHARS} characters, without NUL.",
+            errors=[FieldError(("name",), "Invalid key name", "key_name")],
+        )
+    return name
+
+
 def parse_prefix(key: str) -> str | None:
     """The lookup prefix of a database key, or ``None`` if ``key`` is not shaped like one."""
     if not key.startswith(KEY_PREFIX):
@@ -118,6 +134,7 @@ class ApiKeyRepository:
 
     async def create(self, tenant: str, name: str = "") -> CreatedApiKey:
         """A new key for ``tenant`` (created if missing)."""
+        check_key_name(name)
         tenant_id = await self.ensure_tenant(tenant)
         prefix = secrets.token_hex(6)
         secret = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
@@ -166,6 +183,12 @@ class ApiKeyRepository:
                 select(func.count()).select_from(ApiKey).where(ApiKey.revoked_at.is_(None))
             )
         return int(count or 0)
+
+    async def any_active(self) -> bool:
+        """Whether any key is not revoked (one ``EXISTS``: it stops at the first)."""
+        async with self._db.session() as session:
+            found = await session.scalar(select(exists().where(ApiKey.revoked_at.is_(None))))
+        return bool(found)
 
     async def revoke(self, key_id: uuid.UUID | str) -> ApiKeyRecord:
         """Revoke a key by id or prefix; revoking twice keeps the first time."""

@@ -13,16 +13,35 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from synthstack_core.errors import DependencyUnavailable
+from synthstack_core.errors import DependencyUnavailable, NotFound
 from synthstack_core.stores.rag.base import TS_CONFIG
 from synthstack_core.stores.rag.lexical import apply_stats, impact_sql
 from synthstack_core.stores.rag.outbox import WRITE_LEASE_SECONDS, VectorDeletionOutbox
 from synthstack_core.stores.rag.records import ChunkToStore, CollectionRecord, DocumentRecord
 from synthstack_core.stores.vectors import VectorPoint, VectorScope
 
-__all__ = ["DocumentQueries"]
+__all__ = ["COLLECTION_FOREIGN_KEYS", "DocumentQueries", "collection_deleted"]
+
+#: The foreign keys from a collection's rows to the collection (PostgreSQL's default names,
+#: ``<table>_collection_id_fkey``, given by Alembic 0002 and 0009).
+COLLECTION_FOREIGN_KEYS = frozenset(
+    f"{table}_collection_id_fkey"
+    for table in ("rag_documents", "rag_chunks", "rag_collection_stats", "rag_term_stats")
+)
+
+
+def collection_deleted(error: IntegrityError) -> bool:
+    """Whether ``error`` is a row referring to a collection that no longer exists: a foreign-key
+    violation (SQLSTATE 23503) of one of :data:`COLLECTION_FOREIGN_KEYS`, and nothing else."""
+    original = error.orig
+    diagnostic = getattr(original, "diag", None)
+    return (
+        getattr(original, "sqlstate", None) == "23503"
+        and getattr(diagnostic, "constraint_name", None) in COLLECTION_FOREIGN_KEYS
+    )
 
 
 class DocumentQueries(VectorDeletionOutbox):
@@ -264,10 +283,17 @@ class DocumentQueries(VectorDeletionOutbox):
                     length=sum(int(row[2]) for row in added) - int(old_length),
                     document_frequencies=frequencies,
                 )
-        except BaseException:
+        except BaseException as error:
             # Rolled back: the new points belong to nothing. (Had the commit happened after all,
             # it removed the record, and this finds nothing to do.)
             await self._settle(new_points)
+            if isinstance(error, IntegrityError) and collection_deleted(error):
+                # Deleted since it was read (a deletion waits for a writer that got there first,
+                # then takes the document with it): the deletion wins, nothing is stored.
+                raise NotFound(
+                    f"No collection {collection.name!r}: it was deleted while the document was "
+                    "being indexed into it; nothing was stored."
+                ) from error
             raise
         await self._settle(old_points)
         return document_id
