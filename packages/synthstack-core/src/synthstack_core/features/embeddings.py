@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from synthstack_core import tracing
 from synthstack_core.errors import FieldError, ModelNotAvailable
-from synthstack_core.metrics import model_inference
+from synthstack_core.metrics import EMBEDDING_RUN_CALLERS, model_inference
 from synthstack_core.providers.embedding import (
     EmbeddingBatch,
     EmbeddingModelSpec,
@@ -135,14 +135,14 @@ async def _run_group(
 ) -> None:
     """Embed every text of ``group`` sorted by length (in calls of the provider's batch size) and
     give each caller its rows, or the error to every caller."""
+    EMBEDDING_RUN_CALLERS.labels(spec.id).observe(len(group))
     owners = [(member, row) for member in group for row in range(len(member.texts))]
     owners.sort(key=lambda owner: len(owner[0].texts[owner[1]]))
     width = spec.dimensions if dimensions is None else dimensions
     vectors = {id(member): np.empty((len(member.texts), width), np.float32) for member in group}
     counts = {id(member): [0] * len(member.texts) for member in group}
     try:
-        for start in range(0, len(owners), provider.batch_size):
-            part = owners[start : start + provider.batch_size]
+        for part in _calls(provider, [member.texts[row] for member, row in owners], owners):
             with model_inference("embedding", spec.id):
                 result = await provider.embed_batch(
                     [member.texts[row] for member, row in part], model=spec, dimensions=dimensions
@@ -156,6 +156,28 @@ async def _run_group(
         return
     for member in group:
         member.result = EmbeddingBatch(vectors=vectors[id(member)], token_counts=counts[id(member)])
+
+
+def _calls(
+    provider: EmbeddingProvider, texts: list[str], owners: list[tuple[_Waiting, int]]
+) -> list[list[tuple[_Waiting, int]]]:
+    """``owners`` (of ``texts``, sorted by length) cut into the provider's calls: at most its
+    batch size, and at most its padded characters when it has such a bound."""
+    budget = provider.padded_chars
+    window = provider.truncated_chars or max(map(len, texts), default=1)
+    calls: list[list[tuple[_Waiting, int]]] = []
+    current: list[tuple[_Waiting, int]] = []
+    for owner, text in zip(owners, texts, strict=True):
+        padded = (len(current) + 1) * max(1, min(len(text), window))
+        if current and (
+            len(current) == provider.batch_size or (budget is not None and padded > budget)
+        ):
+            calls.append(current)
+            current = []
+        current.append(owner)
+    if current:
+        calls.append(current)
+    return calls
 
 
 class EmbeddingModelRegistry(ModelRegistry[EmbeddingModelSpec, EmbeddingProvider]):
