@@ -155,3 +155,29 @@ async def test_jobs_waiting_for_the_model_share_a_run_and_keep_their_vectors_and
             )
         for tenant in TITLES:
             assert counted[tenant] == len(expected[tenant]), counted
+
+
+async def test_cancelled_callers_leave_the_others_their_rows(empty_database_url: str) -> None:
+    async with SynthStack(_settings(empty_database_url, batching=True)) as stack:
+        embeddings = stack.embeddings
+        busy = [f"Busy {n}: " + "words that keep the model at work. " * 30 for n in range(64)]
+        texts = {tenant: _content(tenant).split(". ")[:5] for tenant in TITLES}
+        expected = {
+            tenant: (await embeddings.embed(texts[tenant], tenant="batch-c")).vectors
+            for tenant in TITLES
+        }
+        occupier = asyncio.create_task(embeddings.embed(busy, tenant=None, gather=True))
+        await asyncio.sleep(0.2)  # the occupier holds the model
+        callers = {
+            tenant: asyncio.create_task(embeddings.embed(texts[tenant], tenant=tenant, gather=True))
+            for tenant in TITLES
+        }
+        await asyncio.sleep(0.05)  # both queued behind it
+        assert not occupier.done()
+        occupier.cancel()  # mid-run: it finishes the run, then is cancelled
+        callers["batch-a"].cancel()  # queued: it leaves the queue
+        got = await callers["batch-b"]
+        np.testing.assert_allclose(got.vectors, expected["batch-b"], atol=2e-5)
+        for task in (occupier, callers["batch-a"]):
+            with pytest.raises(asyncio.CancelledError):
+                await task
