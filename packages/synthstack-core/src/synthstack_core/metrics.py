@@ -42,6 +42,7 @@ __all__ = [
     "CONTENT_TYPE",
     "DB_POOL_IN_USE",
     "DB_POOL_SIZE",
+    "EMBEDDING_RUN_CALLERS",
     "IN_FLIGHT",
     "JOB_STATUSES_COUNTED",
     "MODEL_INFERENCE",
@@ -94,6 +95,13 @@ RATE_LIMITED = Counter(
     "Requests answered 429 `rate_limited` (a limit of this service, or a provider's 429 passed "
     "on), by operation.",
     ["operation_id"],
+)
+EMBEDDING_RUN_CALLERS = Histogram(
+    "synthstack_embedding_shared_run_callers",
+    "Callers (indexing jobs' embedding calls) whose texts one shared embedding run carried "
+    "(SYNTHSTACK_JOB_EMBED_BATCHING), by model.",
+    ["model"],
+    buckets=(1, 2, 4, 8, 16, 32),
 )
 MODEL_INFERENCE = Histogram(
     "synthstack_model_inference_seconds",

@@ -304,6 +304,12 @@ class Settings(BaseSettings):
         description="A worker silent this long (it beats every third of it) is taken for dead: "
         "its running jobs are queued again.",
     )
+    job_embed_batching: bool = Field(
+        True,
+        validation_alias=_env("SYNTHSTACK_JOB_EMBED_BATCHING"),
+        description="Jobs a worker runs at once share embedding runs: texts of indexing jobs "
+        "that wait for the model are embedded together, sorted by length.",
+    )
     job_retention_seconds: int = Field(
         7 * 24 * 3600,
         ge=60,

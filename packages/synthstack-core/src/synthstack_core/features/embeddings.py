@@ -7,6 +7,11 @@ another tenant embedded a text (``SYNTHSTACK_CACHE_SHARED_ACROSS_TENANTS`` share
 default). Texts that are not a tenant's (``tenant=None``: the service's own, such as the labelled
 examples of complexity estimates) have entries of their own. Misses go to the provider in batches
 of its size; the answer keeps the order of the texts.
+
+Jobs' texts (``gather=True``, with ``SYNTHSTACK_JOB_EMBED_BATCHING``) share provider runs: misses that
+arrive while the model runs another job's texts wait, and then run together in one call, sorted by
+length (so that short texts are padded only to short ones). Each caller looks up and fills its own
+tenant's cache entries and counts its own texts; only the model run is shared.
 """
 
 from __future__ import annotations
@@ -16,13 +21,18 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import anyio
 import numpy as np
 import numpy.typing as npt
 
 from synthstack_core import tracing
 from synthstack_core.errors import FieldError, ModelNotAvailable
-from synthstack_core.metrics import model_inference
-from synthstack_core.providers.embedding import EmbeddingModelSpec, EmbeddingProvider
+from synthstack_core.metrics import EMBEDDING_RUN_CALLERS, model_inference
+from synthstack_core.providers.embedding import (
+    EmbeddingBatch,
+    EmbeddingModelSpec,
+    EmbeddingProvider,
+)
 from synthstack_core.providers.factory import build_embedding_providers
 from synthstack_core.providers.model_registry import ModelRegistry
 from synthstack_core.registry import Module, Stack, operation
@@ -68,6 +78,106 @@ class _Embedded:
 
     embeddings: Embeddings
     cached: int
+
+
+@dataclass(eq=False)
+class _Waiting:
+    """One caller's texts in a :class:`_Gatherer`, and what became of them."""
+
+    texts: list[str]
+    result: EmbeddingBatch | None = None
+    error: BaseException | None = None
+
+
+class _Gatherer:
+    """Provider runs shared by concurrent callers of one model and size (the job path).
+
+    A caller whose model is idle runs at once, taking every text queued meanwhile; callers that
+    arrive while it runs queue, and the first of them to get the model next runs for all of them.
+    Nothing waits on purpose, so a lone caller runs as soon as it would without this.
+    """
+
+    def __init__(self) -> None:
+        self._lock = anyio.Lock()
+        self._queue: list[_Waiting] = []
+
+    async def embed(
+        self,
+        provider: EmbeddingProvider,
+        spec: EmbeddingModelSpec,
+        dimensions: int | None,
+        texts: Sequence[str],
+    ) -> EmbeddingBatch:
+        waiting = _Waiting(list(texts))
+        self._queue.append(waiting)
+        try:
+            async with self._lock:
+                if waiting.result is None and waiting.error is None:
+                    group, self._queue = self._queue, []
+                    # Finish the run for everyone in it even if this caller is cancelled.
+                    with anyio.CancelScope(shield=True):
+                        await _run_group(provider, spec, dimensions, group)
+        except BaseException:
+            if waiting in self._queue:  # cancelled before anyone ran it
+                self._queue.remove(waiting)
+            raise
+        if waiting.error is not None:
+            raise waiting.error
+        assert waiting.result is not None
+        return waiting.result
+
+
+async def _run_group(
+    provider: EmbeddingProvider,
+    spec: EmbeddingModelSpec,
+    dimensions: int | None,
+    group: list[_Waiting],
+) -> None:
+    """Embed every text of ``group`` sorted by length (in calls of the provider's batch size) and
+    give each caller its rows, or the error to every caller."""
+    EMBEDDING_RUN_CALLERS.labels(spec.id).observe(len(group))
+    owners = [(member, row) for member in group for row in range(len(member.texts))]
+    owners.sort(key=lambda owner: len(owner[0].texts[owner[1]]))
+    width = spec.dimensions if dimensions is None else dimensions
+    vectors = {id(member): np.empty((len(member.texts), width), np.float32) for member in group}
+    counts = {id(member): [0] * len(member.texts) for member in group}
+    try:
+        for part in _calls(provider, [member.texts[row] for member, row in owners], owners):
+            with model_inference("embedding", spec.id):
+                result = await provider.embed_batch(
+                    [member.texts[row] for member, row in part], model=spec, dimensions=dimensions
+                )
+            for index, (member, row) in enumerate(part):
+                vectors[id(member)][row] = result.vectors[index]
+                counts[id(member)][row] = result.token_counts[index]
+    except Exception as error:
+        for member in group:
+            member.error = error
+        return
+    for member in group:
+        member.result = EmbeddingBatch(vectors=vectors[id(member)], token_counts=counts[id(member)])
+
+
+def _calls(
+    provider: EmbeddingProvider, texts: list[str], owners: list[tuple[_Waiting, int]]
+) -> list[list[tuple[_Waiting, int]]]:
+    """``owners`` (of ``texts``, sorted by length) cut into the provider's calls: at most its
+    batch size, and at most its padded characters when it has such a bound."""
+    budget = provider.padded_chars
+    window = provider.truncated_chars or max(map(len, texts), default=1)
+    calls: list[list[tuple[_Waiting, int]]] = []
+    current: list[tuple[_Waiting, int]] = []
+    for owner, text in zip(owners, texts, strict=True):
+        padded = (len(current) + 1) * max(1, min(len(text), window))
+        if current and (
+            len(current) == provider.batch_size or (budget is not None and padded > budget)
+        ):
+            calls.append(current)
+            current = []
+        current.append(owner)
+    if current:
+        calls.append(current)
+    return calls
 
 
 class EmbeddingModelRegistry(ModelRegistry[EmbeddingModelSpec, EmbeddingProvider]):
@@ -137,8 +247,11 @@ class EmbeddingService:
         limits: Limits,
         ttl_seconds: int,
         shared_across_tenants: bool = False,
+        gather_jobs: bool = True,
     ) -> None:
         self.registry = registry
+        self._gather_jobs = gather_jobs
+        self._gatherers: dict[tuple[str, int], _Gatherer] = {}
         self._cache = cache
         self._limits = limits
         self._ttl = ttl_seconds
@@ -151,11 +264,13 @@ class EmbeddingService:
         tenant: str | None,
         model: str | None = None,
         dimensions: int | None = None,
+        gather: bool = False,
     ) -> Embeddings:
         """Embed ``texts`` (already validated) with caching and batching; order is kept.
 
         ``tenant`` is whose texts they are: the cache entries are that tenant's alone. ``None`` is
-        for the service's own texts, never for a request's.
+        for the service's own texts, never for a request's. ``gather`` (a job's texts): share
+        model runs with other callers that asked for it (``SYNTHSTACK_JOB_EMBED_BATCHING``).
         """
         spec, provider, size = self.registry.resolve(model, dimensions)
         attributes = {
@@ -163,7 +278,10 @@ class EmbeddingService:
             "synthstack.embedding.texts": len(texts),
         }
         with tracing.span("embedding", attributes) as span:
-            embedded = await self._embed(texts, spec, provider, size, tenant)
+            gatherer = None
+            if gather and self._gather_jobs:
+                gatherer = self._gatherers.setdefault((spec.id, size), _Gatherer())
+            embedded = await self._embed(texts, spec, provider, size, tenant, gatherer)
             if span is not None:
                 span.set_attribute("synthstack.embedding.cached", embedded.cached)
         return embedded.embeddings
@@ -175,6 +293,7 @@ class EmbeddingService:
         provider: EmbeddingProvider,
         size: int,
         tenant: str | None,
+        gatherer: _Gatherer | None = None,
     ) -> _Embedded:
         """:meth:`embed`'s work (inside its span)."""
         scope = _cache_scope(tenant, shared=self._shared)
@@ -193,6 +312,19 @@ class EmbeddingService:
         if missing:
             unique = list(missing)
             fresh: dict[str, bytes] = {}
+            if gatherer is not None:
+                result = await gatherer.embed(
+                    provider,
+                    spec,
+                    None if size == spec.dimensions else size,
+                    [texts[missing[key][0]] for key in unique],
+                )
+                for row, key in enumerate(unique):
+                    for index in missing[key]:
+                        vectors[index] = result.vectors[row]
+                        counts[index] = result.token_counts[row]
+                    fresh[key] = _encode(result.vectors[row], result.token_counts[row])
+                unique = []  # embedded
             for start in range(0, len(unique), provider.batch_size):
                 batch_keys = unique[start : start + provider.batch_size]
                 batch_texts = [texts[missing[k][0]] for k in batch_keys]
@@ -326,6 +458,7 @@ def build(stack: Stack) -> EmbeddingService:
         limits=stack.limits,
         ttl_seconds=settings.cache_ttl_seconds,
         shared_across_tenants=settings.cache_shared_across_tenants,
+        gather_jobs=settings.job_embed_batching,
     )
 
 

@@ -43,6 +43,14 @@ class EmbeddingProvider(ABC):
     name: ClassVar[ProviderName]
     #: How many texts one call to :meth:`embed_batch` may carry.
     batch_size: ClassVar[int] = 64
+    #: For texts sorted by length (jobs' shared runs, ``features/embeddings.py``): the most
+    #: characters one call may carry once each text is counted at the length of the call's
+    #: longest (``None``: no such bound, only :attr:`batch_size`). Local inference pads to the
+    #: longest text, and long texts run faster in small batches on a CPU.
+    padded_chars: ClassVar[int | None] = None
+    #: The characters of a text that count towards :attr:`padded_chars` at most (the model's
+    #: window, roughly; ``None``: all of them).
+    truncated_chars: ClassVar[int | None] = None
 
     @abstractmethod
     def models(self) -> Sequence[EmbeddingModelSpec]:

@@ -67,6 +67,10 @@ class LocalOnnxEmbeddingProvider(EmbeddingProvider):
     # Texts per call: a whole request, so that sorting by length spans all of it; inference then
     # runs in sub-batches of ``SYNTHSTACK_EMBEDDING_BATCH_SIZE``.
     batch_size: ClassVar[int] = 256
+    # Shared runs of jobs: about two 256-token chunks a call, tens of short ones.
+    padded_chars: ClassVar[int | None] = 2_600
+    # A text counts at most this long (the model's window: ~256 word pieces of English).
+    truncated_chars: ClassVar[int | None] = 1_300
 
     def __init__(self, *, batch_size: int = 32, threads: int = 0) -> None:
         self._batch_size = batch_size

@@ -457,9 +457,11 @@ class RagIndexing:
             parts = []
             for start in range(0, len(texts), PROGRESS_SLICE):
                 part = texts[start : start + PROGRESS_SLICE]
-                parts.append(
-                    (await self._embeddings.embed(part, tenant=tenant, model=spec.id)).vectors
+                # Other jobs' chunks that wait for the model share its run (sorted by length).
+                embedded = await self._embeddings.embed(
+                    part, tenant=tenant, model=spec.id, gather=True
                 )
+                parts.append(embedded.vectors)
                 await progress(start + len(part), len(texts))
             vectors = np.concatenate(parts)
         await self._repository.replace_document(
