@@ -158,6 +158,27 @@ async def _run_group(
         member.result = EmbeddingBatch(vectors=vectors[id(member)], token_counts=counts[id(member)])
 
 
+async def _embed_alone(
+    provider: EmbeddingProvider,
+    spec: EmbeddingModelSpec,
+    dimensions: int | None,
+    texts: list[str],
+) -> EmbeddingBatch:
+    """``texts`` embedded for one caller, in calls of the provider's batch size (the provider
+    sorts a call's texts by length itself)."""
+    width = spec.dimensions if dimensions is None else dimensions
+    vectors = np.empty((len(texts), width), np.float32)
+    counts: list[int] = []
+    for start in range(0, len(texts), provider.batch_size):
+        with model_inference("embedding", spec.id):
+            result = await provider.embed_batch(
+                texts[start : start + provider.batch_size], model=spec, dimensions=dimensions
+            )
+        vectors[start : start + len(result.token_counts)] = result.vectors
+        counts.extend(result.token_counts)
+    return EmbeddingBatch(vectors=vectors, token_counts=counts)
+
+
 def _calls(
     provider: EmbeddingProvider, texts: list[str], owners: list[tuple[_Waiting, int]]
 ) -> list[list[tuple[_Waiting, int]]]:
@@ -311,34 +332,18 @@ class EmbeddingService:
                 vectors[index], counts[index] = decoded
         if missing:
             unique = list(missing)
-            fresh: dict[str, bytes] = {}
+            dims = None if size == spec.dimensions else size
+            misses = [texts[missing[key][0]] for key in unique]
             if gatherer is not None:
-                result = await gatherer.embed(
-                    provider,
-                    spec,
-                    None if size == spec.dimensions else size,
-                    [texts[missing[key][0]] for key in unique],
-                )
-                for row, key in enumerate(unique):
-                    for index in missing[key]:
-                        vectors[index] = result.vectors[row]
-                        counts[index] = result.token_counts[row]
-                    fresh[key] = _encode(result.vectors[row], result.token_counts[row])
-                unique = []  # embedded
-            for start in range(0, len(unique), provider.batch_size):
-                batch_keys = unique[start : start + provider.batch_size]
-                batch_texts = [texts[missing[k][0]] for k in batch_keys]
-                with model_inference("embedding", spec.id):
-                    result = await provider.embed_batch(
-                        batch_texts,
-                        model=spec,
-                        dimensions=None if size == spec.dimensions else size,
-                    )
-                for row, key in enumerate(batch_keys):
-                    for index in missing[key]:
-                        vectors[index] = result.vectors[row]
-                        counts[index] = result.token_counts[row]
-                    fresh[key] = _encode(result.vectors[row], result.token_counts[row])
+                result = await gatherer.embed(provider, spec, dims, misses)
+            else:
+                result = await _embed_alone(provider, spec, dims, misses)
+            fresh: dict[str, bytes] = {}
+            for row, key in enumerate(unique):
+                for index in missing[key]:
+                    vectors[index] = result.vectors[row]
+                    counts[index] = result.token_counts[row]
+                fresh[key] = _encode(result.vectors[row], result.token_counts[row])
             await self._cache.set_many(fresh, self._ttl)
         if tenant is not None:  # a request's texts (cached or not), not the service's own
             count_usage(texts_embedded=len(texts))
