@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -14,8 +16,13 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.sql import Select
 
-__all__ = ["UNFINISHED", "job_payloads", "jobs"]
+from synthstack_core.schemas.jobs import Job, JobProgress
+from synthstack_core.stores.models import Tenant
+
+__all__ = ["JOB_COLUMNS", "UNFINISHED", "job_from_row", "job_payloads", "jobs", "owned_by"]
 
 _metadata = MetaData()
 
@@ -53,3 +60,44 @@ job_payloads = Table(
 #: uses the index in a prepared statement's generic plan too (psycopg prepares a statement run
 #: often; with bound values PostgreSQL cannot prove the index's predicate and reads every job).
 UNFINISHED = text("jobs.status IN ('queued', 'running')")
+
+
+#: What a job's answer shows.
+JOB_COLUMNS = (
+    jobs.c.id,
+    jobs.c.kind,
+    jobs.c.status,
+    jobs.c.progress_done,
+    jobs.c.progress_total,
+    jobs.c.progress_unit,
+    jobs.c.attempts,
+    jobs.c.created_at,
+    jobs.c.started_at,
+    jobs.c.finished_at,
+    jobs.c.result,
+    jobs.c.error,
+)
+TENANTS = Tenant.__table__
+
+
+def job_from_row(row: RowMapping) -> Job:
+    """The job a row of :data:`JOB_COLUMNS` describes."""
+    return Job(
+        id=row["id"],
+        kind=row["kind"],
+        status=row["status"],
+        progress=JobProgress(
+            done=row["progress_done"], total=row["progress_total"], unit=row["progress_unit"]
+        ),
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        result=row["result"],
+        error=row["error"],
+    )
+
+
+def owned_by(query: Select[Any], tenant: str) -> Select[Any]:
+    """``query`` of jobs, narrowed to ``tenant``'s."""
+    return query.join(TENANTS, TENANTS.c.id == jobs.c.tenant_id).where(TENANTS.c.name == tenant)

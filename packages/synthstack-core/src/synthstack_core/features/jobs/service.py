@@ -23,35 +23,28 @@ worker``, or a server's embedded worker) lives through a PostgreSQL restart.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import json
 import logging
 import signal
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 from sqlalchemy import and_, delete, func, insert, literal, select, text, tuple_, update
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import Select
 
+from synthstack_core.cursors import decode_cursor, encode_cursor
 from synthstack_core.errors import (
     Conflict,
     DependencyUnavailable,
-    FieldError,
-    InvalidRequest,
     NotFound,
     SynthStackError,
     problem_for,
     translate,
 )
-from synthstack_core.logs import quiet_info
+from synthstack_core.features.jobs.engine import conninfo, driver_connection, quiet_procrastinate
 from synthstack_core.preferences import RESPOND_ASYNC
 from synthstack_core.registry import operation
 from synthstack_core.replies import EventStream, Reply
@@ -61,13 +54,19 @@ from synthstack_core.schemas.jobs import (
     JobList,
     JobListParams,
     JobParams,
-    JobProgress,
 )
 from synthstack_core.settings import Settings
 from synthstack_core.stores.api_keys import ApiKeyRepository
 from synthstack_core.stores.database import Database
-from synthstack_core.stores.jobs import UNFINISHED, job_payloads, jobs
-from synthstack_core.stores.models import Tenant
+from synthstack_core.stores.jobs import (
+    JOB_COLUMNS,
+    TENANTS,
+    UNFINISHED,
+    job_from_row,
+    job_payloads,
+    jobs,
+    owned_by,
+)
 from synthstack_core.usage import UsageRecorder
 
 __all__ = [
@@ -88,10 +87,6 @@ logger = logging.getLogger("synthstack.jobs")
 #: The Procrastinate queue SynthStack's workers listen to, and the task that runs a job.
 QUEUE = "synthstack"
 RUN_TASK = "synthstack.run_job"
-#: The periodic tasks that keep the queue (every few seconds, in every worker).
-HOUSEKEEPING_TASKS = frozenset(
-    {"synthstack.recover_stalled_jobs", "synthstack.purge_finished_jobs"}
-)
 #: How long a stopping worker lets its running jobs finish before it queues them again.
 SHUTDOWN_GRACE_SECONDS = 10.0
 #: How long after the grace a stopping embedded worker may take to unregister before it is cut.
@@ -141,71 +136,9 @@ class _Kind:
     unit: str
 
 
-#: What a job's answer shows.
-_JOB_COLUMNS = (
-    jobs.c.id,
-    jobs.c.kind,
-    jobs.c.status,
-    jobs.c.progress_done,
-    jobs.c.progress_total,
-    jobs.c.progress_unit,
-    jobs.c.attempts,
-    jobs.c.created_at,
-    jobs.c.started_at,
-    jobs.c.finished_at,
-    jobs.c.result,
-    jobs.c.error,
-)
-_TENANTS = Tenant.__table__
-
-
-def _job(row: RowMapping) -> Job:
-    return Job(
-        id=row["id"],
-        kind=row["kind"],
-        status=row["status"],
-        progress=JobProgress(
-            done=row["progress_done"], total=row["progress_total"], unit=row["progress_unit"]
-        ),
-        attempts=row["attempts"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        result=row["result"],
-        error=row["error"],
-    )
-
-
 def _change(job: Job) -> tuple[str, int, int | None]:
     """What a job's event stream tells about: a new event when it differs."""
     return job.status, job.progress.done, job.progress.total
-
-
-def _owned(query: Select[Any], tenant: str) -> Select[Any]:
-    """``query`` of jobs, narrowed to ``tenant``'s."""
-    return query.join(_TENANTS, _TENANTS.c.id == jobs.c.tenant_id).where(_TENANTS.c.name == tenant)
-
-
-def _housekeeping(record: logging.LogRecord) -> bool:
-    """Whether a Procrastinate worker's line is about a periodic housekeeping task's run."""
-    job = getattr(record, "job", None)
-    return isinstance(job, dict) and job.get("task_name") in HOUSEKEEPING_TASKS
-
-
-def quiet_procrastinate() -> None:
-    """Procrastinate's routine INFO lines to DEBUG: the tasks registered at every start, the
-    periodic tasks deferred, and the housekeeping tasks' runs (three lines every few seconds
-    otherwise). Its warnings and errors, and the lines of the jobs it runs, stay."""
-    quiet_info("procrastinate.blueprints")
-    quiet_info("procrastinate.periodic")
-    # The worker logs on its module's logger and on a child named after the worker ("worker").
-    quiet_info("procrastinate.worker", _housekeeping)
-    quiet_info("procrastinate.worker.worker", _housekeeping)
-
-
-def conninfo(database: Database) -> str:
-    """The libpq URL of ``database`` (Procrastinate connects with psycopg directly)."""
-    return database.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class JobService:
@@ -285,7 +218,7 @@ class JobService:
                 insert(job_payloads).values(job_id=job_id, request=payload, data=data)
             )
             queued = await self._run_task.configure(
-                connection=await _driver_connection(connection)
+                connection=await driver_connection(connection)
             ).defer_async(job_id=str(job_id))
             row = (
                 (
@@ -293,14 +226,14 @@ class JobService:
                         update(jobs)
                         .where(jobs.c.id == job_id)
                         .values(procrastinate_job_id=queued)
-                        .returning(*_JOB_COLUMNS)
+                        .returning(*JOB_COLUMNS)
                     )
                 )
                 .mappings()
                 .one()
             )
         return Reply(
-            _job(row),
+            job_from_row(row),
             202,
             headers=(
                 ("Location", f"/api/v1/jobs/{job_id}"),
@@ -317,7 +250,7 @@ class JobService:
             row = (
                 (
                     await connection.execute(
-                        _owned(select(*_JOB_COLUMNS), tenant).where(jobs.c.id == job_id)
+                        owned_by(select(*JOB_COLUMNS), tenant).where(jobs.c.id == job_id)
                     )
                 )
                 .mappings()
@@ -325,7 +258,7 @@ class JobService:
             )
         if row is None:
             raise NotFound(f"No job {str(job_id)!r}.")
-        return _job(row)
+        return job_from_row(row)
 
     @operation("jobs-events", params=JobParams, response=Job)
     async def events(self, tenant: str, job_id: uuid.UUID) -> EventStream:
@@ -357,22 +290,24 @@ class JobService:
     @operation("jobs-list")
     async def list_jobs(self, tenant: str, params: JobListParams) -> JobList:
         """``GET /api/v1/jobs``: the caller's jobs, newest first, with an opaque cursor."""
-        query = _owned(select(*_JOB_COLUMNS), tenant)
+        query = owned_by(select(*JOB_COLUMNS), tenant)
         if params.status is not None:
             query = query.where(jobs.c.status == params.status)
         if params.kind is not None:
             query = query.where(jobs.c.kind == params.kind)
         if params.cursor is not None:
-            created_at, after = _decode_cursor(params.cursor)
+            created_at, after = decode_cursor(params.cursor)
             query = query.where(
                 tuple_(jobs.c.created_at, jobs.c.id) < tuple_(literal(created_at), literal(after))
             )
         query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(params.limit + 1)
         async with self._database.engine.connect() as connection:
             rows = (await connection.execute(query)).mappings().all()
-        page = [_job(row) for row in rows[: params.limit]]
+        page = [job_from_row(row) for row in rows[: params.limit]]
         more = len(rows) > params.limit
-        return JobList(jobs=page, next_cursor=_encode_cursor(page[-1]) if more else None)
+        return JobList(
+            jobs=page, next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if more else None
+        )
 
     @operation("jobs-cancel", params=JobParams)
     async def cancel(self, tenant: str, job_id: uuid.UUID) -> Job:
@@ -382,7 +317,7 @@ class JobService:
             connection = await session.connection()
             row = (
                 await connection.execute(
-                    _owned(select(jobs.c.status, jobs.c.procrastinate_job_id), tenant)
+                    owned_by(select(jobs.c.status, jobs.c.procrastinate_job_id), tenant)
                     .where(jobs.c.id == job_id)
                     .with_for_update(of=jobs)
                 )
@@ -400,7 +335,7 @@ class JobService:
                         update(jobs)
                         .where(jobs.c.id == job_id)
                         .values(status="cancelled", finished_at=func.now())
-                        .returning(*_JOB_COLUMNS)
+                        .returning(*JOB_COLUMNS)
                     )
                 )
                 .mappings()
@@ -410,9 +345,9 @@ class JobService:
             if queued is not None:
                 # A queued job is cancelled in the queue; a running one is asked to abort.
                 await self.app.job_manager.cancel_job_by_id_async(
-                    queued, abort=True, connection=await _driver_connection(connection)
+                    queued, abort=True, connection=await driver_connection(connection)
                 )
-        return _job(cancelled)
+        return job_from_row(cancelled)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -505,7 +440,7 @@ class JobService:
                         and_(
                             jobs.c.id == job_id,
                             jobs.c.status.in_(("queued", "running")),
-                            _TENANTS.c.id == jobs.c.tenant_id,
+                            TENANTS.c.id == jobs.c.tenant_id,
                             job_payloads.c.job_id == jobs.c.id,
                         )
                     )
@@ -515,7 +450,7 @@ class JobService:
                         started_at=func.coalesce(jobs.c.started_at, func.now()),
                     )
                     .returning(
-                        jobs.c.kind, _TENANTS.c.name, job_payloads.c.request, job_payloads.c.data
+                        jobs.c.kind, TENANTS.c.name, job_payloads.c.request, job_payloads.c.data
                     )
                 )
             ).one_or_none()
@@ -760,26 +695,3 @@ async def _restart_on_database_loss(
     except _DatabaseLost:
         worker.stop()
         raise
-
-
-async def _driver_connection(connection: AsyncConnection) -> Any:
-    """The psycopg connection under SQLAlchemy's ``connection`` (in its transaction)."""
-    raw = await connection.get_raw_connection()
-    return raw.driver_connection
-
-
-def _encode_cursor(job: Job) -> str:
-    raw = json.dumps([job.created_at.isoformat(), str(job.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, job_id = json.loads(raw)
-        return datetime.fromisoformat(created_at), uuid.UUID(job_id)
-    except (ValueError, TypeError) as exc:
-        raise InvalidRequest(
-            "The cursor is not one this service gave out.",
-            errors=[FieldError(("query", "cursor"), "Invalid cursor", "cursor_invalid")],
-        ) from exc

@@ -9,11 +9,8 @@ On SciFact through the API (docs/benchmarks.md): nDCG@10 lexical 0.683, dense 0.
 """
 
 from synthstack_core.features.rag.answering import MODULE, RagService
-from synthstack_core.features.rag.indexing import (
-    DEFAULT_COLLECTION,
-    MAX_DOCUMENT_CHARS,
-    chunk_header,
-)
+from synthstack_core.features.rag.headers import chunk_header
+from synthstack_core.features.rag.indexing import DEFAULT_COLLECTION, MAX_DOCUMENT_CHARS
 from synthstack_core.features.rag.retrieval import reciprocal_rank_fusion
 
 __all__ = [

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
-import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, cast
 
 import anyio
 import numpy as np
 
+from synthstack_core.cursors import decode_cursor, encode_cursor
 from synthstack_core.errors import (
     DependencyUnavailable,
     FieldError,
@@ -26,7 +24,6 @@ from synthstack_core.errors import (
 from synthstack_core.features.chunking import (
     MIN_CHUNK_SIZE,
     Chunk,
-    TokenCounter,
     split_text,
     validate_chunk_params,
 )
@@ -38,6 +35,7 @@ from synthstack_core.features.parsing import (
     SourceType,
     parse_document,
 )
+from synthstack_core.features.rag.headers import chunk_header, contains_header
 from synthstack_core.preferences import NO_PREFERENCES, Preferences
 from synthstack_core.providers.embedding import EmbeddingModelSpec, EmbeddingProvider
 from synthstack_core.registry import operation
@@ -74,7 +72,6 @@ __all__ = [
     "DEFAULT_COLLECTION",
     "MAX_DOCUMENT_CHARS",
     "RagIndexing",
-    "chunk_header",
 ]
 
 DEFAULT_COLLECTION = "default"
@@ -86,8 +83,6 @@ MAX_DOCUMENT_CHARS = 1_000_000
 MAX_TITLE_CHARS = 512
 #: The longest source kept from an upload's file name (a given source is limited by the schema).
 MAX_SOURCE_CHARS = 512
-#: A chunk header (the document's title) takes at most 1/4 of a chunk's tokens.
-MAX_HEADER_SHARE = 4
 #: Candidates each side contributes to a hybrid search (at least; more for larger limits).
 
 #: Chunks a job embeds between two progress reports (and cancellation checks).
@@ -444,7 +439,9 @@ class RagIndexing:
                 )
         if not chunks:
             raise _empty_document()
-        headed = [header is not None and not _contains(chunk.text, header) for chunk in chunks]
+        headed = [
+            header is not None and not contains_header(chunk.text, header) for chunk in chunks
+        ]
         texts = [
             f"{header}\n\n{chunk.text}" if with_header else chunk.text
             for chunk, with_header in zip(chunks, headed, strict=True)
@@ -604,10 +601,12 @@ class RagIndexing:
     async def list_documents(self, tenant: str, params: DocumentListParams) -> DocumentList:
         """``GET /api/v1/rag/documents``: newest first, with an opaque cursor."""
         record = await self._existing(tenant, params.collection)
-        after = _decode_cursor(params.cursor) if params.cursor else None
+        after = decode_cursor(params.cursor) if params.cursor else None
         rows = await self._repository.list_documents(record, limit=params.limit + 1, after=after)
         page = rows[: params.limit]
-        next_cursor = _encode_cursor(page[-1]) if len(rows) > params.limit else None
+        next_cursor = (
+            encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > params.limit else None
+        )
         return DocumentList(documents=[_document(row) for row in page], next_cursor=next_cursor)
 
     @operation("rag-get-document", params=DocumentParams)
@@ -656,23 +655,6 @@ def _empty_document() -> InvalidRequest:
     )
 
 
-def _encode_cursor(record: DocumentRecord) -> str:
-    raw = json.dumps([record.created_at.isoformat(), str(record.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, document_id = json.loads(raw)
-        return datetime.fromisoformat(created_at), uuid.UUID(document_id)
-    except (ValueError, TypeError) as exc:
-        raise InvalidRequest(
-            "The cursor is not one this service gave out.",
-            errors=[FieldError(("query", "cursor"), "Invalid cursor", "cursor_invalid")],
-        ) from exc
-
-
 def _json_document(content: str, source_type: str) -> ParsedDocument:
     """The text to chunk and the title it declares: plain text as given (newlines normalised),
     HTML and Markdown as text, as an upload of them is."""
@@ -685,35 +667,3 @@ def _json_document(content: str, source_type: str) -> ParsedDocument:
             max_chars=MAX_DOCUMENT_CHARS,
         )
     return ParsedDocument(text=normalised, source_type=cast("SourceType", source_type))
-
-
-def chunk_header(title: str | None, counter: TokenCounter, chunk_size: int) -> str | None:
-    """The title as indexed with the chunks: whitespace collapsed, cut after the last word that
-    keeps it within a quarter of ``chunk_size`` tokens (None when not even one word fits).
-
-    A chunk that does not contain its document's title is embedded, and its BM25 postings
-    counted, as ``header + blank line + chunk``: a later chunk of a paper or a manual then still
-    says what it is about ("contextual chunk headers"). The stored and returned chunk text is
-    the chunk alone. On SciFact through the API (bench/retrieval.py, 256-token chunks; the
-    header's tokens come out of each chunk's budget, so 10,962 chunks instead of 9,916): nDCG@10
-    dense 0.652 → 0.667, BM25 0.686 → 0.683, hybrid 0.707 → 0.711.
-    """
-    if title is None:
-        return None
-    words = title.split()
-    budget = chunk_size // MAX_HEADER_SHARE
-    if counter.count(" ".join(words)) <= budget:
-        return " ".join(words) or None
-    fits, over = 0, len(words)
-    while over - fits > 1:
-        middle = (fits + over) // 2
-        if counter.count(" ".join(words[:middle])) <= budget:
-            fits = middle
-        else:
-            over = middle
-    return " ".join(words[:fits]) or None
-
-
-def _contains(text: str, header: str) -> bool:
-    """Whether ``text`` already holds ``header`` (whitespace runs compared as one space)."""
-    return header in " ".join(text.split())
