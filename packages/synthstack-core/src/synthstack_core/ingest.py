@@ -39,9 +39,9 @@ import anyio
 import httpx
 
 from synthstack_core.http import HttpRequest
+from synthstack_core.operations import match
 
 if TYPE_CHECKING:
-    from synthstack_core.registry import Operation
     from synthstack_core.service import SynthStack
     from synthstack_core.settings import Settings
 
@@ -171,45 +171,35 @@ class StackTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, stack: SynthStack) -> None:
         self._stack = stack
-        self._routes: list[tuple[re.Pattern[str], dict[str, Operation]]] = []
-        by_path: dict[str, dict[str, Operation]] = {}
-        for op in stack.operations:
-            by_path.setdefault(op.path, {})[op.method] = op
-        for template, methods in by_path.items():
-            pattern = re.sub(
-                r"\\\{([A-Za-z_][A-Za-z0-9_]*)\\\}", r"(?P<\1>[^/]+)", re.escape(template)
-            )
-            self._routes.append((re.compile(pattern), methods))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
-        for pattern, methods in self._routes:
-            matched = pattern.fullmatch(path)
-            if matched is None:
-                continue
-            operation = methods.get(request.method)
-            if operation is None:
-                return httpx.Response(405, headers={"Allow": ", ".join(sorted(methods))})
-            reply = await self._stack.handle(
-                operation,
-                HttpRequest(
-                    method=request.method,
-                    path=path,
-                    headers={
-                        name.decode("latin-1").lower(): value.decode("latin-1")
-                        for name, value in request.headers.raw
-                    },
-                    body=await request.aread(),
-                    path_params={k: unquote(v) for k, v in matched.groupdict().items()},
-                    query=dict(request.url.params.items()),
-                    client="127.0.0.1",
-                ),
-            )
-            if reply.stream is not None:  # no operation called here streams
-                await reply.stream.aclose()
-                raise RuntimeError(f"{operation.operation_id} answered a stream")
-            return httpx.Response(reply.status, headers=reply.headers, content=reply.body)
-        return httpx.Response(404)
+        found = match(path, self._stack.operations)
+        if found is None:
+            return httpx.Response(404)
+        methods, path_params = found
+        operation = methods.get(request.method)
+        if operation is None:
+            return httpx.Response(405, headers={"Allow": ", ".join(sorted(methods))})
+        reply = await self._stack.handle(
+            operation,
+            HttpRequest(
+                method=request.method,
+                path=path,
+                headers={
+                    name.decode("latin-1").lower(): value.decode("latin-1")
+                    for name, value in request.headers.raw
+                },
+                body=await request.aread(),
+                path_params={k: unquote(v) for k, v in path_params.items()},
+                query=dict(request.url.params.items()),
+                client="127.0.0.1",
+            ),
+        )
+        if reply.stream is not None:  # no operation called here streams
+            await reply.stream.aclose()
+            raise RuntimeError(f"{operation.operation_id} answered a stream")
+        return httpx.Response(reply.status, headers=reply.headers, content=reply.body)
 
 
 def local_settings(settings: Settings, concurrency: int) -> Settings:

@@ -31,6 +31,7 @@ __all__ = [
     "by_id",
     "contract_for",
     "contract_json_for",
+    "match",
     "operations_for",
     "routes",
 ]
@@ -84,23 +85,36 @@ def routes(operations: tuple[Operation, ...] | None = None) -> dict[str, dict[st
 @functools.cache
 def _patterns(
     operations: tuple[Operation, ...] | None,
-) -> list[tuple[re.Pattern[str], list[str]]]:
+) -> list[tuple[re.Pattern[str], dict[str, Operation]]]:
+    """Each path template as a pattern whose named groups are its parameters."""
     return [
         (
-            re.compile(re.sub(r"\\{[A-Za-z_][A-Za-z0-9_]*\\}", "[^/]+", re.escape(template))),
-            sorted(by_method),
+            re.compile(
+                re.sub(r"\\\{([A-Za-z_][A-Za-z0-9_]*)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+            ),
+            by_method,
         )
         for template, by_method in routes(operations).items()
     ]
 
 
+def match(
+    path: str, operations: tuple[Operation, ...] | None = None
+) -> tuple[dict[str, Operation], dict[str, str]] | None:
+    """The operations (by method) of ``operations`` (default: :func:`all_operations`) at a
+    concrete ``path``, and its path parameters as sent; ``None`` for an unknown path."""
+    for pattern, by_method in _patterns(operations):
+        matched = pattern.fullmatch(path)
+        if matched is not None:
+            return by_method, matched.groupdict()
+    return None
+
+
 def allowed_methods(path: str, operations: tuple[Operation, ...] | None = None) -> list[str]:
     """The methods ``operations`` (default: :func:`all_operations`) allow at a concrete ``path``
     (empty for an unknown path)."""
-    for pattern, methods in _patterns(operations):
-        if pattern.fullmatch(path):
-            return list(methods)
-    return []
+    found = match(path, operations)
+    return sorted(found[0]) if found is not None else []
 
 
 def by_id(operation_id: str) -> Operation:
