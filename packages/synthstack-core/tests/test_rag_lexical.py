@@ -382,8 +382,16 @@ async def test_early_termination_returns_exactly_what_bm25_returns(
         expected = await _reference(stack, corpus, query, limit, filters)
         # Shallow first rounds, so that lists are read deeper and deeper.
         first_depth = generator.choice([1, 2, 5, 20, None])
+        # 0: rounds to the end of the lists; else the fall-back to the exact statement.
+        round_cost = generator.choice([0, 0, 2, 4])
         found, trace = await stack.rag.repository.search_lexical_traced(
-            record, query, limit=limit, filters=filters, exact_below=0, first_depth=first_depth
+            record,
+            query,
+            limit=limit,
+            filters=filters,
+            exact_below=0,
+            first_depth=first_depth,
+            round_cost=round_cost,
         )
         got = [(str(chunk.chunk_id), float(chunk.score)) for chunk in found]
         assert [chunk_id for chunk_id, _ in got] == [chunk_id for chunk_id, _ in expected], (

@@ -35,11 +35,16 @@ from synthstack_core.stores.vectors import (
     metadata_filter_sql,
 )
 
-__all__ = ["DEEPEN", "EXACT_BELOW", "FIRST_DEPTH", "LexicalTrace", "SearchQueries"]
+__all__ = ["DEEPEN", "EXACT_BELOW", "FIRST_DEPTH", "ROUND_COST", "LexicalTrace", "SearchQueries"]
 
 #: Up to this many postings (the query terms' document frequencies summed), the exact query reads
-#: them all in one statement: cheaper than rounds.
-EXACT_BELOW = 5_000
+#: them all in one statement: cheaper than rounds (it scores ~1 µs a posting; a round has ~10 ms of
+#: fixed cost, planning included).
+EXACT_BELOW = 20_000
+#: What a posting read by a round costs, in postings read by the exact statement (measured at 100k
+#: chunks, docs/benchmarks.md: a round also completes and ranks its candidates): once the next
+#: round would read more than ``postings / ROUND_COST``, the exact statement answers instead.
+ROUND_COST = 32
 #: Postings read per term in the first round (at least twice the limit).
 FIRST_DEPTH = 100
 #: How much deeper an essential list is read in the next round.
@@ -146,6 +151,7 @@ class SearchQueries(RepositoryBase):
         session: AsyncSession | None = None,
         exact_below: int = EXACT_BELOW,
         first_depth: int | None = None,
+        round_cost: float = ROUND_COST,
     ) -> tuple[list[ScoredChunk], LexicalTrace]:
         """:meth:`search_lexical`, and how it went.
 
@@ -157,11 +163,13 @@ class SearchQueries(RepositoryBase):
         best complete score beats what a chunk not read yet could reach (the sum of the terms'
         bounds at the depth read); else the lists that matter are read deeper. The result is the
         exact query's: same chunks, scores and order (``tests/test_rag_lexical.py`` compares
-        them). A filter is applied to the candidates before they count; if reading deeper would
-        read half of the postings anyway, the exact query runs instead. All statements read one
-        snapshot (``REPEATABLE READ``, or ``session``'s). ``exact_below`` and ``first_depth``
-        (postings per term in the first round; default ``max(FIRST_DEPTH, 2 * limit)``) are there
-        for tests and measurements.
+        them). A filter is applied to the candidates before they count; if a round would read more
+        than ``postings / round_cost`` (the rounds would cost more than the exact query), the exact
+        query runs instead. All statements read one
+        snapshot (``REPEATABLE READ``, or ``session``'s). ``exact_below``, ``first_depth``
+        (postings per term in the first round; default ``max(FIRST_DEPTH, 2 * limit)``) and
+        ``round_cost`` (:data:`ROUND_COST`; 0 never falls back) are there for tests and
+        measurements.
         """
         params: dict[str, Any] = {"collection_id": collection.id, "query": query, "limit": limit}
         where = metadata_filter_sql(filters, params)
@@ -200,13 +208,13 @@ class SearchQueries(RepositoryBase):
                     "idfs": [idfs[lexeme] for lexeme in lexemes],
                 }
             )
-            if postings <= exact_below:
+            first = first_depth or max(FIRST_DEPTH, 2 * limit)
+            depths = {lexeme: min(df, first) for lexeme, df in dfs.items()}
+            if postings <= exact_below or round_cost * sum(depths.values()) >= postings:
                 exact = await active.execute(text(_exact_sql(where)), params)
                 return [ScoredChunk(*row) for row in exact], LexicalTrace(postings, exact=True)
             # Bounds are computed in floats, so they carry a margin far above float rounding.
             scales = {lexeme: idf * (BM25_K1 + 1) * (1 + _MARGIN) for lexeme, idf in idfs.items()}
-            first = first_depth or max(FIRST_DEPTH, 2 * limit)
-            depths = {lexeme: min(df, first) for lexeme, df in dfs.items()}
             trace = LexicalTrace(postings, exact=False)
             sql = text(_round_sql(where))
             while True:
@@ -242,7 +250,7 @@ class SearchQueries(RepositoryBase):
                     essential.append(max(lexemes, key=lambda item: bounds[item]))
                 for lexeme in essential:
                     depths[lexeme] = min(dfs[lexeme], depths[lexeme] * DEEPEN)
-                if 2 * sum(depths.values()) >= postings:
+                if round_cost * sum(depths.values()) >= postings:
                     trace.exact = True
                     exact = await active.execute(text(_exact_sql(where)), params)
                     return [ScoredChunk(*row) for row in exact], trace
