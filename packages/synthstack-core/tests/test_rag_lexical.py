@@ -382,8 +382,16 @@ async def test_early_termination_returns_exactly_what_bm25_returns(
         expected = await _reference(stack, corpus, query, limit, filters)
         # Shallow first rounds, so that lists are read deeper and deeper.
         first_depth = generator.choice([1, 2, 5, 20, None])
+        # 0: rounds to the end of the lists; else the fall-back to the exact statement.
+        round_cost = generator.choice([0, 0, 2, 4])
         found, trace = await stack.rag.repository.search_lexical_traced(
-            record, query, limit=limit, filters=filters, exact_below=0, first_depth=first_depth
+            record,
+            query,
+            limit=limit,
+            filters=filters,
+            exact_below=0,
+            first_depth=first_depth,
+            round_cost=round_cost,
         )
         got = [(str(chunk.chunk_id), float(chunk.score)) for chunk in found]
         assert [chunk_id for chunk_id, _ in got] == [chunk_id for chunk_id, _ in expected], (
@@ -398,3 +406,45 @@ async def test_early_termination_returns_exactly_what_bm25_returns(
             rounds += trace.rounds > 2
     assert early >= 30  # many queries stopped before reading every posting
     assert rounds >= 10  # and many after reading lists deeper
+
+
+async def test_ties_and_near_ties_rank_as_exact_bm25_on_every_path(stack: SynthStack) -> None:
+    """Candidates are scored in floats and only the best get their exact (numeric) score: many
+    chunks with the very same score (identical chunks) and scores a rounding error apart must
+    still come back as the reference ranks them (ties by chunk id), whether the single statement,
+    the rounds, or the rounds' fall-back to the statement answers."""
+    collection = "lexical-ties"
+    generator = random.Random(21)
+    for number in range(40):
+        # The same short chunk in many documents (exact ties), and near-identical ones whose
+        # lengths differ by one lexeme (scores a hair apart).
+        if number % 2:
+            content = "kinase pathway mutation."
+        else:
+            content = "kinase pathway mutation " + " ".join(
+                generator.choices(WORDS, k=generator.randint(0, 3))
+            )
+        await stack.rag.index(
+            "alpha", _index(content, collection, f"t-{number}", metadata={"odd": number % 2 == 1})
+        )
+    record = await stack.rag.repository.get_collection("alpha", collection)
+    assert record is not None
+    cases = 0
+    for query in ("kinase", "kinase pathway", "kinase pathway mutation therapy", "dose zzyzx"):
+        for limit in (1, 3, 10, 25, 100):
+            for filters in ({}, {"odd": True}):
+                expected = await _reference(stack, collection, query, limit, filters)
+                for exact_below, first_depth in ((10**9, None), (0, 1), (0, 4), (0, None)):
+                    found, trace = await stack.rag.repository.search_lexical_traced(
+                        record,
+                        query,
+                        limit=limit,
+                        filters=filters,
+                        exact_below=exact_below,
+                        first_depth=first_depth,
+                    )
+                    got = [(str(chunk.chunk_id), float(chunk.score)) for chunk in found]
+                    assert [c for c, _ in got] == [c for c, _ in expected], (query, limit, trace)
+                    assert [s for _, s in got] == pytest.approx([s for _, s in expected])
+                    cases += bool(expected)
+    assert cases >= 100

@@ -219,3 +219,23 @@ async def test_the_common_case_stays_on_hnsw_and_is_sorted(loaded: Loaded) -> No
     assert scores == sorted(scores, reverse=True)
     recall = len({hit.chunk_id for hit in hits} & set(library.truth(loaded.query, LIMIT))) / LIMIT
     assert recall >= 0.9
+
+
+async def test_the_index_has_the_service_graph_parameters(loaded: Loaded) -> None:
+    """``ensure_index`` builds the graph with ``HNSW_M`` links and ``HNSW_EF_CONSTRUCTION`` (not
+    pgvector's 16 and 64), and searches set ``DEFAULT_EF_SEARCH``: what the recall measured at
+    100k chunks depends on (docs/benchmarks.md)."""
+    from synthstack_core.stores.vectors import DEFAULT_EF_SEARCH, HNSW_EF_CONSTRUCTION, HNSW_M
+
+    async with loaded.database.session() as session:
+        options = await session.scalar(
+            text("SELECT reloptions FROM pg_class WHERE relname = :name"),
+            {"name": f"ix_rag_chunks_hnsw_{DIMENSIONS}"},
+        )
+    assert sorted(options) == sorted([f"m={HNSW_M}", f"ef_construction={HNSW_EF_CONSTRUCTION}"])
+    async with loaded.database.session() as session, session.begin():
+        await PgVectorStore(loaded.database).search_in(
+            session, loaded.library.scope, loaded.query, limit=LIMIT, filters={}
+        )
+        ef_search = await session.scalar(text("SHOW hnsw.ef_search"))
+    assert int(ef_search) == DEFAULT_EF_SEARCH

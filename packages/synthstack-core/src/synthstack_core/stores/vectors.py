@@ -35,6 +35,8 @@ from synthstack_core.stores.database import Database
 
 __all__ = [
     "DEFAULT_EF_SEARCH",
+    "HNSW_EF_CONSTRUCTION",
+    "HNSW_M",
     "MAX_VECTOR_INDEX_DIMENSIONS",
     "PgVectorStore",
     "ScoredChunk",
@@ -54,11 +56,18 @@ StoreName = Literal["pgvector", "qdrant"]
 #: embeddings (text-embedding-3-large, 3,072) are indexed and searched as half-precision vectors.
 MAX_VECTOR_INDEX_DIMENSIONS = 2000
 
-#: ``hnsw.ef_search`` of a dense search. Measured on 100k clustered MiniLM vectors (bench/vectors.py,
-#: docs/benchmarks.md): recall@10 0.984 at 40, 0.992 at 64, 0.996 at 100, 1.0 at 200. Every value
-#: meets the 0.95 target at k = 10; 100 stays because the service asks HNSW for 50-100 candidates
-#: (hybrid fusion, limit up to 100), where a candidate list shorter than the LIMIT loses recall.
-DEFAULT_EF_SEARCH = 100
+#: ``hnsw.ef_search`` of a dense search. On 100k vectors seeded from 13.5k real MiniLM embeddings
+#: (bench/vectors.py) 100 already gave recall@10 0.996; on bench/scale.py's 100k chunks, drawn
+#: around only 512 seeds with isotropic noise (thousands of nearly equidistant neighbours for a
+#: query), it gave 0.54-0.56 with m 16, and 0.948 even at 1,000. With the graph of ``HNSW_M`` and
+#: ``HNSW_EF_CONSTRUCTION``: 0.71 at 100, 0.948 at 400, 0.965 at 500 (docs/benchmarks.md,
+#: "Retrieval at scale (lexical p95 and dense recall)"): 500, about 3x the search time of 100.
+DEFAULT_EF_SEARCH = 500
+#: The HNSW graph's ``m`` and ``ef_construction`` (pgvector's defaults are 16 and 64): twice the
+#: links per node, and a wider search while building, so that clusters of near-equidistant
+#: vectors stay connected (recall above). Applies to indexes created from now on.
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 128
 
 
 @dataclass(frozen=True)
@@ -358,6 +367,7 @@ class PgVectorStore(VectorStore):
                 text(
                     f"CREATE INDEX IF NOT EXISTS ix_rag_chunks_hnsw_{size} ON rag_chunks "
                     f"USING hnsw ((embedding::{kind}) {operators}) "
+                    f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) "
                     f"WHERE dimensions = {size}"
                 )
             )

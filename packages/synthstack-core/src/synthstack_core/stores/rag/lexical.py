@@ -22,6 +22,7 @@ __all__ = [
     "IMPACT_REFERENCE_LENGTH",
     "apply_stats",
     "impact_sql",
+    "term_score_float_sql",
     "term_score_sql",
 ]
 
@@ -47,6 +48,17 @@ def term_score_sql(n: str, df: str, avgdl: str, tf: str, length: str) -> str:
     return (
         f"ln(1 + ({n} - {df} + 0.5) / ({df} + 0.5)) * {tf} * {BM25_K1 + 1}"
         f" / ({tf} + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * {length} / {avgdl}))"
+    )
+
+
+def term_score_float_sql(idf: str, tf: str, length: str, avgdl: str) -> str:
+    """:func:`term_score_sql` in ``double precision``, from the term's idf (``ln(1 + (n - df +
+    0.5) / (df + 0.5))``, computed once per term): a few times cheaper per posting, within ~1e-15
+    of the exact value; early termination ranks candidates with it (with a margin far above its
+    error) and computes the ``numeric`` score only for the few that can be among the best."""
+    return (
+        f"{idf} * {tf} * {BM25_K1 + 1} / ({tf} + {BM25_K1} * (1 - {BM25_B} + {BM25_B}"
+        f" * {length}::float8 / {avgdl}))"
     )
 
 

@@ -24,6 +24,7 @@ from synthstack_core.stores.rag.base import TS_CONFIG, RepositoryBase
 from synthstack_core.stores.rag.lexical import (
     BM25_K1,
     IMPACT_REFERENCE_LENGTH,
+    term_score_float_sql,
     term_score_sql,
 )
 from synthstack_core.stores.rag.records import CollectionRecord
@@ -34,11 +35,16 @@ from synthstack_core.stores.vectors import (
     metadata_filter_sql,
 )
 
-__all__ = ["DEEPEN", "EXACT_BELOW", "FIRST_DEPTH", "LexicalTrace", "SearchQueries"]
+__all__ = ["DEEPEN", "EXACT_BELOW", "FIRST_DEPTH", "ROUND_COST", "LexicalTrace", "SearchQueries"]
 
 #: Up to this many postings (the query terms' document frequencies summed), the exact query reads
-#: them all in one statement: cheaper than rounds.
-EXACT_BELOW = 5_000
+#: them all in one statement: cheaper than rounds (it scores ~1 µs a posting; a round has ~10 ms of
+#: fixed cost, planning included).
+EXACT_BELOW = 20_000
+#: What a posting read by a round costs, in postings read by the exact statement (measured at 100k
+#: chunks, docs/benchmarks.md: a round also completes and ranks its candidates): once the next
+#: round would read more than ``postings / ROUND_COST``, the exact statement answers instead.
+ROUND_COST = 32
 #: Postings read per term in the first round (at least twice the limit).
 FIRST_DEPTH = 100
 #: How much deeper an essential list is read in the next round.
@@ -145,6 +151,7 @@ class SearchQueries(RepositoryBase):
         session: AsyncSession | None = None,
         exact_below: int = EXACT_BELOW,
         first_depth: int | None = None,
+        round_cost: float = ROUND_COST,
     ) -> tuple[list[ScoredChunk], LexicalTrace]:
         """:meth:`search_lexical`, and how it went.
 
@@ -156,11 +163,13 @@ class SearchQueries(RepositoryBase):
         best complete score beats what a chunk not read yet could reach (the sum of the terms'
         bounds at the depth read); else the lists that matter are read deeper. The result is the
         exact query's: same chunks, scores and order (``tests/test_rag_lexical.py`` compares
-        them). A filter is applied to the candidates before they count; if reading deeper would
-        read half of the postings anyway, the exact query runs instead. All statements read one
-        snapshot (``REPEATABLE READ``, or ``session``'s). ``exact_below`` and ``first_depth``
-        (postings per term in the first round; default ``max(FIRST_DEPTH, 2 * limit)``) are there
-        for tests and measurements.
+        them). A filter is applied to the candidates before they count; if a round would read more
+        than ``postings / round_cost`` (the rounds would cost more than the exact query), the exact
+        query runs instead. All statements read one
+        snapshot (``REPEATABLE READ``, or ``session``'s). ``exact_below``, ``first_depth``
+        (postings per term in the first round; default ``max(FIRST_DEPTH, 2 * limit)``) and
+        ``round_cost`` (:data:`ROUND_COST`; 0 never falls back) are there for tests and
+        measurements.
         """
         params: dict[str, Any] = {"collection_id": collection.id, "query": query, "limit": limit}
         where = metadata_filter_sql(filters, params)
@@ -184,20 +193,30 @@ class SearchQueries(RepositoryBase):
             n, total = int(terms[0][0]), int(terms[0][1])
             dfs = {str(row[2]): int(row[3]) for row in terms}
             postings = sum(dfs.values())
-            if postings <= exact_below:
-                exact = await active.execute(text(_exact_sql(where)), params)
-                return [ScoredChunk(*row) for row in exact], LexicalTrace(postings, exact=True)
             avgdl = max(total / n, 1.0) if n else 1.0
-            # Bounds are computed in floats, so they carry a margin far above float rounding.
-            scales = {
-                lexeme: math.log(1 + (n - df + 0.5) / (df + 0.5)) * (BM25_K1 + 1) * (1 + _MARGIN)
-                for lexeme, df in dfs.items()
-            }
+            lexemes = sorted(dfs)
+            idfs = {lexeme: math.log(1 + (n - df + 0.5) / (df + 0.5)) for lexeme, df in dfs.items()}
+            # The terms and statistics, bound once: both statements score in floats from them
+            # and compute the exact (numeric) score only for chunks that can be among the best.
+            params.update(
+                {
+                    "n": n,
+                    "total": total,
+                    "avgdl": avgdl,
+                    "lexemes": lexemes,
+                    "dfs": [dfs[lexeme] for lexeme in lexemes],
+                    "idfs": [idfs[lexeme] for lexeme in lexemes],
+                }
+            )
             first = first_depth or max(FIRST_DEPTH, 2 * limit)
             depths = {lexeme: min(df, first) for lexeme, df in dfs.items()}
+            if postings <= exact_below or round_cost * sum(depths.values()) >= postings:
+                exact = await active.execute(text(_exact_sql(where)), params)
+                return [ScoredChunk(*row) for row in exact], LexicalTrace(postings, exact=True)
+            # Bounds are computed in floats, so they carry a margin far above float rounding.
+            scales = {lexeme: idf * (BM25_K1 + 1) * (1 + _MARGIN) for lexeme, idf in idfs.items()}
             trace = LexicalTrace(postings, exact=False)
             sql = text(_round_sql(where))
-            lexemes = sorted(dfs)
             while True:
                 trace.rounds += 1
                 trace.read = sum(depths.values())
@@ -206,10 +225,6 @@ class SearchQueries(RepositoryBase):
                         sql,
                         {
                             **params,
-                            "n": n,
-                            "total": total,
-                            "lexemes": lexemes,
-                            "dfs": [dfs[lexeme] for lexeme in lexemes],
                             "depths": [depths[lexeme] for lexeme in lexemes],
                             "scales": [scales[lexeme] for lexeme in lexemes],
                             "stretch": max(1.0, avgdl / IMPACT_REFERENCE_LENGTH) * (1 + _MARGIN),
@@ -235,7 +250,7 @@ class SearchQueries(RepositoryBase):
                     essential.append(max(lexemes, key=lambda item: bounds[item]))
                 for lexeme in essential:
                     depths[lexeme] = min(dfs[lexeme], depths[lexeme] * DEEPEN)
-                if 2 * sum(depths.values()) >= postings:
+                if round_cost * sum(depths.values()) >= postings:
                     trace.exact = True
                     exact = await active.execute(text(_exact_sql(where)), params)
                     return [ScoredChunk(*row) for row in exact], trace
@@ -309,46 +324,73 @@ class SearchQueries(RepositoryBase):
             yield own
 
 
-def _exact_sql(where: str) -> str:
-    """BM25 over every posting of the query's terms, with the collection's stored statistics
-    (``stores/rag/lexical.py``). Without a filter, the ``limit`` best are kept before their rows are
-    read; with one, every scored chunk's document is read for it."""
-    score = term_score_sql("st.n", "df.df", "st.avgdl", "p.tf", "p.chunk_length")
-    scored = f"""
-        WITH q AS MATERIALIZED (
-            SELECT DISTINCT lexeme FROM unnest(to_tsvector('{TS_CONFIG}', :query))
-        ),
+#: The query's terms and the collection's statistics, as bound by ``search_lexical_traced``.
+_TERMS_CTES = """
         st AS MATERIALIZED (
-            SELECT chunk_count AS n,
-                greatest(CAST(total_length AS numeric) / nullif(chunk_count, 0), 1) AS avgdl
-            FROM rag_collection_stats WHERE collection_id = :collection_id
+            SELECT CAST(:n AS bigint) AS n,
+                greatest(CAST(:total AS numeric) / nullif(CAST(:n AS bigint), 0), 1) AS avgdl
+        )"""
+
+
+def _best_sql(candidates: str) -> str:
+    """The ``best`` CTE: of ``candidates`` (``chunk_id``, ``fscore``: complete scores in floats),
+    those whose float score can reach the ``limit``-th best (a margin far above float error), then
+    their exact ``numeric`` scores by point lookups of their postings: the ``limit`` best, ties by
+    chunk id."""
+    exact_score = term_score_sql("st.n", "q.df", "st.avgdl", "p.tf", "p.chunk_length")
+    return f"""
+        fkth AS (
+            SELECT fscore FROM {candidates} ORDER BY fscore DESC LIMIT 1 OFFSET :limit - 1
         ),
-        df AS MATERIALIZED (
-            SELECT q.lexeme, t.df FROM q JOIN rag_term_stats t
-            ON t.collection_id = :collection_id AND t.lexeme = q.lexeme
+        near AS MATERIALIZED (
+            SELECT array_agg(chunk_id) AS ids FROM {candidates}
+            WHERE fscore >= coalesce((SELECT fscore FROM fkth), 0) * (1 - {_MARGIN})
         ),
-        -- Each term's postings through the (collection_id, lexeme) index; the chunk's length is
-        -- in the posting, so no chunk row is read before the best are known.
-        scored AS (
-            SELECT p.chunk_id, sum({score}) AS score
-            FROM df CROSS JOIN st
-            CROSS JOIN LATERAL (
+        -- By primary key, one index scan per term for all the ids (never a list read whole).
+        best AS (
+            SELECT p.chunk_id, sum({exact_score}) AS score
+            FROM q CROSS JOIN st CROSS JOIN near n CROSS JOIN LATERAL (
                 SELECT p.chunk_id, p.tf, p.chunk_length FROM rag_postings p
-                WHERE p.collection_id = :collection_id AND p.lexeme = df.lexeme
+                WHERE p.collection_id = :collection_id AND p.lexeme = q.lexeme
+                    AND p.chunk_id = ANY(n.ids)
                 OFFSET 0
             ) p
             GROUP BY p.chunk_id
+            ORDER BY score DESC, p.chunk_id LIMIT :limit
         )"""
-    if where:
-        return f"""{scored}
-        SELECT {RESULT_COLUMNS}, s.score
-        FROM scored s JOIN rag_chunks c ON c.id = s.chunk_id
-        JOIN rag_documents d ON d.id = c.document_id
-        WHERE TRUE{where}
-        ORDER BY s.score DESC, c.id LIMIT :limit
-        """
-    return f"""{scored},
-        best AS (SELECT chunk_id, score FROM scored ORDER BY score DESC, chunk_id LIMIT :limit)
+
+
+def _exact_sql(where: str) -> str:
+    """BM25 over every posting of the query's terms, with the collection's stored statistics
+    (``stores/rag/lexical.py``): every chunk scored in floats (the chunk's length is in the
+    posting, so no chunk row is read), filtered (with a filter) through its rows, and the exact
+    ``numeric`` score computed for those that can be among the ``limit`` best (``_best_sql``)."""
+    score = term_score_float_sql("q.idf", "p.tf", "p.chunk_length", "CAST(:avgdl AS float8)")
+    matching = (
+        f""",
+        matching AS MATERIALIZED (
+            SELECT s.chunk_id, s.fscore FROM scored s
+            JOIN rag_chunks c ON c.id = s.chunk_id JOIN rag_documents d ON d.id = c.document_id
+            WHERE TRUE{where}
+        )"""
+        if where
+        else ""
+    )
+    return f"""
+        WITH q AS MATERIALIZED (
+            SELECT * FROM unnest(CAST(:lexemes AS text[]), CAST(:dfs AS bigint[]),
+                CAST(:idfs AS float8[])) AS q(lexeme, df, idf)
+        ),{_TERMS_CTES},
+        -- Each term's postings through its index (index-only), summed per chunk in floats.
+        scored AS MATERIALIZED (
+            SELECT p.chunk_id, sum({score}) AS fscore
+            FROM q CROSS JOIN LATERAL (
+                SELECT p.chunk_id, p.tf, p.chunk_length FROM rag_postings p
+                WHERE p.collection_id = :collection_id AND p.lexeme = q.lexeme
+                OFFSET 0
+            ) p
+            GROUP BY p.chunk_id
+        ){matching},{_best_sql("matching" if where else "scored")}
         SELECT {RESULT_COLUMNS}, s.score
         FROM best s JOIN rag_chunks c ON c.id = s.chunk_id
         JOIN rag_documents d ON d.id = c.document_id
@@ -360,15 +402,16 @@ def _round_sql(where: str) -> str:
     """One round of early termination.
 
     ``head``: per term, its ``depth`` postings of highest impact (index-only, through
-    ``ix_rag_postings_impact``), each with its exact contribution. ``ends``: per term, the bound of
-    a posting not read (its scale times the last impact read, stretched for the real average
-    length; 0 once the list is read whole). ``part``: per candidate, the contributions known and
-    the bounds of the terms it was read for; a candidate whose known score plus the other terms'
-    bounds stays under the ``limit``-th best known score cannot be among the best, and the others
-    are completed by point lookups (``todo``, ``full``). Returns the best ``limit`` complete rows,
-    each with the terms and their bounds (one row with NULLs when there is none)."""
-    head_score = term_score_sql("st.n", "q.df", "st.avgdl", "h.tf", "h.chunk_length")
-    full_score = term_score_sql("st.n", "q.df", "st.avgdl", "p.tf", "p.chunk_length")
+    ``ix_rag_postings_impact``), each with its contribution (in floats). ``ends``: per term, the
+    bound of a posting not read (its scale times the last impact read, stretched for the real
+    average length; 0 once the list is read whole). ``part``: per candidate, the contributions
+    known, the terms it was read for and their bounds; a candidate whose known score plus the
+    other terms' bounds stays under the ``limit``-th best known score cannot be among the best.
+    The others are completed (``completed``) by point lookups of only the terms they were not read
+    for, and the best of them get their exact score (``_best_sql``). Returns the best ``limit``
+    complete rows, each with the terms and their bounds (one row with NULLs when there is none)."""
+    head_score = term_score_float_sql("q.idf", "h.tf", "h.chunk_length", "CAST(:avgdl AS float8)")
+    rest_score = term_score_float_sql("q.idf", "p.tf", "p.chunk_length", "CAST(:avgdl AS float8)")
     matching = (
         f" JOIN rag_chunks c ON c.id = pp.chunk_id JOIN rag_documents d ON d.id = c.document_id"
         f" WHERE TRUE{where}"
@@ -378,15 +421,12 @@ def _round_sql(where: str) -> str:
     return f"""
         WITH q AS MATERIALIZED (
             SELECT * FROM unnest(CAST(:lexemes AS text[]), CAST(:dfs AS bigint[]),
-                CAST(:depths AS integer[]), CAST(:scales AS float8[])) AS q(lexeme, df, depth, scale)
-        ),
-        st AS MATERIALIZED (
-            SELECT CAST(:n AS bigint) AS n,
-                greatest(CAST(:total AS numeric) / nullif(CAST(:n AS bigint), 0), 1) AS avgdl
-        ),
+                CAST(:idfs AS float8[]), CAST(:depths AS integer[]), CAST(:scales AS float8[]))
+                AS q(lexeme, df, idf, depth, scale)
+        ),{_TERMS_CTES},
         head AS MATERIALIZED (
             SELECT q.lexeme, h.chunk_id, h.impact, {head_score} AS score
-            FROM q CROSS JOIN st CROSS JOIN LATERAL (
+            FROM q CROSS JOIN LATERAL (
                 SELECT p.chunk_id, p.impact, p.tf, p.chunk_length FROM rag_postings p
                 WHERE p.collection_id = :collection_id AND p.lexeme = q.lexeme
                 ORDER BY p.impact DESC LIMIT q.depth
@@ -399,28 +439,37 @@ def _round_sql(where: str) -> str:
             GROUP BY q.lexeme, q.depth, q.df, q.scale
         ),
         part AS MATERIALIZED (
-            SELECT pp.chunk_id, pp.known, pp.known_bound FROM (
-                SELECT h.chunk_id, sum(h.score) AS known, sum(e.bound) AS known_bound
+            SELECT pp.chunk_id, pp.known, pp.known_bound, pp.seen FROM (
+                SELECT h.chunk_id, sum(h.score) AS known, sum(e.bound) AS known_bound,
+                    array_agg(h.lexeme) AS seen
                 FROM head h JOIN ends e ON e.lexeme = h.lexeme GROUP BY h.chunk_id
             ) pp{matching}
         ),
-        kth AS (SELECT CAST(known AS float8) AS known FROM part
-            ORDER BY known DESC LIMIT 1 OFFSET :limit - 1),
+        kth AS (SELECT known FROM part ORDER BY known DESC LIMIT 1 OFFSET :limit - 1),
         todo AS MATERIALIZED (
-            SELECT chunk_id FROM part
-            WHERE CAST(known AS float8) + (SELECT sum(bound) FROM ends) - known_bound
+            SELECT chunk_id, known, seen FROM part
+            WHERE known + (SELECT sum(bound) FROM ends) - known_bound
                 >= coalesce((SELECT known FROM kth), 0) * (1 - {_MARGIN})
         ),
-        full_scores AS (
-            SELECT t.chunk_id, sum({full_score}) AS score
-            FROM todo t CROSS JOIN q CROSS JOIN st
-            JOIN rag_postings p ON p.collection_id = :collection_id AND p.lexeme = q.lexeme
-                AND p.chunk_id = t.chunk_id
-            GROUP BY t.chunk_id
+        -- Per term, the candidates not read in its list, looked up together by primary key.
+        need AS MATERIALIZED (
+            SELECT q.lexeme, q.idf, array_agg(t.chunk_id) AS ids
+            FROM todo t JOIN q ON q.lexeme <> ALL(t.seen) GROUP BY q.lexeme, q.idf
         ),
-        best AS (
-            SELECT chunk_id, score FROM full_scores ORDER BY score DESC, chunk_id LIMIT :limit
-        )
+        completed AS MATERIALIZED (
+            SELECT x.chunk_id, sum(x.score) AS fscore FROM (
+                SELECT chunk_id, known AS score FROM todo
+                UNION ALL
+                SELECT p.chunk_id, {rest_score}
+                FROM need q CROSS JOIN LATERAL (
+                    SELECT p.chunk_id, p.tf, p.chunk_length FROM rag_postings p
+                    WHERE p.collection_id = :collection_id AND p.lexeme = q.lexeme
+                        AND p.chunk_id = ANY(q.ids)
+                    OFFSET 0
+                ) p
+            ) x
+            GROUP BY x.chunk_id
+        ),{_best_sql("completed")}
         SELECT {RESULT_COLUMNS}, s.score, e.lexemes, e.bounds
         FROM (
             SELECT array_agg(lexeme ORDER BY lexeme) AS lexemes,
