@@ -383,7 +383,7 @@ class SynthStack:
 def _vector_stores(settings: Settings, database: Database) -> list[VectorStore]:
     """pgvector, and Qdrant when new collections go there or it is configured (collections made
     while ``SYNTHSTACK_VECTOR_STORE=qdrant`` keep their vectors there)."""
-    stores: list[VectorStore] = [PgVectorStore(database)]
+    stores: list[VectorStore] = [PgVectorStore(database, ef_search=settings.hnsw_ef_search)]
     if settings.vector_store == "qdrant" or settings.qdrant_url or settings.qdrant_path:
         from synthstack_core.stores.qdrant import QdrantStore
 

@@ -82,6 +82,15 @@ class Settings(BaseSettings):
         validation_alias=_env("SYNTHSTACK_VECTOR_STORE", "VECTOR_STORE"),
         description="Where new collections keep their vectors (existing ones keep theirs).",
     )
+    hnsw_ef_search: int = Field(
+        100,
+        ge=10,
+        le=1000,
+        validation_alias=_env("SYNTHSTACK_HNSW_EF_SEARCH"),
+        description="pgvector's HNSW candidate list per dense search (`hnsw.ef_search`): higher "
+        "finds more of the exact nearest neighbours in large collections of near-equidistant "
+        "vectors, at a proportional cost.",
+    )
     qdrant_path: str | None = Field(
         None,
         validation_alias=_env("SYNTHSTACK_QDRANT_PATH", "QDRANT_PATH"),
