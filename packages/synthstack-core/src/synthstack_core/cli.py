@@ -65,9 +65,12 @@ def _say(message: str, settings: Settings) -> None:
 
 @contextmanager
 def _database(settings: Settings) -> Iterator[str]:
-    """The database URL, with the embedded PostgreSQL running while the block runs."""
+    """The database URL (with the connection timeouts of the settings), with the embedded
+    PostgreSQL running while the block runs."""
+    from synthstack_core.stores.database import with_timeouts
+
     if settings.database_url:
-        yield settings.database_url
+        yield with_timeouts(settings.database_url, settings.database_connect_timeout)
         return
     from synthstack_core.stores.embedded import EmbeddedPostgres
 
@@ -75,7 +78,7 @@ def _database(settings: Settings) -> Iterator[str]:
     url = embedded.start()
     _say(f"embedded PostgreSQL in {embedded.data_dir / 'postgres'}", settings)
     try:
-        yield url
+        yield with_timeouts(url, settings.database_connect_timeout)
     finally:
         embedded.stop()
 

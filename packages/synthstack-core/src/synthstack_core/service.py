@@ -46,7 +46,7 @@ from synthstack_core.security import ApiKeyAuthenticator, ConfigurationError, ke
 from synthstack_core.settings import Settings
 from synthstack_core.stores.api_keys import ApiKeyRecord, ApiKeyRepository, CreatedApiKey
 from synthstack_core.stores.cache import Cache, MemoryCache, RedisCache
-from synthstack_core.stores.database import Database
+from synthstack_core.stores.database import Database, with_timeouts
 from synthstack_core.stores.embedded import EmbeddedPostgres
 from synthstack_core.stores.rate_limits import RateLimitRepository
 from synthstack_core.stores.vectors import PgVectorStore, VectorStore
@@ -124,9 +124,10 @@ class SynthStack:
         if url is None:
             self._embedded = EmbeddedPostgres(settings.data_dir)
             url = await anyio.to_thread.run_sync(self._embedded.start)
+        url = with_timeouts(url, settings.database_connect_timeout)
         if settings.migrate_on_start:
             await anyio.to_thread.run_sync(migrate_modules, url, "heads", self.modules)
-        self._database = Database(url)
+        self._database = Database(url, pool_size=settings.database_pool_size)
         self._cache = (
             RedisCache(settings.redis_url)
             if settings.redis_url

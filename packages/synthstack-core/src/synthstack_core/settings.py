@@ -74,6 +74,23 @@ class Settings(BaseSettings):
         validation_alias=_env("DATABASE_URL"),
         description="PostgreSQL URL; unset = embedded PostgreSQL in the data directory.",
     )
+    database_pool_size: int = Field(
+        5,
+        ge=1,
+        le=200,
+        validation_alias=_env("SYNTHSTACK_DATABASE_POOL_SIZE"),
+        description="PostgreSQL connections a process keeps open (up to 10 more under load).",
+    )
+    database_connect_timeout: int = Field(
+        5,
+        ge=0,
+        le=300,
+        validation_alias=_env("SYNTHSTACK_DATABASE_CONNECT_TIMEOUT"),
+        description="Seconds a new PostgreSQL connection may take before the request needing it "
+        "is answered 503 (0 = as long as the operating system tries). Over TCP, a pooled "
+        "connection whose server stops answering is dropped after about three times this long "
+        "(TCP keep-alives and user timeout).",
+    )
     data_dir: Path = Field(Path(".synthstack"), validation_alias=_env("SYNTHSTACK_DATA_DIR"))
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
     qdrant_url: str | None = Field(None, validation_alias=_env("QDRANT_URL"))

@@ -43,6 +43,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from synthstack_core.settings import Settings
+from synthstack_core.stores.database import timeout_parameters
 from synthstack_django.database import django_parameters
 
 logger = logging.getLogger("synthstack.django")
@@ -171,6 +172,9 @@ DATABASES: dict[str, dict[str, Any]] = {
         **(django_parameters(_core.database_url) if _core.database_url else {}),
         "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
+        # The core's connection timeouts (SYNTHSTACK_DATABASE_CONNECT_TIMEOUT) for Django's own
+        # connections too (the admin, sessions, migrations).
+        "OPTIONS": timeout_parameters(_core.database_connect_timeout),
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -19,7 +19,15 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-__all__ = ["Database", "connection_parameters", "core_head", "migrate", "sqlalchemy_url"]
+__all__ = [
+    "Database",
+    "connection_parameters",
+    "core_head",
+    "migrate",
+    "sqlalchemy_url",
+    "timeout_parameters",
+    "with_timeouts",
+]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # An arbitrary constant: the advisory lock that serialises migrations across processes.
@@ -34,6 +42,44 @@ def sqlalchemy_url(database_url: str) -> URL:
     if url.get_backend_name() != "postgresql":
         raise ValueError("DATABASE_URL must be a PostgreSQL URL")
     return url.set(drivername="postgresql+psycopg")
+
+
+def with_timeouts(database_url: str, connect_timeout: int) -> str:
+    """``database_url`` with libpq's timeouts, so that a server that stops answering costs
+    seconds, not the operating system's minutes (``SYNTHSTACK_DATABASE_CONNECT_TIMEOUT``).
+
+    - ``connect_timeout``: a new connection (a refused one fails at once anyway; a host that is
+      gone or a server that accepts and never answers would otherwise wait for TCP to give up,
+      about two minutes);
+    - over TCP, a pooled connection whose server went silent (a network partition, a host that
+      died without closing its sockets): TCP keep-alives probe it after ``connect_timeout``
+      seconds of silence and drop it after two unanswered probes, and ``tcp_user_timeout`` drops
+      it when what was sent is not acknowledged within three times ``connect_timeout``; a slow
+      query is not cut (the server's host acknowledges the probes). libpq ignores both on a Unix
+      socket.
+
+    A parameter the URL already has is left as it is; ``connect_timeout`` 0 adds nothing.
+    """
+    defaults = timeout_parameters(connect_timeout)
+    if not defaults:
+        return database_url
+    url = make_url(database_url.replace("postgres://", "postgresql://", 1))
+    missing = {name: value for name, value in defaults.items() if name not in url.query}
+    return url.update_query_dict(missing).render_as_string(hide_password=False)
+
+
+def timeout_parameters(connect_timeout: int) -> dict[str, str]:
+    """The libpq parameters :func:`with_timeouts` adds (none for ``connect_timeout`` 0)."""
+    if connect_timeout <= 0:
+        return {}
+    return {
+        "connect_timeout": str(connect_timeout),
+        "keepalives": "1",
+        "keepalives_idle": str(connect_timeout),
+        "keepalives_interval": str(connect_timeout),
+        "keepalives_count": "2",
+        "tcp_user_timeout": str(3 * connect_timeout * 1000),
+    }
 
 
 def connection_parameters(database_url: str) -> dict[str, Any]:
