@@ -20,6 +20,10 @@ repository root::
         --collection scifact --candidates bench/results/fusion-pgvector.json
     hatch run python bench/fusion.py --candidates bench/results/fusion-pgvector.json
 
+``--no-rm3`` collects only the lexical and dense candidates (a third of the searches). For the
+Qdrant store, a copy of the database with its collection moved there (``bench/qdrant_copy.py``)
+and ``SYNTHSTACK_QDRANT_PATH`` pointing at its ``qdrant`` folder.
+
 Documents are ranked as ``bench/retrieval.py`` ranks them: by their best chunk (first occurrence),
 unless a variant aggregates chunks into documents itself.
 """
