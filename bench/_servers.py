@@ -30,7 +30,10 @@ import psutil  # type: ignore[import-untyped]  # no stubs installed
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
-DATA_DIR = ROOT / "bench" / ".data"
+#: The embedded PostgreSQL's data directory: ``bench/.data``, or ``SYNTHSTACK_BENCH_DATA`` (a path
+#: relative to the repository root, or absolute) for a database of one's own, e.g. to keep an
+#: indexed corpus apart from the other benchmarks'.
+DATA_DIR = ROOT / os.environ.get("SYNTHSTACK_BENCH_DATA", "bench/.data")
 
 API_KEY = "bench-key-123456"
 API_KEYS_SETTING = f"bench:{API_KEY}"
@@ -301,7 +304,7 @@ def start_database(stack: ExitStack) -> str:
     from synthstack_core.stores.embedded import EmbeddedPostgres
 
     postgres = EmbeddedPostgres(DATA_DIR)
-    progress(f"starting the embedded PostgreSQL in {DATA_DIR.relative_to(ROOT)}")
+    progress(f"starting the embedded PostgreSQL in {DATA_DIR}")
     stack.callback(postgres.stop)
     database_url: str = postgres.start()
     migrate(database_url)

@@ -85,6 +85,13 @@ async def test_index_and_search_in_every_mode(stack: SynthStack) -> None:
     assert [r.document_id for r in by_number.results] == ["doc-2"]
     strict = await rag.search("alpha", _search("cat", "modes", mode="dense", min_score=0.99))
     assert strict.results == []
+    # Hybrid scores are the fusion's: each side scaled to [0, 1] over its candidates, half each.
+    hybrid = await rag.search("alpha", _search("why does my cat purr", "modes", limit=3))
+    scores = [r.score for r in hybrid.results]
+    assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
+    assert scores[0] == pytest.approx(1.0)  # the cat document is first on both sides
+    above = await rag.search("alpha", _search("why does my cat purr", "modes", min_score=0.99))
+    assert [r.document_id for r in above.results] == ["doc-0"]
 
 
 async def test_tenants_never_see_each_other(stack: SynthStack) -> None:
