@@ -5,7 +5,8 @@
 The database test runs a PostgreSQL of its own (the embedded server in a folder of the test),
 stopped with ``pg_ctl stop`` (fast: every session is cut) and started again on the same socket.
 The provider test turns the SDK's own retries off (``SYNTHSTACK_PROVIDER_MAX_RETRIES=0``), so
-each run of a job sends one request and the runs are the jobs' retries: 2 s, then 4 s, apart.
+each run of a job sends one request and the runs are the jobs' retries: 2 s, then 4 s, apart,
+unless the provider's answer says how long to wait (``Retry-After``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from tests.jobs.support import ASYNC, AUTH, Worker, api_client, document, ended,
 
 #: How long PostgreSQL stays down.
 OUTAGE_SECONDS = 8.0
+#: What the provider's 429 asks for: more than the backoff's first wait (2 s) and the worker's
+#: polling for jobs scheduled later (5 s) together.
+RETRY_AFTER_SECONDS = 15
 #: What a problem says, whoever answers it (a job's error or a synchronous call's body).
 PROBLEM_FIELDS = ("type", "title", "status", "code", "detail")
 
@@ -148,6 +152,16 @@ def test_a_provider_s_429_and_5xx_are_retried_then_the_job_fails_with_its_proble
                 assert _embedding_requests(openai_stub) == 3  # one per run: no SDK retry
                 created = job["result"]["chunks_created"]
                 assert created >= 1 and job["progress"]["done"] == created
+
+                # A 429 whose Retry-After asks for longer than the backoff (2 s): the next run
+                # waits for it.
+                openai_stub.reset()
+                openai_stub.fail_next(429, retry_after=RETRY_AFTER_SECONDS)
+                started = time.monotonic()
+                job = wait_for(api, _submit(api, body("finches")), ended, timeout=120)
+                assert job["status"] == "succeeded", (job, worker.output())
+                assert job["attempts"] == 2 and _embedding_requests(openai_stub) == 2
+                assert time.monotonic() - started >= RETRY_AFTER_SECONDS
 
                 # What the synchronous call answers when the provider fails (HTTP 500).
                 openai_stub.reset()

@@ -24,13 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import email.utils
 import logging
+import math
 import signal
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+import httpx
 from pydantic import BaseModel
 from sqlalchemy import and_, delete, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -81,6 +85,7 @@ __all__ = [
 if TYPE_CHECKING:  # Procrastinate (and psycopg under it) loads when a stack builds its jobs
     import procrastinate
     from procrastinate.job_context import JobContext
+    from procrastinate.jobs import Job as QueuedJob
 
 logger = logging.getLogger("synthstack.jobs")
 
@@ -95,7 +100,11 @@ STOP_MARGIN_SECONDS = 5.0
 #: worker again, after that one stopped on an error (the database went away).
 WORKER_RESTART_SECONDS = 5.0
 #: Seconds before the 2nd, 3rd... run of a job that failed on a provider or the database: 2, 4, 8...
+#: (unless the provider said how long to wait: its ``Retry-After``).
 RETRY_BASE_SECONDS = 2
+#: The longest wait a provider's ``Retry-After`` may set before a job's next run: a provider
+#: asking for more (hours, a date far off) gets this; the job's attempts still run out.
+RETRY_AFTER_MAX_SECONDS = 300.0
 #: How often a job's event stream reads the job again (polling: one indexed primary-key read).
 EVENTS_POLL_SECONDS = 0.5
 #: How long a job's event stream stays silent at most: then it sends a comment line, so proxies
@@ -120,7 +129,12 @@ class JobCancelled(Exception):
 
 
 class _RunAgain(Exception):
-    """This run failed in a way a later one may not: Procrastinate's retry strategy runs it again."""
+    """This run failed in a way a later one may not: Procrastinate's retry strategy runs it again,
+    ``wait`` seconds later (``None``: the growing backoff, 2, 4, 8... s)."""
+
+    def __init__(self, reason: str, *, wait: float | None = None) -> None:
+        super().__init__(reason)
+        self.wait = wait
 
 
 class _DatabaseLost(_RunAgain):
@@ -352,7 +366,6 @@ class JobService:
     # -- running -------------------------------------------------------------------------------
 
     def _define_tasks(self) -> None:
-        import procrastinate
         from procrastinate.job_context import AbortReason
 
         settings = self._settings
@@ -380,11 +393,7 @@ class JobService:
             name=RUN_TASK,
             queue=QUEUE,
             pass_context=True,
-            retry=procrastinate.RetryStrategy(
-                max_attempts=settings.job_max_attempts,
-                exponential_wait=RETRY_BASE_SECONDS,
-                retry_exceptions={_RunAgain},
-            ),
+            retry=_retry_strategy(settings.job_max_attempts),
         )(run_job)
 
         every = max(1, min(30, round(settings.job_stalled_seconds / 3)))
@@ -495,8 +504,9 @@ class JobService:
                     problem.body["code"],
                 )
                 await self._set_queued(job_id)
-                lost = isinstance(raised, SQLAlchemyError)
-                raise (_DatabaseLost if lost else _RunAgain)(problem.body["code"]) from raised
+                if isinstance(raised, SQLAlchemyError):
+                    raise _DatabaseLost(problem.body["code"]) from raised
+                raise _RunAgain(problem.body["code"], wait=provider_wait(raised)) from raised
             await self._finish(job_id, "failed", error=problem.body)
             return
         body = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
@@ -680,6 +690,67 @@ class JobService:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def provider_wait(error: BaseException) -> float | None:
+    """How long the provider whose answer ``error`` was raised for (or raised from) asked to be
+    left alone: its ``Retry-After`` (seconds, or an HTTP date; OpenAI's ``retry-after-ms`` first),
+    at most :data:`RETRY_AFTER_MAX_SECONDS`; ``None`` when it did not say.
+
+    The SDKs' errors (``openai``, ``anthropic``) carry the provider's HTTP response, and the
+    providers raise SynthStack's error *from* them, so the header is read where it arrived rather
+    than from the 429's own ``Retry-After`` (which says 1 s when the provider said nothing)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        response = getattr(current, "response", None)
+        if isinstance(response, httpx.Response):
+            seconds = _retry_after(response.headers)
+            if seconds is not None:
+                return min(max(seconds, 0.0), RETRY_AFTER_MAX_SECONDS)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """``retry-after-ms``, else ``Retry-After`` (RFC 9110: seconds, or an HTTP date), in seconds."""
+    with contextlib.suppress(ValueError):
+        milliseconds = headers.get("retry-after-ms")
+        if milliseconds:
+            return float(milliseconds) / 1000
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return (when - datetime.datetime.now(datetime.UTC)).total_seconds()
+
+
+def _retry_strategy(max_attempts: int) -> procrastinate.BaseRetryStrategy:
+    """Procrastinate's retry strategy for a job's run: a :class:`_RunAgain` runs again after its
+    ``wait`` (a provider's ``Retry-After``), else after 2, 4, 8... s; up to ``max_attempts``
+    runs. Anything else is not retried (the job has stored its end)."""
+    from procrastinate import BaseRetryStrategy, RetryDecision
+
+    class JobRetries(BaseRetryStrategy):
+        def get_retry_decision(
+            self, *, exception: BaseException, job: QueuedJob
+        ) -> RetryDecision | None:
+            if not isinstance(exception, _RunAgain) or job.attempts >= max_attempts:
+                return None
+            wait = exception.wait
+            if wait is None:
+                wait = RETRY_BASE_SECONDS ** (job.attempts + 1)
+            return RetryDecision(retry_in={"seconds": math.ceil(wait)})
+
+    return JobRetries()
 
 
 async def _restart_on_database_loss(
