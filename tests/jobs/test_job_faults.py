@@ -171,14 +171,26 @@ def test_a_provider_s_429_and_5xx_are_retried_then_the_job_fails_with_its_proble
                 problem = {field: answer.json()[field] for field in PROBLEM_FIELDS}
                 assert problem["code"] == "provider_error"
 
-                # A provider that always fails: the job fails after its 3 runs, with that problem.
+                # A provider that always fails: the job fails after its 3 runs, with that problem,
+                # which names the request that submitted the job.
                 openai_stub.reset()
                 openai_stub.fail_next(500, times=100)
-                failed = wait_for(api, _submit(api, body("crows")), ended, timeout=120)
+                accepted = api.post(
+                    "/api/v1/rag/index",
+                    headers={**ASYNC, "X-Request-ID": "submit-crows-0001"},
+                    json=body("crows"),
+                )
+                assert accepted.status_code == 202, accepted.text
+                assert accepted.headers["x-request-id"] == "submit-crows-0001"
+                failed = wait_for(api, accepted.json()["id"], ended, timeout=120)
                 assert failed["status"] == "failed", (failed, worker.output())
                 assert failed["attempts"] == 3 and failed["result"] is None
                 assert {field: failed["error"][field] for field in PROBLEM_FIELDS} == problem
+                assert failed["error"]["request_id"] == "submit-crows-0001"
                 assert _embedding_requests(openai_stub) == 3
+                # The worker's line about the failure names the request too.
+                assert f"{failed['id']} failed on run 3" in worker.output()
+                assert "request_id=submit-crows-0001" in worker.output()
             finally:
                 openai_stub.reset()
                 if worker is not None:

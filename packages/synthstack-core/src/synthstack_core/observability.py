@@ -11,6 +11,7 @@ by :mod:`synthstack_core.features.observability`.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import json
 import logging
@@ -24,10 +25,19 @@ from synthstack_core.metrics import IN_FLIGHT, RATE_LIMITED, REQUEST_DURATION, R
 from synthstack_core.tracing import ServerSpan
 from synthstack_core.usage import UsageRecorder
 
-__all__ = ["ObservedRequest"]
+__all__ = ["ObservedRequest", "current_request_id"]
 
 access_logger = logging.getLogger(ACCESS_LOGGER)
 logger = logging.getLogger(__name__)
+
+#: The id of the request being served here (its access-log line's ``request_id``).
+_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("synthstack_request_id")
+
+
+def current_request_id() -> str:
+    """The id of the request being served (``X-Request-Id``, given or made); ``""`` outside a
+    request. What a job submitted by the request keeps, so its problems name the request."""
+    return _request_id.get("")
 
 
 class ObservedRequest:
@@ -41,6 +51,7 @@ class ObservedRequest:
 
     __slots__ = (
         "_bytes_in",
+        "_request_id_token",
         "_span",
         "operation_id",
         "request",
@@ -62,6 +73,7 @@ class ObservedRequest:
         #: Where the request is counted once answered (when its caller is known).
         self.usage = usage
         self.request_id = request_id_of(request.headers)
+        self._request_id_token = _request_id.set(self.request_id)
         self._span = ServerSpan.start(
             operation_id, request.method, route or request.path, request.path, request.headers
         )
@@ -84,6 +96,7 @@ class ObservedRequest:
     def finish(self, response: HttpResponse | None) -> None:
         """Record the request: its ``response``, or ``None`` when it was cancelled (its client went
         away), which is only logged; then end its span (the access line is written inside it)."""
+        _request_id.reset(self._request_id_token)
         span = self._span
         if span is None:
             self._record(response)

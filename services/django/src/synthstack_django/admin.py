@@ -567,6 +567,7 @@ class JobAdmin(_ReadOnlyAdmin):
         "finished_at",
         "result",
         "error",
+        "request_id",
     )
     readonly_fields = fields
 

@@ -212,6 +212,8 @@ class Job(models.Model):
     result = models.JSONField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
     procrastinate_job_id = models.BigIntegerField(null=True, blank=True)
+    #: The ``X-Request-Id`` of the request that submitted it (its access-log line's).
+    request_id = models.TextField(default="", blank=True)
 
     class Meta:
         managed = False

@@ -44,6 +44,8 @@ jobs = Table(
     Column("result", JSONB(none_as_null=True)),
     Column("error", JSONB(none_as_null=True)),
     Column("procrastinate_job_id", BigInteger),
+    # The request that submitted the job (Alembic 0011): its problems carry it.
+    Column("request_id", Text, nullable=False, server_default=""),
 )
 
 #: What a queued or running job needs: the request (JSON) and an upload's bytes.

@@ -49,6 +49,7 @@ from synthstack_core.errors import (
     translate,
 )
 from synthstack_core.features.jobs.engine import conninfo, driver_connection, quiet_procrastinate
+from synthstack_core.observability import current_request_id
 from synthstack_core.preferences import RESPOND_ASYNC
 from synthstack_core.registry import operation
 from synthstack_core.replies import EventStream, Reply
@@ -207,12 +208,13 @@ class JobService:
     ) -> Reply:
         """Enqueue a job of ``kind`` for ``tenant``: its row, its payload (``request``, JSON, and
         ``data``) and Procrastinate's job, in one transaction. ``total``: the units of work when
-        they are known before it runs. The answer: 202, ``Location`` of the job,
-        ``Preference-Applied: respond-async`` and the job."""
+        they are known before it runs. ``request_id`` (by default the id of the request being
+        served) is kept with the job: its problems carry it. The answer: 202, ``Location`` of the
+        job, ``Preference-Applied: respond-async`` and the job."""
         spec = self._kinds[kind]
         tenant_id = await self._tenants.ensure_tenant(tenant)
         job_id = uuid.uuid4()
-        payload = {"request": dict(request), "request_id": request_id, "path": path}
+        payload = {"request": dict(request), "path": path}
         async with self._database.session() as session, session.begin():
             connection = await session.connection()
             await connection.execute(
@@ -226,6 +228,7 @@ class JobService:
                     progress_unit=spec.unit,
                     attempts=0,
                     created_at=func.now(),
+                    request_id=request_id or current_request_id(),
                 )
             )
             await connection.execute(
@@ -459,14 +462,18 @@ class JobService:
                         started_at=func.coalesce(jobs.c.started_at, func.now()),
                     )
                     .returning(
-                        jobs.c.kind, TENANTS.c.name, job_payloads.c.request, job_payloads.c.data
+                        jobs.c.kind,
+                        TENANTS.c.name,
+                        jobs.c.request_id,
+                        job_payloads.c.request,
+                        job_payloads.c.data,
                     )
                 )
             ).one_or_none()
         if claimed is None:
             logger.info("job %s: nothing to run (cancelled or ended)", job_id)
             return
-        kind, tenant, payload, data = claimed
+        kind, tenant, request_id, payload, data = claimed
 
         async def progress(done: int, total: int | None) -> None:
             async with self._database.engine.begin() as connection:
@@ -490,9 +497,7 @@ class JobService:
             raise JobAborted() from None
         except Exception as raised:
             error = translate(raised)
-            problem = problem_for(
-                error, request_id=payload["request_id"], instance=payload["path"] or None
-            )
+            problem = problem_for(error, request_id=request_id, instance=payload["path"] or None)
             again = isinstance(error, SynthStackError) and (
                 error.status == 429 or error.status >= 500
             )
@@ -507,6 +512,14 @@ class JobService:
                 if isinstance(raised, SQLAlchemyError):
                     raise _DatabaseLost(problem.body["code"]) from raised
                 raise _RunAgain(problem.body["code"], wait=provider_wait(raised)) from raised
+            logger.warning(
+                "job %s failed on run %d (%s) request_id=%s",
+                job_id,
+                attempt,
+                problem.body["code"],
+                request_id,
+                extra={"request_id": request_id, "job_id": str(job_id)},
+            )
             await self._finish(job_id, "failed", error=problem.body)
             return
         body = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
@@ -525,17 +538,22 @@ class JobService:
         async with self._database.engine.begin() as connection:
             lost = (
                 await connection.execute(
-                    select(jobs.c.id, job_payloads.c.request)
+                    select(jobs.c.id, jobs.c.request_id, job_payloads.c.request)
                     .select_from(jobs.outerjoin(job_payloads, job_payloads.c.job_id == jobs.c.id))
                     .where(UNFINISHED, jobs.c.procrastinate_job_id.is_not(None), not_held)
                     .with_for_update(of=jobs, skip_locked=True)
                 )
             ).all()
-            for job_id, payload in lost:
-                logger.warning("job %s: its run's end was lost with the database; failed", job_id)
+            for job_id, request_id, payload in lost:
+                logger.warning(
+                    "job %s: its run's end was lost with the database; failed request_id=%s",
+                    job_id,
+                    request_id,
+                    extra={"request_id": request_id, "job_id": str(job_id)},
+                )
                 problem = problem_for(
                     DependencyUnavailable("The database was unavailable when the job last ran."),
-                    request_id=(payload or {}).get("request_id", ""),
+                    request_id=request_id,
                     instance=(payload or {}).get("path") or None,
                 )
                 await connection.execute(
@@ -546,7 +564,7 @@ class JobService:
                 await connection.execute(
                     delete(job_payloads).where(job_payloads.c.job_id == job_id)
                 )
-        return [job_id for job_id, _ in lost]
+        return [job_id for job_id, _, _ in lost]
 
     async def _set_queued(self, job_id: uuid.UUID) -> None:
         """The job shows ``queued`` again (it will run again); when the database cannot say so
