@@ -39,6 +39,7 @@ from pydantic import BaseModel
 from sqlalchemy import and_, delete, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from synthstack_core import tracing
 from synthstack_core.cursors import decode_cursor, encode_cursor
 from synthstack_core.errors import (
     Conflict,
@@ -214,7 +215,8 @@ class JobService:
         spec = self._kinds[kind]
         tenant_id = await self._tenants.ensure_tenant(tenant)
         job_id = uuid.uuid4()
-        payload = {"request": dict(request), "path": path}
+        # The submitting request's span (W3C traceparent), which the job's runs link to.
+        payload = {"request": dict(request), "path": path, "trace": tracing.propagation_headers()}
         async with self._database.session() as session, session.begin():
             connection = await session.connection()
             await connection.execute(
@@ -488,42 +490,53 @@ class JobService:
 
         if self.usage is not None:
             self.usage.bind(tenant)
-        try:
-            result = await self._kinds[kind].run(tenant, payload["request"], data, progress)
-        except JobCancelled:
-            from procrastinate.exceptions import JobAborted
+        attributes = {
+            "synthstack.job_id": str(job_id),
+            "synthstack.job.kind": kind,
+            "synthstack.job.attempt": attempt,
+            "synthstack.tenant": tenant,
+            "synthstack.request_id": request_id,
+        }
+        with tracing.job_span(f"job {kind}", payload.get("trace") or {}, attributes) as span:
+            try:
+                result = await self._kinds[kind].run(tenant, payload["request"], data, progress)
+            except JobCancelled:
+                from procrastinate.exceptions import JobAborted
 
-            logger.info("job %s cancelled while it ran", job_id)
-            raise JobAborted() from None
-        except Exception as raised:
-            error = translate(raised)
-            problem = problem_for(error, request_id=request_id, instance=payload["path"] or None)
-            again = isinstance(error, SynthStackError) and (
-                error.status == 429 or error.status >= 500
-            )
-            if again and attempt < self._settings.job_max_attempts:
+                logger.info("job %s cancelled while it ran", job_id)
+                raise JobAborted() from None
+            except Exception as raised:
+                error = translate(raised)
+                problem = problem_for(
+                    error, request_id=request_id, instance=payload["path"] or None
+                )
+                again = isinstance(error, SynthStackError) and (
+                    error.status == 429 or error.status >= 500
+                )
+                if again and attempt < self._settings.job_max_attempts:
+                    logger.warning(
+                        "job %s: run %d failed (%s); it will run again",
+                        job_id,
+                        attempt,
+                        problem.body["code"],
+                    )
+                    await self._set_queued(job_id)
+                    if isinstance(raised, SQLAlchemyError):
+                        raise _DatabaseLost(problem.body["code"]) from raised
+                    raise _RunAgain(problem.body["code"], wait=provider_wait(raised)) from raised
                 logger.warning(
-                    "job %s: run %d failed (%s); it will run again",
+                    "job %s failed on run %d (%s) request_id=%s",
                     job_id,
                     attempt,
                     problem.body["code"],
+                    request_id,
+                    extra={"request_id": request_id, "job_id": str(job_id)},
                 )
-                await self._set_queued(job_id)
-                if isinstance(raised, SQLAlchemyError):
-                    raise _DatabaseLost(problem.body["code"]) from raised
-                raise _RunAgain(problem.body["code"], wait=provider_wait(raised)) from raised
-            logger.warning(
-                "job %s failed on run %d (%s) request_id=%s",
-                job_id,
-                attempt,
-                problem.body["code"],
-                request_id,
-                extra={"request_id": request_id, "job_id": str(job_id)},
-            )
-            await self._finish(job_id, "failed", error=problem.body)
-            return
-        body = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
-        await self._finish(job_id, "succeeded", result=body)
+                tracing.failed(span, problem.body["code"])
+                await self._finish(job_id, "failed", error=problem.body)
+                return
+            body = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+            await self._finish(job_id, "succeeded", result=body)
 
     async def fail_lost_jobs(self) -> list[uuid.UUID]:
         """Fail, with the database's 503 problem, the queued or running jobs that Procrastinate
