@@ -102,6 +102,59 @@ def test_jobs_finish_after_postgresql_was_stopped_and_started_again(tmp_path: Pa
                 worker.stop()
 
 
+def test_database_outages_do_not_use_up_a_job_s_attempts(tmp_path: Path) -> None:
+    """One attempt allowed (``SYNTHSTACK_JOB_MAX_ATTEMPTS=1``), and PostgreSQL stopped twice
+    while the job runs: each outage cuts a run, neither is an attempt, the third run ends it."""
+    worker: Worker | None = None
+    with owned_postgres("outages") as (postgres, url):
+        try:
+            with pytest.MonkeyPatch.context() as patch:
+                for api in api_client(url, "none", patch):
+                    body = {
+                        "content": document(400, "otters"),
+                        "source": "otters.txt",
+                        "collection": "outages",
+                        "document_id": "otters",
+                        "chunk_size": 32,
+                        "chunk_overlap": 4,
+                    }
+                    job_id = _submit(api, body)
+                    worker = Worker(
+                        url, tmp_path / "worker.log", extra={"SYNTHSTACK_JOB_MAX_ATTEMPTS": "1"}
+                    )
+                    for run in (1, 2):
+                        # The run is under way (run 1: some chunks embedded) when the database
+                        # stops.
+                        running = wait_for(
+                            api,
+                            job_id,
+                            lambda job, run=run: ended(job)
+                            or (
+                                job["status"] == "running"
+                                and job["attempts"] == run
+                                and (run > 1 or job["progress"]["done"] > 0)
+                            ),
+                            300,
+                            worker,
+                        )
+                        assert running["status"] == "running", (running, worker.output())
+                        postgres.stop()
+                        time.sleep(OUTAGE_SECONDS / 2)
+                        assert worker.process.poll() is None, worker.output()
+                        assert postgres.start() == url
+                    job = wait_for(api, job_id, ended, 300, worker)
+                    assert job["status"] == "succeeded", (job, worker.output())
+                    assert job["attempts"] == 3 and job["error"] is None
+                    stored = api.get(
+                        "/api/v1/rag/documents/otters?collection=outages", headers=AUTH
+                    )
+                    assert stored.status_code == 200
+                    assert stored.json()["chunks"] == job["result"]["chunks_created"]
+        finally:
+            if worker is not None:
+                worker.stop()
+
+
 @pytest.fixture(scope="module")
 def openai_stub() -> Iterator[OpenAIStub]:
     with OpenAIStub() as stub:

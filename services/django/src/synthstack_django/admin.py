@@ -562,6 +562,7 @@ class JobAdmin(_ReadOnlyAdmin):
         "progress_total",
         "progress_unit",
         "attempts",
+        "provider_failures",
         "created_at",
         "started_at",
         "finished_at",

@@ -214,6 +214,8 @@ class Job(models.Model):
     procrastinate_job_id = models.BigIntegerField(null=True, blank=True)
     #: The ``X-Request-Id`` of the request that submitted it (its access-log line's).
     request_id = models.TextField(default="", blank=True)
+    #: The runs its provider failed (429, 5xx): ``SYNTHSTACK_JOB_MAX_ATTEMPTS`` counts these.
+    provider_failures = models.IntegerField(default=0)
 
     class Meta:
         managed = False

@@ -46,6 +46,8 @@ jobs = Table(
     Column("procrastinate_job_id", BigInteger),
     # The request that submitted the job (Alembic 0011): its problems carry it.
     Column("request_id", Text, nullable=False, server_default=""),
+    # The runs the provider failed (429, 5xx; Alembic 0012): the attempts the job used up.
+    Column("provider_failures", Integer, nullable=False, server_default="0"),
 )
 
 #: What a queued or running job needs: the request (JSON) and an upload's bytes.

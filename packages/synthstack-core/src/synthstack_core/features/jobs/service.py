@@ -30,7 +30,7 @@ import logging
 import math
 import signal
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -101,9 +101,15 @@ STOP_MARGIN_SECONDS = 5.0
 #: How long a worker (embedded or ``synthstack worker``) waits before it starts its Procrastinate
 #: worker again, after that one stopped on an error (the database went away).
 WORKER_RESTART_SECONDS = 5.0
-#: Seconds before the 2nd, 3rd... run of a job that failed on a provider or the database: 2, 4, 8...
-#: (unless the provider said how long to wait: its ``Retry-After``).
+#: Seconds before the 2nd, 3rd... run of a job that failed on a provider: 2, 4, 8... (unless the
+#: provider said how long to wait: its ``Retry-After``).
 RETRY_BASE_SECONDS = 2
+#: Seconds before the next run of a job whose run the database failed (or a stopping worker cut):
+#: such a run is not one of the ``SYNTHSTACK_JOB_MAX_ATTEMPTS``, which count the provider's failures.
+RUN_AGAIN_SECONDS = 5
+#: Runs of a job the database may fail (or stopping workers cut) besides its attempts: an outage
+#: costs the job running then one run, and none while PostgreSQL is down (nothing is claimed).
+DATABASE_RETRIES = 20
 #: The longest wait a provider's ``Retry-After`` may set before a job's next run: a provider
 #: asking for more (hours, a date far off) gets this; the job's attempts still run out.
 RETRY_AFTER_MAX_SECONDS = 300.0
@@ -132,9 +138,9 @@ class JobCancelled(Exception):
 
 class _RunAgain(Exception):
     """This run failed in a way a later one may not: Procrastinate's retry strategy runs it again,
-    ``wait`` seconds later (``None``: the growing backoff, 2, 4, 8... s)."""
+    ``wait`` seconds later."""
 
-    def __init__(self, reason: str, *, wait: float | None = None) -> None:
+    def __init__(self, reason: str, *, wait: float = RUN_AGAIN_SECONDS) -> None:
         super().__init__(reason)
         self.wait = wait
 
@@ -467,6 +473,7 @@ class JobService:
                         jobs.c.kind,
                         TENANTS.c.name,
                         jobs.c.request_id,
+                        jobs.c.provider_failures,
                         job_payloads.c.request,
                         job_payloads.c.data,
                     )
@@ -475,7 +482,7 @@ class JobService:
         if claimed is None:
             logger.info("job %s: nothing to run (cancelled or ended)", job_id)
             return
-        kind, tenant, request_id, payload, data = claimed
+        kind, tenant, request_id, failures, payload, data = claimed
 
         async def progress(done: int, total: int | None) -> None:
             async with self._database.engine.begin() as connection:
@@ -513,17 +520,33 @@ class JobService:
                 again = isinstance(error, SynthStackError) and (
                     error.status == 429 or error.status >= 500
                 )
-                if again and attempt < self._settings.job_max_attempts:
+                if again and _database_failed(raised):
+                    # The database failed the work (not the provider): not one of its attempts.
                     logger.warning(
-                        "job %s: run %d failed (%s); it will run again",
+                        "job %s: the database failed run %d (%s); it will run again",
                         job_id,
                         attempt,
                         problem.body["code"],
                     )
                     await self._set_queued(job_id)
-                    if isinstance(raised, SQLAlchemyError):
-                        raise _DatabaseLost(problem.body["code"]) from raised
-                    raise _RunAgain(problem.body["code"], wait=provider_wait(raised)) from raised
+                    raise _DatabaseLost(problem.body["code"]) from raised
+                if again and failures + 1 < self._settings.job_max_attempts:
+                    failures += 1
+                    wait = provider_wait(raised)
+                    logger.warning(
+                        "job %s: run %d failed (%s, attempt %d of %d); it will run again in %.0f s",
+                        job_id,
+                        attempt,
+                        problem.body["code"],
+                        failures,
+                        self._settings.job_max_attempts,
+                        RETRY_BASE_SECONDS**failures if wait is None else wait,
+                    )
+                    await self._set_queued(job_id, failures=failures)
+                    raise _RunAgain(
+                        problem.body["code"],
+                        wait=RETRY_BASE_SECONDS**failures if wait is None else wait,
+                    ) from raised
                 logger.warning(
                     "job %s failed on run %d (%s) request_id=%s",
                     job_id,
@@ -579,15 +602,19 @@ class JobService:
                 )
         return [job_id for job_id, _, _ in lost]
 
-    async def _set_queued(self, job_id: uuid.UUID) -> None:
-        """The job shows ``queued`` again (it will run again); when the database cannot say so
-        now, it shows ``running`` until its next run claims it."""
+    async def _set_queued(self, job_id: uuid.UUID, *, failures: int | None = None) -> None:
+        """The job shows ``queued`` again (it will run again), with ``failures`` of the
+        provider's counted when given; when the database cannot say so now, it shows ``running``
+        until its next run claims it (and that failure is not counted)."""
+        values: dict[str, Any] = {"status": "queued"}
+        if failures is not None:
+            values["provider_failures"] = failures
         try:
             async with self._database.engine.begin() as connection:
                 await connection.execute(
                     update(jobs)
                     .where(jobs.c.id == job_id, jobs.c.status == "running")
-                    .values(status="queued")
+                    .values(**values)
                 )
         except SQLAlchemyError as error:
             logger.warning("job %s: not shown queued again (%s)", job_id, type(error).__name__)
@@ -723,6 +750,21 @@ class JobService:
             await task
 
 
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and what it was raised from or while handling, outermost first."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _database_failed(error: BaseException) -> bool:
+    """Whether the database's failure is behind ``error`` (rather than a provider's)."""
+    return any(isinstance(link, SQLAlchemyError) for link in _chain(error))
+
+
 def provider_wait(error: BaseException) -> float | None:
     """How long the provider whose answer ``error`` was raised for (or raised from) asked to be
     left alone: its ``Retry-After`` (seconds, or an HTTP date; OpenAI's ``retry-after-ms`` first),
@@ -731,16 +773,12 @@ def provider_wait(error: BaseException) -> float | None:
     The SDKs' errors (``openai``, ``anthropic``) carry the provider's HTTP response, and the
     providers raise SynthStack's error *from* them, so the header is read where it arrived rather
     than from the 429's own ``Retry-After`` (which says 1 s when the provider said nothing)."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        response = getattr(current, "response", None)
+    for link in _chain(error):
+        response = getattr(link, "response", None)
         if isinstance(response, httpx.Response):
             seconds = _retry_after(response.headers)
             if seconds is not None:
                 return min(max(seconds, 0.0), RETRY_AFTER_MAX_SECONDS)
-        current = current.__cause__ or current.__context__
     return None
 
 
@@ -766,20 +804,22 @@ def _retry_after(headers: httpx.Headers) -> float | None:
 
 def _retry_strategy(max_attempts: int) -> procrastinate.BaseRetryStrategy:
     """Procrastinate's retry strategy for a job's run: a :class:`_RunAgain` runs again after its
-    ``wait`` (a provider's ``Retry-After``), else after 2, 4, 8... s; up to ``max_attempts``
-    runs. Anything else is not retried (the job has stored its end)."""
+    ``wait`` (a provider's ``Retry-After`` or the backoff; :data:`RUN_AGAIN_SECONDS` after the
+    database failed the run), up to ``max_attempts`` + :data:`DATABASE_RETRIES` runs in all: the
+    provider's failures are counted by the job itself (``jobs.provider_failures``), which fails
+    once they reach ``max_attempts``. Anything else is not retried (the job has stored its end)."""
     from procrastinate import BaseRetryStrategy, RetryDecision
+
+    most = max_attempts + DATABASE_RETRIES
 
     class JobRetries(BaseRetryStrategy):
         def get_retry_decision(
             self, *, exception: BaseException, job: QueuedJob
         ) -> RetryDecision | None:
-            if not isinstance(exception, _RunAgain) or job.attempts >= max_attempts:
+            # job.attempts: the runs before this one.
+            if not isinstance(exception, _RunAgain) or job.attempts + 1 >= most:
                 return None
-            wait = exception.wait
-            if wait is None:
-                wait = RETRY_BASE_SECONDS ** (job.attempts + 1)
-            return RetryDecision(retry_in={"seconds": math.ceil(wait)})
+            return RetryDecision(retry_in={"seconds": math.ceil(exception.wait)})
 
     return JobRetries()
 
