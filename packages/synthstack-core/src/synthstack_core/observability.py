@@ -11,13 +11,13 @@ by :mod:`synthstack_core.features.observability`.
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
 import json
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator
 
+from synthstack_core import request_scope
 from synthstack_core.errors import PROBLEM_CONTENT_TYPE
 from synthstack_core.http import HttpRequest, HttpResponse, request_id_of
 from synthstack_core.logs import ACCESS_LOGGER
@@ -25,19 +25,10 @@ from synthstack_core.metrics import IN_FLIGHT, RATE_LIMITED, REQUEST_DURATION, R
 from synthstack_core.tracing import ServerSpan
 from synthstack_core.usage import UsageRecorder
 
-__all__ = ["ObservedRequest", "current_request_id"]
+__all__ = ["ObservedRequest"]
 
 access_logger = logging.getLogger(ACCESS_LOGGER)
 logger = logging.getLogger(__name__)
-
-#: The id of the request being served here (its access-log line's ``request_id``).
-_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("synthstack_request_id")
-
-
-def current_request_id() -> str:
-    """The id of the request being served (``X-Request-Id``, given or made); ``""`` outside a
-    request. What a job submitted by the request keeps, so its problems name the request."""
-    return _request_id.get("")
 
 
 class ObservedRequest:
@@ -51,7 +42,7 @@ class ObservedRequest:
 
     __slots__ = (
         "_bytes_in",
-        "_request_id_token",
+        "_scope",
         "_span",
         "operation_id",
         "request",
@@ -73,7 +64,8 @@ class ObservedRequest:
         #: Where the request is counted once answered (when its caller is known).
         self.usage = usage
         self.request_id = request_id_of(request.headers)
-        self._request_id_token = _request_id.set(self.request_id)
+        # What the request's handler starts (a job) reads its id: request_scope.
+        self._scope = request_scope.entered(self.request_id)
         self._span = ServerSpan.start(
             operation_id, request.method, route or request.path, request.path, request.headers
         )
@@ -96,7 +88,7 @@ class ObservedRequest:
     def finish(self, response: HttpResponse | None) -> None:
         """Record the request: its ``response``, or ``None`` when it was cancelled (its client went
         away), which is only logged; then end its span (the access line is written inside it)."""
-        _request_id.reset(self._request_id_token)
+        request_scope.left(self._scope)
         span = self._span
         if span is None:
             self._record(response)

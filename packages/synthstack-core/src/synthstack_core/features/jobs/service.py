@@ -50,10 +50,10 @@ from synthstack_core.errors import (
     translate,
 )
 from synthstack_core.features.jobs.engine import conninfo, driver_connection, quiet_procrastinate
-from synthstack_core.observability import current_request_id
 from synthstack_core.preferences import RESPOND_ASYNC
 from synthstack_core.registry import operation
 from synthstack_core.replies import EventStream, Reply
+from synthstack_core.request_scope import current_request_id
 from synthstack_core.schemas.jobs import (
     TERMINAL_STATUSES,
     Job,
