@@ -565,6 +565,7 @@ class JobAdmin(_ReadOnlyAdmin):
         "provider_failures",
         "created_at",
         "started_at",
+        "stored_at",
         "finished_at",
         "result",
         "error",

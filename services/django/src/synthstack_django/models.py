@@ -216,6 +216,8 @@ class Job(models.Model):
     request_id = models.TextField(default="", blank=True)
     #: The runs its provider failed (429, 5xx): ``SYNTHSTACK_JOB_MAX_ATTEMPTS`` counts these.
     provider_failures = models.IntegerField(default=0)
+    #: When a run's write of its work committed (a cancel is refused after it).
+    stored_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         managed = False

@@ -48,6 +48,9 @@ jobs = Table(
     Column("request_id", Text, nullable=False, server_default=""),
     # The runs the provider failed (429, 5xx; Alembic 0012): the attempts the job used up.
     Column("provider_failures", Integer, nullable=False, server_default="0"),
+    # When a run's write of the job's work (a document) committed (Alembic 0013): a cancel
+    # arriving after it is refused.
+    Column("stored_at", DateTime(timezone=True)),
 )
 
 #: What a queued or running job needs: the request (JSON) and an upload's bytes.

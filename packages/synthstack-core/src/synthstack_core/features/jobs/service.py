@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import datetime
 import email.utils
+import functools
 import logging
 import math
 import signal
@@ -38,6 +39,7 @@ import httpx
 from pydantic import BaseModel
 from sqlalchemy import and_, delete, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from synthstack_core import tracing
 from synthstack_core.cursors import decode_cursor, encode_cursor
@@ -73,6 +75,7 @@ from synthstack_core.stores.jobs import (
     jobs,
     owned_by,
 )
+from synthstack_core.stores.write_claims import claimed_by
 from synthstack_core.usage import UsageRecorder
 
 __all__ = [
@@ -337,22 +340,32 @@ class JobService:
     @operation("jobs-cancel", params=JobParams)
     async def cancel(self, tenant: str, job_id: uuid.UUID) -> Job:
         """``DELETE /api/v1/jobs/{job_id}``: a queued job will not run; a running one stops at its
-        next progress report, its work not stored. 409 when the job has ended already."""
+        next progress report, or rolls back the write of its work, which is not stored. 409 when
+        the job has ended already, or its work is written (then it ends ``succeeded``): a write
+        under way holds the job's row until it commits, so this waits for it."""
         async with self._database.session() as session, session.begin():
             connection = await session.connection()
             row = (
                 await connection.execute(
-                    owned_by(select(jobs.c.status, jobs.c.procrastinate_job_id), tenant)
+                    owned_by(
+                        select(jobs.c.status, jobs.c.procrastinate_job_id, jobs.c.stored_at),
+                        tenant,
+                    )
                     .where(jobs.c.id == job_id)
                     .with_for_update(of=jobs)
                 )
             ).one_or_none()
             if row is None:
                 raise NotFound(f"No job {str(job_id)!r}.")
-            status, queued = row
+            status, queued, stored = row
             if status in TERMINAL_STATUSES:
                 raise Conflict(
                     f"Job {str(job_id)!r} has ended already ({status}).", code="job_ended"
+                )
+            if stored is not None:
+                raise Conflict(
+                    f"Job {str(job_id)!r} has stored its work; it ends succeeded.",
+                    code="job_ended",
                 )
             cancelled = (
                 (
@@ -506,7 +519,8 @@ class JobService:
         }
         with tracing.job_span(f"job {kind}", payload.get("trace") or {}, attributes) as span:
             try:
-                result = await self._kinds[kind].run(tenant, payload["request"], data, progress)
+                with claimed_by(functools.partial(self._claim_write, job_id)):
+                    result = await self._kinds[kind].run(tenant, payload["request"], data, progress)
             except JobCancelled:
                 from procrastinate.exceptions import JobAborted
 
@@ -560,6 +574,22 @@ class JobService:
                 return
             body = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
             await self._finish(job_id, "succeeded", result=body)
+
+    @staticmethod
+    async def _claim_write(job_id: uuid.UUID, session: AsyncSession) -> None:
+        """In the transaction writing the job's work (a document), holding what it writes: the
+        job, still running, is marked as having stored it (its row locked until the commit, so a
+        cancel waits and then answers 409); a job cancelled meanwhile raises
+        :class:`JobCancelled`, which rolls the write back (:mod:`synthstack_core.stores.
+        write_claims`)."""
+        still = await session.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.status == "running")
+            .values(stored_at=func.now())
+            .returning(jobs.c.id)
+        )
+        if still.one_or_none() is None:
+            raise JobCancelled(str(job_id))
 
     async def fail_lost_jobs(self) -> list[uuid.UUID]:
         """Fail, with the database's 503 problem, the queued or running jobs that Procrastinate
