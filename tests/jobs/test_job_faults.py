@@ -5,7 +5,8 @@
 The database test runs a PostgreSQL of its own (the embedded server in a folder of the test),
 stopped with ``pg_ctl stop`` (fast: every session is cut) and started again on the same socket.
 The provider test turns the SDK's own retries off (``SYNTHSTACK_PROVIDER_MAX_RETRIES=0``), so
-each run of a job sends one request and the runs are the jobs' retries: 2 s, then 4 s, apart.
+each run of a job sends one request and the runs are the jobs' retries: 2 s, then 4 s, apart,
+unless the provider's answer says how long to wait (``Retry-After``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from tests.jobs.support import ASYNC, AUTH, Worker, api_client, document, ended,
 
 #: How long PostgreSQL stays down.
 OUTAGE_SECONDS = 8.0
+#: What the provider's 429 asks for: more than the backoff's first wait (2 s) and the worker's
+#: polling for jobs scheduled later (5 s) together.
+RETRY_AFTER_SECONDS = 15
 #: What a problem says, whoever answers it (a job's error or a synchronous call's body).
 PROBLEM_FIELDS = ("type", "title", "status", "code", "detail")
 
@@ -98,6 +102,59 @@ def test_jobs_finish_after_postgresql_was_stopped_and_started_again(tmp_path: Pa
                 worker.stop()
 
 
+def test_database_outages_do_not_use_up_a_job_s_attempts(tmp_path: Path) -> None:
+    """One attempt allowed (``SYNTHSTACK_JOB_MAX_ATTEMPTS=1``), and PostgreSQL stopped twice
+    while the job runs: each outage cuts a run, neither is an attempt, the third run ends it."""
+    worker: Worker | None = None
+    with owned_postgres("outages") as (postgres, url):
+        try:
+            with pytest.MonkeyPatch.context() as patch:
+                for api in api_client(url, "none", patch):
+                    body = {
+                        "content": document(400, "otters"),
+                        "source": "otters.txt",
+                        "collection": "outages",
+                        "document_id": "otters",
+                        "chunk_size": 32,
+                        "chunk_overlap": 4,
+                    }
+                    job_id = _submit(api, body)
+                    worker = Worker(
+                        url, tmp_path / "worker.log", extra={"SYNTHSTACK_JOB_MAX_ATTEMPTS": "1"}
+                    )
+                    for run in (1, 2):
+                        # The run is under way (run 1: some chunks embedded) when the database
+                        # stops.
+                        running = wait_for(
+                            api,
+                            job_id,
+                            lambda job, run=run: ended(job)
+                            or (
+                                job["status"] == "running"
+                                and job["attempts"] == run
+                                and (run > 1 or job["progress"]["done"] > 0)
+                            ),
+                            300,
+                            worker,
+                        )
+                        assert running["status"] == "running", (running, worker.output())
+                        postgres.stop()
+                        time.sleep(OUTAGE_SECONDS / 2)
+                        assert worker.process.poll() is None, worker.output()
+                        assert postgres.start() == url
+                    job = wait_for(api, job_id, ended, 300, worker)
+                    assert job["status"] == "succeeded", (job, worker.output())
+                    assert job["attempts"] == 3 and job["error"] is None
+                    stored = api.get(
+                        "/api/v1/rag/documents/otters?collection=outages", headers=AUTH
+                    )
+                    assert stored.status_code == 200
+                    assert stored.json()["chunks"] == job["result"]["chunks_created"]
+        finally:
+            if worker is not None:
+                worker.stop()
+
+
 @pytest.fixture(scope="module")
 def openai_stub() -> Iterator[OpenAIStub]:
     with OpenAIStub() as stub:
@@ -149,6 +206,16 @@ def test_a_provider_s_429_and_5xx_are_retried_then_the_job_fails_with_its_proble
                 created = job["result"]["chunks_created"]
                 assert created >= 1 and job["progress"]["done"] == created
 
+                # A 429 whose Retry-After asks for longer than the backoff (2 s): the next run
+                # waits for it.
+                openai_stub.reset()
+                openai_stub.fail_next(429, retry_after=RETRY_AFTER_SECONDS)
+                started = time.monotonic()
+                job = wait_for(api, _submit(api, body("finches")), ended, timeout=120)
+                assert job["status"] == "succeeded", (job, worker.output())
+                assert job["attempts"] == 2 and _embedding_requests(openai_stub) == 2
+                assert time.monotonic() - started >= RETRY_AFTER_SECONDS
+
                 # What the synchronous call answers when the provider fails (HTTP 500).
                 openai_stub.reset()
                 openai_stub.fail_next(500)
@@ -157,14 +224,26 @@ def test_a_provider_s_429_and_5xx_are_retried_then_the_job_fails_with_its_proble
                 problem = {field: answer.json()[field] for field in PROBLEM_FIELDS}
                 assert problem["code"] == "provider_error"
 
-                # A provider that always fails: the job fails after its 3 runs, with that problem.
+                # A provider that always fails: the job fails after its 3 runs, with that problem,
+                # which names the request that submitted the job.
                 openai_stub.reset()
                 openai_stub.fail_next(500, times=100)
-                failed = wait_for(api, _submit(api, body("crows")), ended, timeout=120)
+                accepted = api.post(
+                    "/api/v1/rag/index",
+                    headers={**ASYNC, "X-Request-ID": "submit-crows-0001"},
+                    json=body("crows"),
+                )
+                assert accepted.status_code == 202, accepted.text
+                assert accepted.headers["x-request-id"] == "submit-crows-0001"
+                failed = wait_for(api, accepted.json()["id"], ended, timeout=120)
                 assert failed["status"] == "failed", (failed, worker.output())
                 assert failed["attempts"] == 3 and failed["result"] is None
                 assert {field: failed["error"][field] for field in PROBLEM_FIELDS} == problem
+                assert failed["error"]["request_id"] == "submit-crows-0001"
                 assert _embedding_requests(openai_stub) == 3
+                # The worker's line about the failure names the request too.
+                assert f"{failed['id']} failed on run 3" in worker.output()
+                assert "request_id=submit-crows-0001" in worker.output()
             finally:
                 openai_stub.reset()
                 if worker is not None:

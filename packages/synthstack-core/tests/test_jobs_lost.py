@@ -31,7 +31,13 @@ async def test_a_job_procrastinate_no_longer_holds_is_failed(empty_database_url:
         for name in ("lost", "kept"):
             body = {"content": f"The {name} heron.", "source": f"{name}.txt", "collection": "c"}
             answer = await stack.handle(
-                index, HttpRequest("POST", index.path, headers, json.dumps(body).encode())
+                index,
+                HttpRequest(
+                    "POST",
+                    index.path,
+                    {**headers, "x-request-id": f"submit-{name}"},
+                    json.dumps(body).encode(),
+                ),
             )
             assert answer.status == 202, answer.body
             submitted.append(json.loads(answer.body)["id"])
@@ -52,10 +58,12 @@ async def test_a_job_procrastinate_no_longer_holds_is_failed(empty_database_url:
         failed = await stack.jobs.get("lost", uuid.UUID(lost))
         assert failed.status == "failed" and failed.finished_at is not None
         assert failed.error is not None
-        assert {key: failed.error[key] for key in ("status", "code", "instance")} == {
+        assert {key: failed.error[key] for key in ("status", "code", "instance", "request_id")} == {
             "status": 503,
             "code": "dependency_unavailable",
             "instance": index.path,
+            # The request that submitted it, whose access-log line has the same id.
+            "request_id": "submit-lost",
         }
         assert (await stack.jobs.get("lost", uuid.UUID(kept))).status == "queued"
         async with await psycopg.AsyncConnection.connect(empty_database_url) as connection:

@@ -33,6 +33,10 @@ def _indexes(connection: Connection, table: str) -> set[str]:
     return {index["name"] or "" for index in inspect(connection).get_indexes(table)}
 
 
+def _columns(connection: Connection, table: str) -> set[str]:
+    return {column["name"] for column in inspect(connection).get_columns(table)}
+
+
 def test_each_migration_goes_down_and_up_again(empty_database_url: str) -> None:
     url = empty_database_url
     at_head = _tables(url)
@@ -51,12 +55,24 @@ def test_each_migration_goes_down_and_up_again(empty_database_url: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     revisions = [r.revision for r in ScriptDirectory.from_config(config).walk_revisions()]
-    assert revisions[:5] == ["0010", "0009", "0008", "0007", "0006"]  # newest first
+    assert revisions[:8] == ["0013", "0012", "0011", "0010", "0009", "0008", "0007", "0006"]
     assert revisions[-1] == "0001"
     engine = create_engine(sqlalchemy_url(url))
     try:
         with engine.connect() as connection:
             config.attributes["connection"] = connection
+            assert "stored_at" in _columns(connection, "jobs")
+            command.downgrade(config, "-1")  # 0013 -> 0012: the jobs' stored marks go
+            connection.commit()
+            assert "stored_at" not in _columns(connection, "jobs")
+            assert "provider_failures" in _columns(connection, "jobs")
+            command.downgrade(config, "-1")  # 0012 -> 0011: the providers' failures go
+            connection.commit()
+            assert "provider_failures" not in _columns(connection, "jobs")
+            assert "request_id" in _columns(connection, "jobs")
+            command.downgrade(config, "-1")  # 0011 -> 0010: the jobs' request ids go
+            connection.commit()
+            assert "request_id" not in _columns(connection, "jobs")
             assert "jobs_unfinished" in _indexes(connection, "jobs")
             command.downgrade(config, "-1")  # 0010 -> 0009: the index of unfinished jobs goes
             connection.commit()
@@ -79,7 +95,7 @@ def test_each_migration_goes_down_and_up_again(empty_database_url: str) -> None:
             assert not {"jobs", "job_payloads", "procrastinate_jobs"} & tables
             # Procrastinate's functions and types went with its tables.
             assert _procrastinate_leftovers(connection) == [0, 0]
-            for _ in revisions[4:]:  # one step at a time, down to nothing
+            for _ in revisions[7:]:  # one step at a time, down to nothing
                 command.downgrade(config, "-1")
                 connection.commit()
             assert not {

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator
 
+from synthstack_core import request_scope
 from synthstack_core.errors import PROBLEM_CONTENT_TYPE
 from synthstack_core.http import HttpRequest, HttpResponse, request_id_of
 from synthstack_core.logs import ACCESS_LOGGER
@@ -41,6 +42,7 @@ class ObservedRequest:
 
     __slots__ = (
         "_bytes_in",
+        "_scope",
         "_span",
         "operation_id",
         "request",
@@ -62,6 +64,8 @@ class ObservedRequest:
         #: Where the request is counted once answered (when its caller is known).
         self.usage = usage
         self.request_id = request_id_of(request.headers)
+        # What the request's handler starts (a job) reads its id: request_scope.
+        self._scope = request_scope.entered(self.request_id)
         self._span = ServerSpan.start(
             operation_id, request.method, route or request.path, request.path, request.headers
         )
@@ -84,6 +88,7 @@ class ObservedRequest:
     def finish(self, response: HttpResponse | None) -> None:
         """Record the request: its ``response``, or ``None`` when it was cancelled (its client went
         away), which is only logged; then end its span (the access line is written inside it)."""
+        request_scope.left(self._scope)
         span = self._span
         if span is None:
             self._record(response)

@@ -319,8 +319,9 @@ class Settings(BaseSettings):
         ge=1,
         le=20,
         validation_alias=_env("SYNTHSTACK_JOB_MAX_ATTEMPTS"),
-        description="Runs of a job whose provider or database failed (429, 5xx) before it "
-        "fails; the waits between them grow (2, 4, 8... s).",
+        description="Runs of a job whose provider failed (429, 5xx) before it fails (runs the "
+        "database failed do not count); the waits between them grow (2, 4, 8... s), or are the "
+        "provider's Retry-After (at most 300 s).",
     )
     job_stalled_seconds: float = Field(
         30.0,

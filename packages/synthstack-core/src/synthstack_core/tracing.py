@@ -19,7 +19,9 @@ configuration, nothing of OpenTelemetry is imported and every span below is a sh
 What is traced: one server span per request (the pipeline's observability step,
 :class:`ServerSpan`), continuing a W3C ``traceparent`` the request carries; inside it spans for
 authentication, embedding, vector searches, provider calls (:func:`provider_span`) and, through the
-SQLAlchemy instrumentation, every database query. :func:`current_ids` gives the log lines their
+SQLAlchemy instrumentation, every database query. A job's run is a trace of its own
+(:func:`job_span`), linked to the request that submitted the job (:func:`propagation_headers`,
+kept with the job). :func:`current_ids` gives the log lines their
 ``trace_id`` and ``span_id`` (:mod:`synthstack_core.logs`).
 """
 
@@ -42,6 +44,9 @@ __all__ = [
     "configure_tracing",
     "current_ids",
     "enabled",
+    "failed",
+    "job_span",
+    "propagation_headers",
     "provider_span",
     "span",
     "tracing_requested",
@@ -196,6 +201,54 @@ def _leaf_span(tracer: Tracer, kind: str, model: str) -> Iterator[Span]:
         raise
     finally:
         started.end()
+
+
+def propagation_headers() -> dict[str, str]:
+    """The current span's context as the propagators of ``OTEL_PROPAGATORS`` write it (W3C
+    ``traceparent``, ``tracestate``...), for work done later elsewhere; ``{}`` while tracing is off
+    or outside a span."""
+    if _tracer is None:
+        return {}
+    from opentelemetry import propagate
+
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+def job_span(
+    name: str, submitted: Mapping[str, str], attributes: Mapping[str, object]
+) -> AbstractContextManager[Span | None]:
+    """The span of one run of a job (``CONSUMER``), current inside the block: the root of a trace
+    of its own, linked to the span ``submitted`` names (:func:`propagation_headers` of the request
+    that submitted the job), when it names one. An exception ends it as an error.
+
+    A link, not a parent: a run starts after the request's trace has ended (seconds, or hours for
+    a queue with a backlog), a job may run several times (retries, a worker lost), and a trace that
+    stays open for as long as its jobs would be cut by samplers that decide when a trace ends."""
+    tracer = _tracer
+    if tracer is None:
+        return _NO_SPAN
+    from opentelemetry import context, propagate, trace
+
+    origin = trace.get_current_span(propagate.extract(dict(submitted))).get_span_context()
+    return tracer.start_as_current_span(
+        name,
+        context=context.Context(),  # a new trace, not the worker's current context
+        kind=trace.SpanKind.CONSUMER,
+        links=[trace.Link(origin)] if origin.is_valid else None,
+        attributes=_attributes(attributes),
+    )
+
+
+def failed(span: Span | None, description: str) -> None:
+    """Mark ``span`` (when tracing) as an error that raised nothing: a job that stored its
+    failure."""
+    if span is None:
+        return
+    from opentelemetry.trace import Status, StatusCode
+
+    span.set_status(Status(StatusCode.ERROR, description))
 
 
 class ServerSpan:

@@ -562,11 +562,14 @@ class JobAdmin(_ReadOnlyAdmin):
         "progress_total",
         "progress_unit",
         "attempts",
+        "provider_failures",
         "created_at",
         "started_at",
+        "stored_at",
         "finished_at",
         "result",
         "error",
+        "request_id",
     )
     readonly_fields = fields
 

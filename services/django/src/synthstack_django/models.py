@@ -212,6 +212,12 @@ class Job(models.Model):
     result = models.JSONField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
     procrastinate_job_id = models.BigIntegerField(null=True, blank=True)
+    #: The ``X-Request-Id`` of the request that submitted it (its access-log line's).
+    request_id = models.TextField(default="", blank=True)
+    #: The runs its provider failed (429, 5xx): ``SYNTHSTACK_JOB_MAX_ATTEMPTS`` counts these.
+    provider_failures = models.IntegerField(default=0)
+    #: When a run's write of its work committed (a cancel is refused after it).
+    stored_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         managed = False

@@ -44,6 +44,13 @@ jobs = Table(
     Column("result", JSONB(none_as_null=True)),
     Column("error", JSONB(none_as_null=True)),
     Column("procrastinate_job_id", BigInteger),
+    # The request that submitted the job (Alembic 0011): its problems carry it.
+    Column("request_id", Text, nullable=False, server_default=""),
+    # The runs the provider failed (429, 5xx; Alembic 0012): the attempts the job used up.
+    Column("provider_failures", Integer, nullable=False, server_default="0"),
+    # When a run's write of the job's work (a document) committed (Alembic 0013): a cancel
+    # arriving after it is refused.
+    Column("stored_at", DateTime(timezone=True)),
 )
 
 #: What a queued or running job needs: the request (JSON) and an upload's bytes.

@@ -24,17 +24,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import email.utils
+import functools
 import logging
+import math
 import signal
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+import httpx
 from pydantic import BaseModel
 from sqlalchemy import and_, delete, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from synthstack_core import tracing
 from synthstack_core.cursors import decode_cursor, encode_cursor
 from synthstack_core.errors import (
     Conflict,
@@ -48,6 +55,7 @@ from synthstack_core.features.jobs.engine import conninfo, driver_connection, qu
 from synthstack_core.preferences import RESPOND_ASYNC
 from synthstack_core.registry import operation
 from synthstack_core.replies import EventStream, Reply
+from synthstack_core.request_scope import current_request_id
 from synthstack_core.schemas.jobs import (
     TERMINAL_STATUSES,
     Job,
@@ -67,6 +75,7 @@ from synthstack_core.stores.jobs import (
     jobs,
     owned_by,
 )
+from synthstack_core.stores.write_claims import claimed_by
 from synthstack_core.usage import UsageRecorder
 
 __all__ = [
@@ -81,6 +90,7 @@ __all__ = [
 if TYPE_CHECKING:  # Procrastinate (and psycopg under it) loads when a stack builds its jobs
     import procrastinate
     from procrastinate.job_context import JobContext
+    from procrastinate.jobs import Job as QueuedJob
 
 logger = logging.getLogger("synthstack.jobs")
 
@@ -94,8 +104,18 @@ STOP_MARGIN_SECONDS = 5.0
 #: How long a worker (embedded or ``synthstack worker``) waits before it starts its Procrastinate
 #: worker again, after that one stopped on an error (the database went away).
 WORKER_RESTART_SECONDS = 5.0
-#: Seconds before the 2nd, 3rd... run of a job that failed on a provider or the database: 2, 4, 8...
+#: Seconds before the 2nd, 3rd... run of a job that failed on a provider: 2, 4, 8... (unless the
+#: provider said how long to wait: its ``Retry-After``).
 RETRY_BASE_SECONDS = 2
+#: Seconds before the next run of a job whose run the database failed (or a stopping worker cut):
+#: such a run is not one of the ``SYNTHSTACK_JOB_MAX_ATTEMPTS``, which count the provider's failures.
+RUN_AGAIN_SECONDS = 5
+#: Runs of a job the database may fail (or stopping workers cut) besides its attempts: an outage
+#: costs the job running then one run, and none while PostgreSQL is down (nothing is claimed).
+DATABASE_RETRIES = 20
+#: The longest wait a provider's ``Retry-After`` may set before a job's next run: a provider
+#: asking for more (hours, a date far off) gets this; the job's attempts still run out.
+RETRY_AFTER_MAX_SECONDS = 300.0
 #: How often a job's event stream reads the job again (polling: one indexed primary-key read).
 EVENTS_POLL_SECONDS = 0.5
 #: How long a job's event stream stays silent at most: then it sends a comment line, so proxies
@@ -120,7 +140,12 @@ class JobCancelled(Exception):
 
 
 class _RunAgain(Exception):
-    """This run failed in a way a later one may not: Procrastinate's retry strategy runs it again."""
+    """This run failed in a way a later one may not: Procrastinate's retry strategy runs it again,
+    ``wait`` seconds later."""
+
+    def __init__(self, reason: str, *, wait: float = RUN_AGAIN_SECONDS) -> None:
+        super().__init__(reason)
+        self.wait = wait
 
 
 class _DatabaseLost(_RunAgain):
@@ -193,12 +218,14 @@ class JobService:
     ) -> Reply:
         """Enqueue a job of ``kind`` for ``tenant``: its row, its payload (``request``, JSON, and
         ``data``) and Procrastinate's job, in one transaction. ``total``: the units of work when
-        they are known before it runs. The answer: 202, ``Location`` of the job,
-        ``Preference-Applied: respond-async`` and the job."""
+        they are known before it runs. ``request_id`` (by default the id of the request being
+        served) is kept with the job: its problems carry it. The answer: 202, ``Location`` of the
+        job, ``Preference-Applied: respond-async`` and the job."""
         spec = self._kinds[kind]
         tenant_id = await self._tenants.ensure_tenant(tenant)
         job_id = uuid.uuid4()
-        payload = {"request": dict(request), "request_id": request_id, "path": path}
+        # The submitting request's span (W3C traceparent), which the job's runs link to.
+        payload = {"request": dict(request), "path": path, "trace": tracing.propagation_headers()}
         async with self._database.session() as session, session.begin():
             connection = await session.connection()
             await connection.execute(
@@ -212,6 +239,7 @@ class JobService:
                     progress_unit=spec.unit,
                     attempts=0,
                     created_at=func.now(),
+                    request_id=request_id or current_request_id(),
                 )
             )
             await connection.execute(
@@ -312,22 +340,32 @@ class JobService:
     @operation("jobs-cancel", params=JobParams)
     async def cancel(self, tenant: str, job_id: uuid.UUID) -> Job:
         """``DELETE /api/v1/jobs/{job_id}``: a queued job will not run; a running one stops at its
-        next progress report, its work not stored. 409 when the job has ended already."""
+        next progress report, or rolls back the write of its work, which is not stored. 409 when
+        the job has ended already, or its work is written (then it ends ``succeeded``): a write
+        under way holds the job's row until it commits, so this waits for it."""
         async with self._database.session() as session, session.begin():
             connection = await session.connection()
             row = (
                 await connection.execute(
-                    owned_by(select(jobs.c.status, jobs.c.procrastinate_job_id), tenant)
+                    owned_by(
+                        select(jobs.c.status, jobs.c.procrastinate_job_id, jobs.c.stored_at),
+                        tenant,
+                    )
                     .where(jobs.c.id == job_id)
                     .with_for_update(of=jobs)
                 )
             ).one_or_none()
             if row is None:
                 raise NotFound(f"No job {str(job_id)!r}.")
-            status, queued = row
+            status, queued, stored = row
             if status in TERMINAL_STATUSES:
                 raise Conflict(
                     f"Job {str(job_id)!r} has ended already ({status}).", code="job_ended"
+                )
+            if stored is not None:
+                raise Conflict(
+                    f"Job {str(job_id)!r} has stored its work; it ends succeeded.",
+                    code="job_ended",
                 )
             cancelled = (
                 (
@@ -352,7 +390,6 @@ class JobService:
     # -- running -------------------------------------------------------------------------------
 
     def _define_tasks(self) -> None:
-        import procrastinate
         from procrastinate.job_context import AbortReason
 
         settings = self._settings
@@ -380,11 +417,7 @@ class JobService:
             name=RUN_TASK,
             queue=QUEUE,
             pass_context=True,
-            retry=procrastinate.RetryStrategy(
-                max_attempts=settings.job_max_attempts,
-                exponential_wait=RETRY_BASE_SECONDS,
-                retry_exceptions={_RunAgain},
-            ),
+            retry=_retry_strategy(settings.job_max_attempts),
         )(run_job)
 
         every = max(1, min(30, round(settings.job_stalled_seconds / 3)))
@@ -450,14 +483,19 @@ class JobService:
                         started_at=func.coalesce(jobs.c.started_at, func.now()),
                     )
                     .returning(
-                        jobs.c.kind, TENANTS.c.name, job_payloads.c.request, job_payloads.c.data
+                        jobs.c.kind,
+                        TENANTS.c.name,
+                        jobs.c.request_id,
+                        jobs.c.provider_failures,
+                        job_payloads.c.request,
+                        job_payloads.c.data,
                     )
                 )
             ).one_or_none()
         if claimed is None:
             logger.info("job %s: nothing to run (cancelled or ended)", job_id)
             return
-        kind, tenant, payload, data = claimed
+        kind, tenant, request_id, failures, payload, data = claimed
 
         async def progress(done: int, total: int | None) -> None:
             async with self._database.engine.begin() as connection:
@@ -472,35 +510,86 @@ class JobService:
 
         if self.usage is not None:
             self.usage.bind(tenant)
-        try:
-            result = await self._kinds[kind].run(tenant, payload["request"], data, progress)
-        except JobCancelled:
-            from procrastinate.exceptions import JobAborted
+        attributes = {
+            "synthstack.job_id": str(job_id),
+            "synthstack.job.kind": kind,
+            "synthstack.job.attempt": attempt,
+            "synthstack.tenant": tenant,
+            "synthstack.request_id": request_id,
+        }
+        with tracing.job_span(f"job {kind}", payload.get("trace") or {}, attributes) as span:
+            try:
+                with claimed_by(functools.partial(self._claim_write, job_id)):
+                    result = await self._kinds[kind].run(tenant, payload["request"], data, progress)
+            except JobCancelled:
+                from procrastinate.exceptions import JobAborted
 
-            logger.info("job %s cancelled while it ran", job_id)
-            raise JobAborted() from None
-        except Exception as raised:
-            error = translate(raised)
-            problem = problem_for(
-                error, request_id=payload["request_id"], instance=payload["path"] or None
-            )
-            again = isinstance(error, SynthStackError) and (
-                error.status == 429 or error.status >= 500
-            )
-            if again and attempt < self._settings.job_max_attempts:
+                logger.info("job %s cancelled while it ran", job_id)
+                raise JobAborted() from None
+            except Exception as raised:
+                error = translate(raised)
+                problem = problem_for(
+                    error, request_id=request_id, instance=payload["path"] or None
+                )
+                again = isinstance(error, SynthStackError) and (
+                    error.status == 429 or error.status >= 500
+                )
+                if again and _database_failed(raised):
+                    # The database failed the work (not the provider): not one of its attempts.
+                    logger.warning(
+                        "job %s: the database failed run %d (%s); it will run again",
+                        job_id,
+                        attempt,
+                        problem.body["code"],
+                    )
+                    await self._set_queued(job_id)
+                    raise _DatabaseLost(problem.body["code"]) from raised
+                if again and failures + 1 < self._settings.job_max_attempts:
+                    failures += 1
+                    wait = provider_wait(raised)
+                    logger.warning(
+                        "job %s: run %d failed (%s, attempt %d of %d); it will run again in %.0f s",
+                        job_id,
+                        attempt,
+                        problem.body["code"],
+                        failures,
+                        self._settings.job_max_attempts,
+                        RETRY_BASE_SECONDS**failures if wait is None else wait,
+                    )
+                    await self._set_queued(job_id, failures=failures)
+                    raise _RunAgain(
+                        problem.body["code"],
+                        wait=RETRY_BASE_SECONDS**failures if wait is None else wait,
+                    ) from raised
                 logger.warning(
-                    "job %s: run %d failed (%s); it will run again",
+                    "job %s failed on run %d (%s) request_id=%s",
                     job_id,
                     attempt,
                     problem.body["code"],
+                    request_id,
+                    extra={"request_id": request_id, "job_id": str(job_id)},
                 )
-                await self._set_queued(job_id)
-                lost = isinstance(raised, SQLAlchemyError)
-                raise (_DatabaseLost if lost else _RunAgain)(problem.body["code"]) from raised
-            await self._finish(job_id, "failed", error=problem.body)
-            return
-        body = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
-        await self._finish(job_id, "succeeded", result=body)
+                tracing.failed(span, problem.body["code"])
+                await self._finish(job_id, "failed", error=problem.body)
+                return
+            body = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+            await self._finish(job_id, "succeeded", result=body)
+
+    @staticmethod
+    async def _claim_write(job_id: uuid.UUID, session: AsyncSession) -> None:
+        """In the transaction writing the job's work (a document), holding what it writes: the
+        job, still running, is marked as having stored it (its row locked until the commit, so a
+        cancel waits and then answers 409); a job cancelled meanwhile raises
+        :class:`JobCancelled`, which rolls the write back (:mod:`synthstack_core.stores.
+        write_claims`)."""
+        still = await session.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.status == "running")
+            .values(stored_at=func.now())
+            .returning(jobs.c.id)
+        )
+        if still.one_or_none() is None:
+            raise JobCancelled(str(job_id))
 
     async def fail_lost_jobs(self) -> list[uuid.UUID]:
         """Fail, with the database's 503 problem, the queued or running jobs that Procrastinate
@@ -515,17 +604,22 @@ class JobService:
         async with self._database.engine.begin() as connection:
             lost = (
                 await connection.execute(
-                    select(jobs.c.id, job_payloads.c.request)
+                    select(jobs.c.id, jobs.c.request_id, job_payloads.c.request)
                     .select_from(jobs.outerjoin(job_payloads, job_payloads.c.job_id == jobs.c.id))
                     .where(UNFINISHED, jobs.c.procrastinate_job_id.is_not(None), not_held)
                     .with_for_update(of=jobs, skip_locked=True)
                 )
             ).all()
-            for job_id, payload in lost:
-                logger.warning("job %s: its run's end was lost with the database; failed", job_id)
+            for job_id, request_id, payload in lost:
+                logger.warning(
+                    "job %s: its run's end was lost with the database; failed request_id=%s",
+                    job_id,
+                    request_id,
+                    extra={"request_id": request_id, "job_id": str(job_id)},
+                )
                 problem = problem_for(
                     DependencyUnavailable("The database was unavailable when the job last ran."),
-                    request_id=(payload or {}).get("request_id", ""),
+                    request_id=request_id,
                     instance=(payload or {}).get("path") or None,
                 )
                 await connection.execute(
@@ -536,17 +630,21 @@ class JobService:
                 await connection.execute(
                     delete(job_payloads).where(job_payloads.c.job_id == job_id)
                 )
-        return [job_id for job_id, _ in lost]
+        return [job_id for job_id, _, _ in lost]
 
-    async def _set_queued(self, job_id: uuid.UUID) -> None:
-        """The job shows ``queued`` again (it will run again); when the database cannot say so
-        now, it shows ``running`` until its next run claims it."""
+    async def _set_queued(self, job_id: uuid.UUID, *, failures: int | None = None) -> None:
+        """The job shows ``queued`` again (it will run again), with ``failures`` of the
+        provider's counted when given; when the database cannot say so now, it shows ``running``
+        until its next run claims it (and that failure is not counted)."""
+        values: dict[str, Any] = {"status": "queued"}
+        if failures is not None:
+            values["provider_failures"] = failures
         try:
             async with self._database.engine.begin() as connection:
                 await connection.execute(
                     update(jobs)
                     .where(jobs.c.id == job_id, jobs.c.status == "running")
-                    .values(status="queued")
+                    .values(**values)
                 )
         except SQLAlchemyError as error:
             logger.warning("job %s: not shown queued again (%s)", job_id, type(error).__name__)
@@ -680,6 +778,80 @@ class JobService:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and what it was raised from or while handling, outermost first."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _database_failed(error: BaseException) -> bool:
+    """Whether the database's failure is behind ``error`` (rather than a provider's)."""
+    return any(isinstance(link, SQLAlchemyError) for link in _chain(error))
+
+
+def provider_wait(error: BaseException) -> float | None:
+    """How long the provider whose answer ``error`` was raised for (or raised from) asked to be
+    left alone: its ``Retry-After`` (seconds, or an HTTP date; OpenAI's ``retry-after-ms`` first),
+    at most :data:`RETRY_AFTER_MAX_SECONDS`; ``None`` when it did not say.
+
+    The SDKs' errors (``openai``, ``anthropic``) carry the provider's HTTP response, and the
+    providers raise SynthStack's error *from* them, so the header is read where it arrived rather
+    than from the 429's own ``Retry-After`` (which says 1 s when the provider said nothing)."""
+    for link in _chain(error):
+        response = getattr(link, "response", None)
+        if isinstance(response, httpx.Response):
+            seconds = _retry_after(response.headers)
+            if seconds is not None:
+                return min(max(seconds, 0.0), RETRY_AFTER_MAX_SECONDS)
+    return None
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """``retry-after-ms``, else ``Retry-After`` (RFC 9110: seconds, or an HTTP date), in seconds."""
+    with contextlib.suppress(ValueError):
+        milliseconds = headers.get("retry-after-ms")
+        if milliseconds:
+            return float(milliseconds) / 1000
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return (when - datetime.datetime.now(datetime.UTC)).total_seconds()
+
+
+def _retry_strategy(max_attempts: int) -> procrastinate.BaseRetryStrategy:
+    """Procrastinate's retry strategy for a job's run: a :class:`_RunAgain` runs again after its
+    ``wait`` (a provider's ``Retry-After`` or the backoff; :data:`RUN_AGAIN_SECONDS` after the
+    database failed the run), up to ``max_attempts`` + :data:`DATABASE_RETRIES` runs in all: the
+    provider's failures are counted by the job itself (``jobs.provider_failures``), which fails
+    once they reach ``max_attempts``. Anything else is not retried (the job has stored its end)."""
+    from procrastinate import BaseRetryStrategy, RetryDecision
+
+    most = max_attempts + DATABASE_RETRIES
+
+    class JobRetries(BaseRetryStrategy):
+        def get_retry_decision(
+            self, *, exception: BaseException, job: QueuedJob
+        ) -> RetryDecision | None:
+            # job.attempts: the runs before this one.
+            if not isinstance(exception, _RunAgain) or job.attempts + 1 >= most:
+                return None
+            return RetryDecision(retry_in={"seconds": math.ceil(exception.wait)})
+
+    return JobRetries()
 
 
 async def _restart_on_database_loss(

@@ -22,6 +22,7 @@ from synthstack_core.stores.rag.lexical import apply_stats, impact_sql
 from synthstack_core.stores.rag.outbox import WRITE_LEASE_SECONDS, VectorDeletionOutbox
 from synthstack_core.stores.rag.records import ChunkToStore, CollectionRecord, DocumentRecord
 from synthstack_core.stores.vectors import VectorPoint, VectorScope
+from synthstack_core.stores.write_claims import claim_write
 
 __all__ = ["COLLECTION_FOREIGN_KEYS", "DocumentQueries", "collection_deleted"]
 
@@ -175,6 +176,9 @@ class DocumentQueries(VectorDeletionOutbox):
                         },
                     )
                 ).scalar_one()
+                # Holding the document's row: a job writing it claims its own row (or finds
+                # itself cancelled, and this write rolls back); see stores/write_claims.py.
+                await claim_write(session)
                 if not store.in_chunk_rows:
                     # Read after the row lock: the chunks of the version committed last.
                     old_chunk_ids = list(
