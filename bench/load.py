@@ -119,6 +119,7 @@ class Step:
     errors: int = 0
     shed: int = 0
     throughput: float | None = None
+    first_ms: float | None = None
     p50_ms: float | None = None
     p99_ms: float | None = None
     error_rate: float | None = None
@@ -165,6 +166,7 @@ class Tally:
         step.errors = step.requests - step.ok - step.shed
         step.throughput = round(step.ok / seconds, 2) if seconds > 0 else None
         p50, p99 = _pct(self.latencies, 50), _pct(self.latencies, 99)
+        step.first_ms = round(1000.0 * min(self.latencies), 2) if self.latencies else None
         step.p50_ms = None if p50 is None else round(p50, 2)
         step.p99_ms = None if p99 is None else round(p99, 2)
         step.error_rate = round(step.errors / step.requests, 4) if step.requests else None
@@ -359,7 +361,8 @@ def run_variant(
                 progress(
                     f"{label} {backend} overload: "
                     + "; ".join(
-                        f"{op} p50 {f['p50_ms']} p99 {f['p99_ms']} ok {f['ok']} shed {f['shed']} "
+                        f"{op} first {f['first_ms']} p50 {f['p50_ms']} p99 {f['p99_ms']} "
+                        f"ok {f['ok']} shed {f['shed']} "
                         f"errors {f['errors']}"
                         for op, f in figures.items()
                     )
@@ -456,7 +459,8 @@ def render(results: Sequence[dict[str, Any]]) -> str:
             lines.append(
                 f"overload {backend:7} ({o['seconds']} s, foreign load {o['foreign_load_cores']}): "
                 + "; ".join(
-                    f"{op} p50 {_f(o[op]['p50_ms'], 0)} p99 {_f(o[op]['p99_ms'], 0)} ms, "
+                    f"{op} first {_f(o[op]['first_ms'], 0)} p50 {_f(o[op]['p50_ms'], 0)} "
+                    f"p99 {_f(o[op]['p99_ms'], 0)} ms, "
                     f"ok {o[op]['ok']} shed {o[op]['shed']} errors {o[op]['errors']}"
                     f"{' Retry-After ' + ','.join(o[op]['retry_after']) if o[op]['retry_after'] else ''}"
                     for op in ("embeddings", "search")
