@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import signal
+import ssl
 import sys
 import time
 from collections import Counter
@@ -126,6 +127,9 @@ class Step:
     statuses: dict[str, int] = field(default_factory=dict)
     retry_after: list[str] = field(default_factory=list)
     foreign_load_cores: float | None = None
+    #: The server's own means over the step (its /metrics): in the core, and the model's run.
+    core_mean_ms: float | None = None
+    inference_mean_ms: float | None = None
 
     @property
     def held(self) -> bool:
@@ -208,6 +212,12 @@ async def _send(
               response.headers.get("retry-after") if response.status_code == 503 else None)  # fmt: skip
 
 
+#: One TLS context for every client (the servers speak plain HTTP): httpx loads the CA bundle
+#: for each client made without one, ~50-100 ms of the driver's CPU each, which at 64 clients
+#: stalled the driver's loop for seconds and showed as the servers' latency.
+_TLS = ssl.create_default_context()
+
+
 def _client(base_url: str) -> httpx.AsyncClient:
     # One connection per client: each client task holds its own keep-alive connection.
     return httpx.AsyncClient(
@@ -215,6 +225,7 @@ def _client(base_url: str) -> httpx.AsyncClient:
         headers={"Authorization": f"Bearer {API_KEY}"},
         timeout=httpx.Timeout(300.0),
         limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        verify=_TLS,
     )
 
 
@@ -224,11 +235,13 @@ async def drive(
     """``clients`` closed-loop clients for ``seconds`` (operations taken in turn); the wall time
     until the last answer."""
     sends = [request_of(op) for op in operations]
-    deadline = time.perf_counter() + seconds
     counter = iter(range(10**9))
+    # Every client made before the clock starts (making one costs the driver's CPU).
+    pool = [_client(base_url) for _ in range(clients)]
+    deadline = time.perf_counter() + seconds
 
     async def one(index: int) -> None:
-        async with _client(base_url) as client:
+        async with pool[index] as client:
             k = index
             while time.perf_counter() < deadline:
                 n = next(counter)
@@ -257,6 +270,51 @@ async def burst(base_url: str, per_operation: int) -> tuple[dict[str, Tally], fl
     finally:
         await asyncio.gather(*(c.aclose() for c in clients))
     return tallies, wall
+
+
+# -- the server's own account (GET /metrics) -----------------------------------------------------
+
+OPERATION_IDS = {
+    "embeddings": "embeddings-generate",
+    "search": "rag-search",
+    "health": "health-liveness",
+}
+
+
+def read_metrics(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The server's metrics samples (development: loopback reads them without a token)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{base_url}/metrics", timeout=30.0).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def server_means(
+    before: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+    after: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+    operation: str,
+) -> dict[str, float | None]:
+    """Mean milliseconds, between two reads, of a request of ``operation`` in the core (from the
+    core seeing it to its response) and of one local embedding run (the model alone)."""
+
+    def mean(name: str, labels: dict[str, str]) -> float | None:
+        key = tuple(sorted(labels.items()))
+        total = after.get((f"{name}_sum", key), 0.0) - before.get((f"{name}_sum", key), 0.0)
+        count = after.get((f"{name}_count", key), 0.0) - before.get((f"{name}_count", key), 0.0)
+        return round(1000.0 * total / count, 2) if count > 0 else None
+
+    return {
+        "core_mean_ms": mean(
+            "synthstack_http_request_duration_seconds", {"operation_id": OPERATION_IDS[operation]}
+        ),
+        "inference_mean_ms": mean(
+            "synthstack_model_inference_seconds", {"kind": "embedding", "model": "all-MiniLM-L6-v2"}
+        ),
+    }
 
 
 # -- set-up --------------------------------------------------------------------------------------
@@ -332,25 +390,33 @@ def run_variant(
             for operation in args.operations:
                 for backend, server in servers.items():
                     tally = Tally()
+                    before = read_metrics(server.base_url)
                     with ForeignLoad(own) as load:
                         wall = asyncio.run(
                             drive(server.base_url, [operation], clients, args.seconds, tally)
                         )
                     step = tally.into(Step(backend, operation, clients), wall)
+                    means = server_means(before, read_metrics(server.base_url), operation)
+                    step.core_mean_ms = means["core_mean_ms"]
+                    step.inference_mean_ms = means["inference_mean_ms"]
                     step.foreign_load_cores = None if load.cores is None else round(load.cores, 2)
                     result["steps"].append(asdict(step) | {"held": step.held})
                     progress(
                         f"{label} {backend:7} {operation:10} x{clients:<3} "
                         f"{step.throughput} req/s p50 {step.p50_ms} p99 {step.p99_ms} ms "
-                        f"errors {step.errors} shed {step.shed}"
+                        f"errors {step.errors} shed {step.shed}; server: core {step.core_mean_ms} "
+                        f"model {step.inference_mean_ms} ms"
                     )
 
         if args.overload > 0:
             for backend, server in servers.items():
+                before = read_metrics(server.base_url)
                 with ForeignLoad(own) as load:
                     tallies, wall = asyncio.run(burst(server.base_url, args.overload))
+                after = read_metrics(server.base_url)
                 figures = {
                     op: asdict(t.into(Step(backend, op, 2 * args.overload), wall))
+                    | server_means(before, after, op)
                     for op, t in tallies.items()
                 }
                 result["overload"][backend] = {
@@ -362,7 +428,8 @@ def run_variant(
                     f"{label} {backend} overload: "
                     + "; ".join(
                         f"{op} first {f['first_ms']} p50 {f['p50_ms']} p99 {f['p99_ms']} "
-                        f"ok {f['ok']} shed {f['shed']} "
+                        f"ok {f['ok']} shed {f['shed']} core {f['core_mean_ms']} "
+                        f"model {f['inference_mean_ms']} "
                         f"errors {f['errors']}"
                         for op, f in figures.items()
                     )
@@ -427,7 +494,8 @@ def render(results: Sequence[dict[str, Any]]) -> str:
         )
         lines.append(
             f"{'operation':10} {'clients':>7} | {'backend':7} {'req/s':>8} {'p50 ms':>8} "
-            f"{'p99 ms':>8} {'err %':>6} {'shed':>5} {'held':>4} | {'ratio FastAPI/Django':>20}"
+            f"{'p99 ms':>8} {'err %':>6} {'shed':>5} {'held':>4} {'core ms':>8} {'model ms':>8} "
+            f"| ratio FastAPI/Django"
         )
         steps = variant["steps"]
         by_key = {(s["backend"], s["operation"], s["clients"]): s for s in steps}
@@ -444,7 +512,8 @@ def render(results: Sequence[dict[str, Any]]) -> str:
             lines.append(
                 f"{s['operation']:10} {s['clients']:>7} | {s['backend']:7} "
                 f"{_f(s['throughput'])!s:>8} {_f(s['p50_ms'])!s:>8} {_f(s['p99_ms'])!s:>8} "
-                f"{_f(err, 2)!s:>6} {s['shed']:>5} {'yes' if s['held'] else 'no':>4} | {ratio}"
+                f"{_f(err, 2)!s:>6} {s['shed']:>5} {'yes' if s['held'] else 'no':>4} "
+                f"{_f(s['core_mean_ms'])!s:>8} {_f(s['inference_mean_ms'])!s:>8} | {ratio}"
             )
         lines.append("highest concurrency held (p99 <= 250 ms, no error, nothing shed):")
         for backend in sorted({s["backend"] for s in steps}):
@@ -460,7 +529,8 @@ def render(results: Sequence[dict[str, Any]]) -> str:
                 f"overload {backend:7} ({o['seconds']} s, foreign load {o['foreign_load_cores']}): "
                 + "; ".join(
                     f"{op} first {_f(o[op]['first_ms'], 0)} p50 {_f(o[op]['p50_ms'], 0)} "
-                    f"p99 {_f(o[op]['p99_ms'], 0)} ms, "
+                    f"p99 {_f(o[op]['p99_ms'], 0)} ms (core mean {_f(o[op]['core_mean_ms'], 0)}, "
+                    f"model mean {_f(o[op]['inference_mean_ms'], 0)}), "
                     f"ok {o[op]['ok']} shed {o[op]['shed']} errors {o[op]['errors']}"
                     f"{' Retry-After ' + ','.join(o[op]['retry_after']) if o[op]['retry_after'] else ''}"
                     for op in ("embeddings", "search")
