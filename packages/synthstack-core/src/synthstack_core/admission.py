@@ -11,7 +11,7 @@ Why bound the running requests and not only the model: with every request admitt
 asyncio server interleaves them all (each stage of every request, the model's queue among them), so
 all of them finish near the end of a burst; a bounded number running, the rest waiting in order,
 finishes them in order, as gunicorn's pool of threads does for the Django backend (see
-``docs/benchmarks.md``, issue 13 load). The pipeline admits a request once it is authenticated,
+``docs/benchmarks.md``, "Load, overload and admission control"). The pipeline admits a request once it is authenticated,
 counted against its rate limit, parsed and validated: a client's mistake is a 4xx whatever the
 load, and costs no place.
 
