@@ -11,9 +11,9 @@ Why bound the running requests and not only the model: with every request admitt
 asyncio server interleaves them all (each stage of every request, the model's queue among them), so
 all of them finish near the end of a burst; a bounded number running, the rest waiting in order,
 finishes them in order, as gunicorn's pool of threads does for the Django backend (see
-``docs/benchmarks.md``, "Load, overload and admission control"). The pipeline admits a request once it is authenticated,
-counted against its rate limit, parsed and validated: a client's mistake is a 4xx whatever the
-load, and costs no place.
+``docs/benchmarks.md``, "Load, overload and admission control"). The pipeline admits a request
+once it is authenticated, counted against its rate limit, parsed and validated: a client's mistake
+is a 4xx whatever the load, and costs no place.
 
 The bound is per process and lives on the process's one event loop (both backends run the core on
 one loop per process).
