@@ -106,7 +106,17 @@ def _server_state(log_format: str) -> Iterator[tuple[Path, Path | None]]:
         yield metrics_dir, log_config
 
 
-def _server_command(args: argparse.Namespace, log_config: Path | None = None) -> list[str]:
+def django_threads(settings: Settings) -> int:
+    """Gunicorn threads per Django worker when ``--threads`` is not given: the requests the core
+    runs at once, plus the queue it keeps and one more (so that a request the core would refuse
+    reaches it instead of waiting unseen in gunicorn); 8 with the default settings."""
+    queued = settings.max_queued_requests
+    return settings.max_active_requests + (queued + 1 if queued else 0)
+
+
+def _server_command(
+    args: argparse.Namespace, log_config: Path | None = None, *, threads: int = 8
+) -> list[str]:
     if args.backend == "fastapi":
         return [
             sys.executable, "-m", "uvicorn", "synthstack_fastapi.asgi:app",
@@ -121,7 +131,7 @@ def _server_command(args: argparse.Namespace, log_config: Path | None = None) ->
     return [
         sys.executable, "-m", "gunicorn", "synthstack_django.wsgi:application",
         "--bind", f"{args.host}:{args.port}", "--workers", str(args.workers),
-        "--worker-class", "gthread", "--threads", str(args.threads),
+        "--worker-class", "gthread", "--threads", str(args.threads or threads),
         "--graceful-timeout", "10", "--timeout", "120",
         # 0 would lift the request-line cap: a 100 MB query string then held a worker at 75 %
         # CPU for a minute.
@@ -158,7 +168,8 @@ def _serve(args: argparse.Namespace) -> int:
         if args.backend == "django":
             _migrate_django(env)
         _say(f"serving {args.backend} on http://{args.host}:{args.port}", settings)
-        child = subprocess.Popen(_server_command(args, logs), env=env)
+        command = _server_command(args, logs, threads=django_threads(settings))
+        child = subprocess.Popen(command, env=env)
 
         def forward(signum: int, _: FrameType | None) -> None:
             child.send_signal(signum)
@@ -349,7 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--threads", type=int, default=8, help="threads per Django worker")
+    serve.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads per Django worker (default: SYNTHSTACK_MAX_ACTIVE_REQUESTS, plus "
+        "SYNTHSTACK_MAX_QUEUED_REQUESTS + 1 when the queue is bounded)",
+    )
     serve.set_defaults(run=_serve)
 
     worker = commands.add_parser("worker", help="run jobs (indexing asked for asynchronously)")

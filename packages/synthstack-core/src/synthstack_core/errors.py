@@ -44,6 +44,7 @@ __all__ = [
     "MethodNotAllowed",
     "ModelNotAvailable",
     "NotFound",
+    "Overloaded",
     "PayloadTooLarge",
     "PermissionDenied",
     "Problem",
@@ -246,6 +247,19 @@ class DependencyUnavailable(SynthStackError):
     status = 503
     code = "dependency_unavailable"
     title = "Service Unavailable"
+
+
+class Overloaded(SynthStackError):
+    """The process has as many requests running and waiting as it admits
+    (``SYNTHSTACK_MAX_ACTIVE_REQUESTS``, ``SYNTHSTACK_MAX_QUEUED_REQUESTS``): refused at once, to
+    be retried after ``Retry-After`` seconds (at least 1)."""
+
+    status = 503
+    code = "overloaded"
+    title = "Service Unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
 
 
 @dataclass

@@ -47,9 +47,11 @@ __all__ = [
     "JOB_STATUSES_COUNTED",
     "MODEL_INFERENCE",
     "MULTIPROCESS_DIR_VARIABLE",
+    "QUEUED",
     "RATE_LIMITED",
     "REQUESTS",
     "REQUEST_DURATION",
+    "SHED",
     "exposition",
     "jobs_by_status",
     "model_inference",
@@ -95,6 +97,18 @@ RATE_LIMITED = Counter(
     "Requests answered 429 `rate_limited` (a limit of this service, or a provider's 429 passed "
     "on), by operation.",
     ["operation_id"],
+)
+SHED = Counter(
+    "synthstack_http_shed_requests",
+    "Requests refused 503 `overloaded` because the queue of requests waiting for a place was full "
+    "(SYNTHSTACK_MAX_QUEUED_REQUESTS), by operation.",
+    ["operation_id"],
+)
+QUEUED = Gauge(
+    "synthstack_http_requests_queued",
+    "Requests waiting for a place to run (SYNTHSTACK_MAX_ACTIVE_REQUESTS are running), summed "
+    "over the workers.",
+    multiprocess_mode="livesum",
 )
 EMBEDDING_RUN_CALLERS = Histogram(
     "synthstack_embedding_shared_run_callers",

@@ -1,7 +1,8 @@
 """The request pipeline: one request of one operation, from :class:`HttpRequest` to
 :class:`HttpResponse`.
 
-Authentication, the rate limit, the body limit, parsing (JSON or a streamed form), validation, the
+Authentication, the rate limit, the body limit, parsing (JSON or a streamed form), validation,
+admission (a place to run, or a 503 when the queue is full: :mod:`synthstack_core.admission`), the
 handler, rendering and error translation, in that order, inside the observability step (metrics, the
 request's span and the access log; see ``docs/architecture.md``). Both adapters reach it through
 :meth:`SynthStack.handle <synthstack_core.service.SynthStack.handle>`.
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from synthstack_core import tracing
+from synthstack_core.admission import NEVER_SHED_TAGS, Admission
 from synthstack_core.errors import translate
 from synthstack_core.http import (
     HttpRequest,
@@ -61,6 +63,7 @@ class Pipeline:
         self.handlers = handlers
         self.rate_limiter = rate_limiter
         self.usage = usage
+        self.admission = Admission(settings.max_active_requests, settings.max_queued_requests)
 
     def body_limit(self, operation: Operation) -> int:
         """The most bytes ``operation`` accepts as its request body."""
@@ -113,8 +116,11 @@ class Pipeline:
             elif operation.request_model is not None:
                 check_json_body(request, self.body_limit(operation))
                 body = parse_json_body(operation.request_model, request.body, self.limits)
-            result = await self._call(operation, caller, body, params, request)
-            response = await self._render(operation, result, request_id, request.path)
+            if NEVER_SHED_TAGS.intersection(operation.tags):
+                response = await self._run(operation, caller, body, params, request, request_id)
+            else:  # a place to run, after waiting in the queue (or a 503 when it is full)
+                async with self.admission.admit(operation.operation_id):
+                    response = await self._run(operation, caller, body, params, request, request_id)
         except Exception as exc:
             response = error_response(translate(exc), request_id=request_id, path=request.path)
         finally:
@@ -123,6 +129,19 @@ class Pipeline:
         if counted is not None:  # every answer after the count says what is left
             response.headers.extend(counted.headers())
         return response
+
+    async def _run(
+        self,
+        operation: Operation,
+        caller: Principal | None,
+        body: Any,
+        params: Any,
+        request: HttpRequest,
+        request_id: str,
+    ) -> HttpResponse:
+        """The handler and its rendered answer (a stream: until its first event is ready)."""
+        result = await self._call(operation, caller, body, params, request)
+        return await self._render(operation, result, request_id, request.path)
 
     async def _rate_limit(
         self, operation: Operation, caller: Principal | None, headers: Mapping[str, str]

@@ -270,6 +270,22 @@ class Settings(BaseSettings):
         description="How often a process writes the usage it counted to PostgreSQL (a crash loses "
         "at most this much of its usage; a clean shutdown loses none).",
     )
+    max_active_requests: int = Field(
+        8,
+        ge=1,
+        le=10_000,
+        validation_alias=_env("SYNTHSTACK_MAX_ACTIVE_REQUESTS"),
+        description="Requests a process runs at once (the others wait in order); the probes and "
+        "`/metrics` do not count. 8 is the Django backend's threads per worker.",
+    )
+    max_queued_requests: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        validation_alias=_env("SYNTHSTACK_MAX_QUEUED_REQUESTS"),
+        description="Requests a process keeps waiting for a place; one more is refused at once "
+        "with 503 `overloaded` and `Retry-After`. 0 = unbounded (nothing refused).",
+    )
     bind_host: str = Field(
         "127.0.0.1",
         validation_alias=_env("SYNTHSTACK_HOST"),
