@@ -63,8 +63,8 @@ MAX_VECTOR_INDEX_DIMENSIONS = 2000
 #: ``HNSW_EF_CONSTRUCTION``: 0.71 at 100, 0.948 at 400, 0.965 at 500 (docs/benchmarks.md,
 #: "Retrieval at scale (lexical p95 and dense recall)"), about 3x the search time of 100. The
 #: service's value is ``SYNTHSTACK_HNSW_EF_SEARCH`` (default 100, as here): real embeddings need
-#: no more, and 500 made small collections' searches slower (the planner then prefers an exact
-#: scan); a deployment with large collections of near-equidistant vectors raises it.
+#: no more, and every dense search pays for the list; a deployment with large collections of
+#: near-equidistant vectors raises it.
 DEFAULT_EF_SEARCH = 100
 #: The HNSW graph's ``m`` and ``ef_construction`` (pgvector's defaults are 16 and 64): twice the
 #: links per node, and a wider search while building, so that clusters of near-equidistant
