@@ -161,7 +161,7 @@ class Settings(BaseSettings):
         ge=0,
         le=64,
         validation_alias=_env("SYNTHSTACK_EMBEDDING_THREADS"),
-        description="ONNX Runtime intra-op threads for the local model; 0 = one per core.",
+        description="Local model inference runs at once, one core each; 0 = one per core.",
     )
 
     # -- transcription (features/transcription.py) ----------------------------------------------

