@@ -12,40 +12,20 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from opentelemetry.util._once import Once
 
 from synthstack_core import tracing
 from tests.jobs.support import ASYNC, api_client, document, ended, wait_for
-
-
-def _reset_opentelemetry_globals() -> None:
-    """Forget the process's tracer provider (what OpenTelemetry's own test utilities do)."""
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
-    trace._TRACER_PROVIDER = None
-    trace._PROXY_TRACER_PROVIDER = trace.ProxyTracerProvider()
+from tests.tracing_support import in_memory_spans
 
 
 @pytest.fixture
 def exporter() -> Iterator[InMemorySpanExporter]:
     """The SDK, set up in this process, keeping every finished span in memory."""
-    assert not isinstance(trace.get_tracer_provider(), TracerProvider), "set up elsewhere"
-    kept = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(kept))
-    trace.set_tracer_provider(provider)
-    try:
+    with in_memory_spans() as kept:
         yield kept
-    finally:
-        provider.shutdown()
-        _reset_opentelemetry_globals()
-        SQLAlchemyInstrumentor().uninstrument()
-        assert tracing.configure_tracing() is False
 
 
 def _descendants(spans: list[ReadableSpan], root: ReadableSpan) -> list[ReadableSpan]:

@@ -20,45 +20,26 @@ from typing import Any
 import httpx
 import pytest
 from opentelemetry import trace
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
-from opentelemetry.util._once import Once
 
 from synthstack_core import tracing
 from synthstack_core.logs import ACCESS_LOGGER, JsonLogFormatter, TextWithTraceIds
 from synthstack_testing import OpenAIStub
 from tests.parity.conftest import AUTH, rebuilt_clients
+from tests.tracing_support import in_memory_spans
 
 BACKENDS = ("fastapi", "django")
 OPENAI_EMBEDDING = "text-embedding-3-small"
 OPENAI_CHAT = "gpt-4o-mini"
 
 
-def _reset_opentelemetry_globals() -> None:
-    """Forget the process's tracer provider (what OpenTelemetry's own test utilities do)."""
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
-    trace._TRACER_PROVIDER = None
-    trace._PROXY_TRACER_PROVIDER = trace.ProxyTracerProvider()
-
-
 @pytest.fixture(scope="module")
 def exporter() -> Iterator[InMemorySpanExporter]:
     """The SDK, set up in this process, keeping every finished span in memory."""
-    assert not isinstance(trace.get_tracer_provider(), TracerProvider), "set up elsewhere"
-    kept = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(kept))
-    trace.set_tracer_provider(provider)
-    try:
+    with in_memory_spans() as kept:
         yield kept
-    finally:
-        provider.shutdown()
-        _reset_opentelemetry_globals()
-        SQLAlchemyInstrumentor().uninstrument()
-        assert tracing.configure_tracing() is False
 
 
 @pytest.fixture(scope="module")
